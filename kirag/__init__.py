@@ -1,0 +1,47 @@
+"""kirag: retrieval, Rank1-style reasoning reranking and knowledge-triple iterative RAG.
+
+The light names (types, readers, model resolution) import at once; the heavy components
+(retrievers, rerankers, engines, KiRAG) are imported on first use, so `import kirag` is fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+from kirag.errors import InputError, KiragError, MissingExtraError, ModelNotFoundError
+from kirag.io.corpus import read_corpus
+from kirag.io.qrels import read_qrels
+from kirag.io.topics import read_topics
+from kirag.models import resolve_model
+from kirag.types import Document, Hit, Query
+
+# public name -> module that defines it (imported lazily)
+_LAZY: dict[str, str] = {
+    "DocStore": "kirag.io.docstore",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'kirag' has no attribute {name!r}")
+
+
+__all__ = [
+    "Document",
+    "Hit",
+    "InputError",
+    "KiragError",
+    "MissingExtraError",
+    "ModelNotFoundError",
+    "Query",
+    "__version__",
+    "read_corpus",
+    "read_qrels",
+    "read_topics",
+    "resolve_model",
+    *_LAZY,
+]

@@ -1,0 +1,39 @@
+"""Errors kirag raises on purpose: each one says what went wrong and what to do about it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class KiragError(Exception):
+    """Base class of kirag's own errors (the CLI prints these without a traceback)."""
+
+
+class InputError(KiragError, ValueError):
+    """Bad user input: a malformed file, a duplicate id, an unknown query id...
+
+    When the problem sits on a line of a file, the message starts with `path:line:` so editors
+    and terminals can jump to it.
+    """
+
+    def __init__(self, message: str, path: str | Path | None = None, line: int | None = None):
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.reason = message
+        where = ""
+        if self.path is not None:
+            where = f"{self.path}:{line}: " if line is not None else f"{self.path}: "
+        super().__init__(where + message)
+
+
+class MissingExtraError(KiragError, ImportError):
+    """An optional dependency is not installed; the message names the pip extra."""
+
+
+class ModelNotFoundError(KiragError, FileNotFoundError):
+    """A model could not be found offline; the message names the package to install or the path
+    to pass."""
+
+
+class IndexLoadError(KiragError):
+    """An index folder is missing, partial, or was built for something else."""
