@@ -21,6 +21,14 @@ from kirag.types import Document, Hit, Query
 # public name -> module that defines it (imported lazily)
 _LAZY: dict[str, str] = {
     "DocStore": "kirag.io.docstore",
+    "BM25Retriever": "kirag.retrieval.bm25",
+    "DenseRetriever": "kirag.retrieval.dense",
+    "HybridRetriever": "kirag.retrieval.hybrid",
+    "load_retriever": "kirag.retrieval.factory",
+    "load_engine": "kirag.llm.factory",
+    "Rank1Reranker": "kirag.rerank.rank1",
+    "CrossEncoderReranker": "kirag.rerank.cross_encoder",
+    "KiRAG": "kirag.pipeline",
 }
 
 

@@ -1,19 +1,60 @@
-"""`kirag bench`: run the benchmarks (retrieval, eval, rerank, kirag)."""
+"""`kirag bench NAME`: the benchmarks. Each lives beside the code it measures, in a module with
+`add_arguments(parser)` and `run(args) -> dict`; results print as JSON and are written with the
+run's configuration when `--output` is given. Ratios are against baselines measured in the same
+run, never against numbers from elsewhere."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
 
-from kirag.cli.common import add_command
-from kirag.errors import KiragError
+from kirag.cli.common import add_command, add_seed
+
+# benchmark name -> module defining add_arguments(parser) and run(args) -> dict
+BENCHMARKS = {
+    "retrieval": "kirag.retrieval.bench",
+    "eval": "kirag.eval.bench",
+    "rerank": "kirag.rerank.bench",
+    "kirag": "kirag.bench",
+}
+
+HELP = {
+    "retrieval": "BM25 backends vs raw bm25s vs Lucene; dense encoding; FAISS Flat vs HNSW",
+    "eval": "evaluating a dev-small-shaped run vs calling pytrec_eval directly",
+    "rerank": "Rank1 scoring: engines and precisions, thinking budgets, batching and prefix reuse",
+    "kirag": "triple extraction speed, questions/min and LLM calls of KiRAG vs baselines",
+}
 
 
 def register(subparsers) -> None:
     parser = add_command(
-        subparsers, "bench", help="run the benchmarks (retrieval, eval, rerank, kirag)"
+        subparsers, "bench", help="run a benchmark (retrieval, eval, rerank, kirag)"
     )
-    parser.set_defaults(func=run)
+    names = parser.add_subparsers(dest="benchmark", metavar="NAME", required=True)
+    for name, module_name in BENCHMARKS.items():
+        sub = add_command(names, name, help=HELP[name])
+        sub.add_argument("--output", help="write the results JSON here (config written beside it)")
+        add_seed(sub)
+        sub.set_defaults(func=run, bench_module=module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue  # a benchmark whose module is missing still lists, and says so when run
+        module.add_arguments(sub)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise KiragError("`kirag bench` is not built yet (issue 3)")
+    from kirag.atomic import write_json
+    from kirag.runconfig import RunConfig
+    from kirag.seeding import set_seed
+
+    set_seed(args.seed)
+    module = importlib.import_module(args.bench_module)
+    results = module.run(args)
+    print(json.dumps(results, indent=2, default=str))
+    if args.output:
+        write_json(args.output, results)
+        settings = {k: v for k, v in vars(args).items() if k != "func"}
+        RunConfig(f"bench {args.benchmark}", settings, results=results).write(args.output)
+    return 0
