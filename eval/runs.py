@@ -4,8 +4,10 @@ reranking, evaluation and submission."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -81,9 +83,13 @@ PARSERS = {"trec": _parse_trec, "msmarco": _parse_msmarco, "jsonl": _parse_jsonl
 
 
 def read_run(
-    path: str | Path, format: RunFormat | Literal["auto"] = "auto", on_error: OnError = "raise"
+    path: str | Path,
+    format: RunFormat | Literal["auto"] = "auto",
+    on_error: OnError = "raise",
+    sort: bool = True,
 ) -> Run:
-    """Read a run into {qid: hits sorted by rank}. Queries keep their first-seen order."""
+    """Read a run into {qid: hits sorted by rank} (file order with `sort=False`, for
+    validation). Queries keep their first-seen order."""
     fmt = format_from_path(path) if format == "auto" else format
     if fmt == "trec" and format == "auto":
         fmt = _sniff(path)
@@ -92,8 +98,67 @@ def read_run(
     for rows in read_records(path, PARSERS[fmt], on_error, report):
         for qid, hit in rows:
             run.setdefault(qid, []).append(hit)
-    for hits in run.values():
-        hits.sort(key=lambda h: h.rank)
+    if sort:
+        for hits in run.values():
+            hits.sort(key=lambda h: h.rank)
+    return run
+
+
+def read_run_scores(
+    path: str | Path,
+    format: RunFormat | Literal["auto"] = "auto",
+    value: Literal["score", "rank"] = "score",
+) -> dict[str, dict[str, float]]:
+    """A run as {qid: {docid: score}} ({docid: rank} with `value="rank"`): the fast path for
+    evaluation (trec_eval's input), with no Hit objects. A document ranked twice for a query is
+    an error naming the line."""
+    fmt = format_from_path(path) if format == "auto" else format
+    if fmt == "trec" and format == "auto":
+        fmt = _sniff(path)
+    if fmt == "jsonl":
+        return {
+            qid: {h.doc_id: float(h.rank if value == "rank" else h.score) for h in hits}
+            for qid, hits in read_run(path, "jsonl").items()
+        }
+    score_column = {("trec", "score"): 4, ("trec", "rank"): 3, ("msmarco", "rank"): 2}.get(
+        (fmt, value)
+    )
+    run: dict[str, dict[str, float]] = {}
+    columns = 6 if fmt == "trec" else None
+    with open_binary(path) as fh:
+        for lineno, raw in enumerate(fh, 1):
+            parts = raw.split()
+            if not parts:
+                continue
+            try:
+                if columns == 6:
+                    if len(parts) != 6:
+                        raise ValueError(
+                            f"expected 6 columns (qid Q0 docid rank score tag), found {len(parts)}"
+                        )
+                    qid, docid, score = (
+                        parts[0].decode(),
+                        parts[2].decode(),
+                        float(parts[score_column]),
+                    )
+                else:
+                    if len(parts) not in (3, 4):
+                        raise ValueError(
+                            f"expected 3 columns (qid, pid, rank) or 4, found {len(parts)}"
+                        )
+                    qid, docid = parts[0].decode(), parts[1].decode()
+                    if score_column is not None:
+                        score = float(int(parts[score_column]))
+                    else:
+                        score = float(parts[3]) if len(parts) == 4 else -float(int(parts[2]))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise InputError(str(exc), path, lineno) from None
+            docs = run.get(qid)
+            if docs is None:
+                docs = run[qid] = {}
+            if docid in docs:
+                raise InputError(f"query {qid!r} ranks document {docid!r} twice", path, lineno)
+            docs[docid] = score
     return run
 
 
@@ -144,3 +209,103 @@ def write_run(
             for line in format_run_lines(qid, hits, fmt, tag):
                 fh.write(line + "\n")
     return Path(path)
+
+
+@dataclass
+class RunProblem:
+    severity: Literal["error", "warning"]
+    qid: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"query {self.qid!r}: " if self.qid is not None else ""
+        return f"{self.severity}: {where}{self.message}"
+
+
+@dataclass
+class RunValidation:
+    """The problems found in a run; `ok` when there is no error (warnings allowed)."""
+
+    problems: list[RunProblem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[RunProblem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[RunProblem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def raise_if_invalid(self, what: str = "run") -> None:
+        if self.errors:
+            shown = "; ".join(str(p) for p in self.errors[:5])
+            more = f" (and {len(self.errors) - 5} more)" if len(self.errors) > 5 else ""
+            raise InputError(f"invalid {what}: {shown}{more}")
+
+
+def validate_run(
+    run: Mapping[str, Sequence[Hit]],
+    topics: Iterable[str] | None = None,
+    max_hits: int | None = None,
+    require_all_topics: bool = False,
+) -> RunValidation:
+    """Check a run (hits in file order): duplicate documents per query, ranks that are not
+    1, 2, 3... in order, scores that do not fall as ranks rise (trec_eval would reorder them),
+    tied scores (trec_eval breaks ties by document id), queries unknown to the topics, topics
+    without results, and more than `max_hits` hits per query."""
+    report = RunValidation()
+    add = report.problems.append
+    known = set(topics) if topics is not None else None
+    for qid, hits in run.items():
+        if known is not None and qid not in known:
+            add(RunProblem("error", qid, "not in the topics (unknown query id)"))
+        if max_hits is not None and len(hits) > max_hits:
+            add(RunProblem("error", qid, f"{len(hits)} hits, more than the {max_hits} allowed"))
+        seen: set[str] = set()
+        for hit in hits:
+            if hit.doc_id in seen:
+                add(RunProblem("error", qid, f"document {hit.doc_id!r} ranked more than once"))
+                break
+            seen.add(hit.doc_id)
+        ranks = [h.rank for h in hits]
+        if ranks != list(range(1, len(hits) + 1)):
+            add(
+                RunProblem(
+                    "error",
+                    qid,
+                    "ranks are not 1, 2, 3, ... in file order (non-monotone or with gaps)",
+                )
+            )
+        scores = [h.score for h in hits]
+        if any(later > earlier for earlier, later in itertools.pairwise(scores)):
+            add(
+                RunProblem(
+                    "error",
+                    qid,
+                    "scores rise as ranks rise: trec_eval orders by score and would reorder this ranking",
+                )
+            )
+        ties = len(scores) - len(set(scores))
+        if ties:
+            add(
+                RunProblem(
+                    "warning",
+                    qid,
+                    f"{ties} tied scores: trec_eval breaks ties by document id (descending)",
+                )
+            )
+    if known is not None:
+        missing = [q for q in known if q not in run]
+        if missing:
+            add(
+                RunProblem(
+                    "error" if require_all_topics else "warning",
+                    None,
+                    f"{len(missing)} topics have no results (e.g. {missing[0]!r})",
+                )
+            )
+    return report

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from kirag.errors import OutputExistsError
+
 TMP_MARK = ".kirag-tmp-"
 
 
@@ -54,7 +56,7 @@ def atomic_directory(path: str | Path, overwrite: bool = False) -> Iterator[Path
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass overwrite=True (CLI: --overwrite)")
+        raise OutputExistsError(f"{path} already exists; pass overwrite=True (CLI: --overwrite)")
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}{TMP_MARK}*"):
         shutil.rmtree(stale, ignore_errors=True)

@@ -37,3 +37,7 @@ class ModelNotFoundError(KiragError, FileNotFoundError):
 
 class IndexLoadError(KiragError):
     """An index folder is missing, partial, or was built for something else."""
+
+
+class OutputExistsError(KiragError, FileExistsError):
+    """An output (index folder, run file) already exists and overwriting was not asked for."""

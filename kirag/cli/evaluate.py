@@ -1,17 +1,166 @@
-"""`kirag eval`: evaluate runs or answers against judgments."""
+"""`kirag eval`: evaluate runs against judgments (ranking) or answers against a QA dataset."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from kirag.cli.common import add_command
-from kirag.errors import KiragError
+from kirag.cli.common import add_command, add_on_error, on_error
+
+EPILOG = """\
+examples:
+  kirag eval --run bm25.trec --qrels qrels.dl19-passage.txt --preset dl
+  kirag eval --run bm25.trec --run rerank.trec --qrels qrels.txt --metrics nDCG@10 MRR@10 --plot diff.png
+  kirag eval --run run.tsv --qrels qrels.dev.small.tsv --preset msmarco
+  kirag eval --predictions preds.json --questions hotpot_dev_distractor_v1.json
+presets: dl = nDCG@10, MAP, R@1000 with binary relevance at grade >= 2 (TREC DL passage);
+         msmarco = MRR@10 as the official MS MARCO script computes it, R@1000;
+         beir = nDCG@10, R@100.
+"""
+
+PRESETS = {
+    "dl": {"metrics": ["nDCG@10", "MAP", "R@1000"], "rel_level": 2},
+    "msmarco": {"metrics": ["MRR@10", "R@1000"], "rel_level": None},
+    "beir": {"metrics": ["nDCG@10", "R@100"], "rel_level": None},
+}
 
 
 def register(subparsers) -> None:
-    parser = add_command(subparsers, "eval", help="evaluate runs or answers against judgments")
+    parser = add_command(
+        subparsers, "eval", help="evaluate runs or answers against judgments", epilog=EPILOG
+    )
+    parser.add_argument(
+        "--run",
+        action="append",
+        help="run file (TREC, MS MARCO TSV or JSONL); repeat to compare, the first is the baseline",
+    )
+    parser.add_argument("--qrels", help="judgments (TREC qrels or BEIR TSV)")
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        help="metrics, e.g. MRR@10 nDCG@10 MAP R@1000 P@10 (default: the preset's)",
+    )
+    parser.add_argument("--preset", choices=list(PRESETS), help="metric conventions of a benchmark")
+    parser.add_argument(
+        "--rel-level", type=int, help="grade from which binary metrics count a document relevant"
+    )
+    parser.add_argument(
+        "--predictions", help="QA predictions (HotpotQA/2Wiki JSON, MuSiQue JSONL) to score"
+    )
+    parser.add_argument("--questions", help="the QA dataset file the predictions answer")
+    parser.add_argument(
+        "--target",
+        choices=["auto", "hotpotqa", "2wikimultihopqa", "musique"],
+        default="auto",
+        help="prediction format (auto: from the dataset)",
+    )
+    parser.add_argument("--per-query", help="write per-query values as JSON here")
+    parser.add_argument("--output", help="write the results (aggregates, comparisons) as JSON here")
+    parser.add_argument(
+        "--plot", help="PNG of per-query differences of the first metric between the first two runs"
+    )
+    parser.add_argument("--trials", type=int, default=10_000, help="randomisation-test trials")
+    add_on_error(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise KiragError("`kirag eval` is not built yet (issue 4)")
+    from kirag.errors import KiragError
+
+    if args.predictions:
+        if not args.questions:
+            raise KiragError("--predictions needs --questions (the dataset file)")
+        results = _evaluate_qa(args)
+    elif args.run and args.qrels:
+        results = _evaluate_runs(args)
+    else:
+        raise KiragError("give --run and --qrels (ranking) or --predictions and --questions (QA)")
+    output = args.output or args.per_query
+    if args.output:
+        from kirag.atomic import write_json
+
+        write_json(args.output, {k: v for k, v in results.items() if k != "per_query"})
+    if args.per_query:
+        from kirag.atomic import write_json
+
+        write_json(args.per_query, results.get("per_query", {}))
+    if output:
+        from kirag.runconfig import RunConfig
+
+        settings = {k: v for k, v in vars(args).items() if k != "func"}
+        RunConfig(
+            "eval",
+            settings,
+            results={k: v for k, v in results.items() if k in ("aggregate", "comparisons")},
+        ).write(output)
+    return 0
+
+
+def _evaluate_runs(args: argparse.Namespace) -> dict:
+    from kirag.eval.metrics import EvalResult, evaluate, msmarco_mrr10
+    from kirag.eval.report import comparisons, metrics_table, plot_differences
+    from kirag.eval.runs import read_run_scores
+    from kirag.io.qrels import read_qrels
+
+    preset = PRESETS.get(args.preset or "", {})
+    metrics = args.metrics or preset.get("metrics") or ["nDCG@10", "MRR@10", "MAP", "R@1000"]
+    rel_level = args.rel_level if args.rel_level is not None else preset.get("rel_level")
+    qrels = read_qrels(args.qrels, on_error=on_error(args))
+    official_mrr = args.preset == "msmarco"
+    results = {}
+    for path in args.run:
+        scores = read_run_scores(path)
+        trec_metrics = [m for m in metrics if not (official_mrr and m.upper() == "MRR@10")]
+        result = evaluate(scores, qrels, trec_metrics, rel_level=rel_level) if trec_metrics else EvalResult({}, {}, len(set(scores) & set(qrels)))
+        if official_mrr and any(m.upper() == "MRR@10" for m in metrics):
+            del scores
+            value, per_query = msmarco_mrr10(read_run_scores(path, value="rank"), qrels)
+            result.aggregate = {"MRR@10": value, **result.aggregate}
+            for qid, rr in per_query.items():
+                result.per_query.setdefault(qid, {})["MRR@10"] = rr
+        results[_label(path, results)] = result
+    print(metrics_table(results, trials=args.trials))
+    if args.plot:
+        if len(results) < 2:
+            from kirag.errors import KiragError
+
+            raise KiragError("--plot needs two runs (--run A --run B)")
+        names = list(results)[:2]
+        metric = next(iter(results[names[0]].aggregate))
+        plot_differences(results[names[0]], results[names[1]], metric, args.plot, labels=names)
+        print(f"wrote {args.plot}")
+    return {
+        "aggregate": {name: r.aggregate for name, r in results.items()},
+        "queries": {name: r.queries for name, r in results.items()},
+        "comparisons": comparisons(results, trials=args.trials) if len(results) > 1 else [],
+        "per_query": {name: r.per_query for name, r in results.items()},
+    }
+
+
+def _label(path: str, taken: dict) -> str:
+    label = Path(path).name
+    return label if label not in taken else f"{label}#{len(taken)}"
+
+
+def _evaluate_qa(args: argparse.Namespace) -> dict:
+    from kirag.eval.datasets import detect_qa_format, load_questions
+    from kirag.eval.qa_eval import evaluate_predictions
+    from kirag.eval.submission import read_qa_predictions
+
+    examples = load_questions(args.questions)
+    target = args.target if args.target != "auto" else detect_qa_format(Path(args.questions))
+    if target == "kirag":
+        target = "hotpotqa"
+    predictions = read_qa_predictions(target, args.predictions)
+    result = evaluate_predictions(predictions, examples)
+    width = max(len(k) for k in result["aggregate"])
+    for metric, value in result["aggregate"].items():
+        print(f"{metric:<{width}}  {value:.4f}")
+    print(
+        f"questions: {result['questions']}, missing predictions: {len(result['missing_predictions'])}"
+    )
+    return {
+        "aggregate": result["aggregate"],
+        "per_query": result["per_question"],
+        "missing_predictions": result["missing_predictions"],
+    }

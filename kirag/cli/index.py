@@ -1,19 +1,214 @@
-"""`kirag index`: build an index (bm25, dense, triples) from a corpus."""
+"""`kirag index KIND`: build an index folder from a corpus (bm25, dense, triples).
+
+Each kind is one function pair (arguments + build) registered in KINDS. Every build is atomic
+(a temporary folder renamed at the end) and writes its resolved configuration inside the index.
+"""
 
 from __future__ import annotations
 
 import argparse
+import time
 
-from kirag.cli.common import add_command
-from kirag.errors import KiragError
+from kirag.cli.common import add_command, add_on_error, add_seed, on_error
+
+EPILOG = """\
+examples:
+  kirag index bm25 --corpus enwiki-sample --index indexes/enwiki-bm25
+  kirag index bm25 --corpus collection.tsv --index indexes/msmarco-lucene --backend lucene --threads 2
+  kirag index dense --corpus corpus.jsonl --index indexes/beir-dense --index-type hnsw
+  kirag index triples --corpus enwiki-sample --index indexes/enwiki-triples --extractor spacy
+"""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--corpus",
+        required=True,
+        help="corpus file or folder (JSONL, BEIR, MS MARCO TSV; .gz ok), or a bundled corpus name (enwiki-sample)",
+    )
+    parser.add_argument("--index", required=True, help="index folder to create (e.g. indexes/NAME)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing index folder")
+    add_on_error(parser)
+    add_seed(parser)
+
+
+def _bm25_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        default="bm25s",
+        choices=["bm25s", "lucene"],
+        help="bm25s (embedded) or lucene (pyserini; the lucene extra)",
+    )
+    parser.add_argument("--k1", type=float, default=0.9, help="BM25 k1 (Anserini default)")
+    parser.add_argument("--b", type=float, default=0.4, help="BM25 b (Anserini default)")
+    parser.add_argument(
+        "--stemmer",
+        default="porter",
+        help="PyStemmer algorithm for bm25s (porter matches Lucene; 'none' to disable)",
+    )
+    parser.add_argument(
+        "--stopwords", default="lucene", help="'lucene' (Lucene's 33 English stopwords) or 'none'"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="indexing threads (Lucene)")
+
+
+def _build_bm25(args: argparse.Namespace) -> dict:
+    from kirag.retrieval.bm25 import BM25Retriever
+
+    retriever = BM25Retriever.build(
+        args.corpus,
+        args.index,
+        backend=args.backend,
+        k1=args.k1,
+        b=args.b,
+        stemmer=None if args.stemmer == "none" else args.stemmer,
+        stopwords=None if args.stopwords == "none" else args.stopwords,
+        threads=args.threads,
+        overwrite=args.overwrite,
+        on_error=on_error(args),
+    )
+    return {"documents": len(retriever.docstore), "backend": args.backend}
+
+
+def _dense_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        default="minilm",
+        help="sentence-transformers model: short name, local path or hub id",
+    )
+    parser.add_argument(
+        "--index-type", default="flat", choices=["flat", "hnsw", "ivfpq"], help="FAISS index type"
+    )
+    parser.add_argument("--batch-size", type=int, default=32, help="encoding batch size")
+    parser.add_argument(
+        "--shard-size",
+        type=int,
+        default=8192,
+        help="passages per on-disk embedding shard (resume unit)",
+    )
+    parser.add_argument(
+        "--device", default=None, help="torch device (default: cuda when available, else cpu)"
+    )
+
+
+def _build_dense(args: argparse.Namespace) -> dict:
+    from kirag.retrieval.dense import DenseRetriever
+
+    retriever = DenseRetriever.build(
+        args.corpus,
+        args.index,
+        model=args.model,
+        index_type=args.index_type,
+        batch_size=args.batch_size,
+        shard_size=args.shard_size,
+        device=args.device,
+        overwrite=args.overwrite,
+        on_error=on_error(args),
+    )
+    return {"documents": len(retriever.docstore), "encoder": retriever.encoder.config()}
+
+
+def _triples_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--extractor",
+        default="spacy",
+        choices=["spacy", "llm"],
+        help="spacy: dependency parse, no LLM (offline default); llm: prompted LLM (the reference)",
+    )
+    parser.add_argument(
+        "--model",
+        default="smollm2-135m",
+        help="LLM for --extractor llm (short name, .gguf or HF folder, hub id)",
+    )
+    parser.add_argument(
+        "--engine",
+        default="auto",
+        help="LLM engine for --extractor llm (auto, transformers, llamacpp, vllm)",
+    )
+    parser.add_argument(
+        "--encoder", default="minilm", help="sentence-transformers model that embeds the triples"
+    )
+    parser.add_argument(
+        "--index-type",
+        default="flat",
+        choices=["flat", "hnsw", "ivfpq"],
+        help="FAISS index type for the triples",
+    )
+    parser.add_argument(
+        "--cache",
+        default=None,
+        help="extraction cache (SQLite); default: indexes/.extraction-cache.sqlite beside the index",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=16,
+        help="documents per extraction batch (the resume unit)",
+    )
+    parser.add_argument(
+        "--no-bm25",
+        action="store_true",
+        help="do not build the BM25 document index used for candidate expansion",
+    )
+
+
+def _build_triples(args: argparse.Namespace) -> dict:
+    from kirag.triple_index import build_from_corpus
+
+    stats = build_from_corpus(
+        args.corpus,
+        args.index,
+        extractor=args.extractor,
+        extractor_options={"model": args.model, "engine_name": args.engine}
+        if args.extractor == "llm"
+        else {},
+        encoder=args.encoder,
+        index_type=args.index_type,
+        cache=args.cache,
+        batch_size=args.batch_size,
+        with_bm25=not args.no_bm25,
+        overwrite=args.overwrite,
+        on_error=on_error(args),
+    )
+    return stats
+
+
+# kind -> (help, add arguments, build)
+KINDS = {
+    "bm25": ("BM25 index (bm25s or Lucene)", _bm25_arguments, _build_bm25),
+    "dense": ("dense index (sentence-transformers + FAISS)", _dense_arguments, _build_dense),
+    "triples": (
+        "KiRAG triple index (triples + FAISS + entity graph)",
+        _triples_arguments,
+        _build_triples,
+    ),
+}
 
 
 def register(subparsers) -> None:
     parser = add_command(
-        subparsers, "index", help="build an index (bm25, dense, triples) from a corpus"
+        subparsers,
+        "index",
+        help="build an index (bm25, dense, triples) from a corpus",
+        epilog=EPILOG,
     )
-    parser.set_defaults(func=run)
+    kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
+    for name, (help_text, add_arguments, _) in KINDS.items():
+        sub = add_command(kinds, name, help=help_text)
+        _common(sub)
+        add_arguments(sub)
+        sub.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise KiragError("`kirag index` is not built yet (issue 3)")
+    from kirag.runconfig import RunConfig
+    from kirag.seeding import set_seed
+
+    set_seed(args.seed)
+    started = time.perf_counter()
+    results = KINDS[args.kind][2](args)
+    results["seconds"] = round(time.perf_counter() - started, 3)
+    settings = {k: v for k, v in vars(args).items() if k != "func"}
+    RunConfig(f"index {args.kind}", settings, results=results).write(args.index)
+    print(f"built {args.kind} index {args.index}: {results}")
+    return 0

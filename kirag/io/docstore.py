@@ -10,6 +10,8 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from kirag.errors import IndexLoadError, InputError
 from kirag.types import Document
 
@@ -45,6 +47,7 @@ class DocStore:
             raise IndexLoadError(f"{self.path}: document store is incomplete (interrupted build)")
         self.fingerprint = meta["fingerprint"]
         self._len = int(meta["count"])
+        self._ids: np.ndarray | None = None
 
     @classmethod
     def build(cls, path: str | Path, documents: Iterable[Document]) -> DocStore:

@@ -1,0 +1,107 @@
+"""Question-answering metrics with the official HotpotQA / SQuAD rules: answer normalisation,
+exact match and token F1 (maximum over gold aliases), supporting-fact metrics and the joint
+metrics of HotpotQA, and supporting-document recall / precision for multi-hop retrieval."""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCTUATION = set(string.punctuation)
+SPECIAL_ANSWERS = ("yes", "no", "noanswer")
+
+
+def normalize_answer(text: str) -> str:
+    """Lower case, punctuation removed, articles (a, an, the) removed, whitespace collapsed."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True, slots=True)
+class F1:
+    f1: float
+    precision: float
+    recall: float
+
+
+def token_f1_prf(prediction: str, gold: str) -> F1:
+    """HotpotQA's f1_score: token overlap of the normalised strings; "yes", "no" and "noanswer"
+    only score when both sides are the same special answer."""
+    pred, truth = normalize_answer(prediction), normalize_answer(gold)
+    if (pred in SPECIAL_ANSWERS or truth in SPECIAL_ANSWERS) and pred != truth:
+        return F1(0.0, 0.0, 0.0)
+    pred_tokens, truth_tokens = pred.split(), truth.split()
+    same = sum((Counter(pred_tokens) & Counter(truth_tokens)).values())
+    if same == 0:
+        return F1(0.0, 0.0, 0.0)
+    precision, recall = same / len(pred_tokens), same / len(truth_tokens)
+    return F1(2 * precision * recall / (precision + recall), precision, recall)
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    return token_f1_prf(prediction, gold).f1
+
+
+def _golds(golds: str | Iterable[str]) -> list[str]:
+    golds = [golds] if isinstance(golds, str) else list(golds)
+    if not golds:
+        raise ValueError("no gold answers given")
+    return golds
+
+
+def exact_match(prediction: str, golds: str | Iterable[str]) -> float:
+    """1.0 when the normalised prediction equals a normalised gold answer (any alias)."""
+    pred = normalize_answer(prediction or "")
+    return float(any(pred == normalize_answer(g) for g in _golds(golds)))
+
+
+def f1_score(prediction: str, golds: str | Iterable[str]) -> float:
+    """Token F1 against the best-matching gold alias."""
+    return max(token_f1(prediction or "", g) for g in _golds(golds))
+
+
+@dataclass(frozen=True, slots=True)
+class SetScores:
+    em: float
+    f1: float
+    precision: float
+    recall: float
+
+
+def supporting_fact_scores(predicted: Iterable[Sequence], gold: Iterable[Sequence]) -> SetScores:
+    """HotpotQA's update_sp: set precision / recall / F1 of (title, sentence id) pairs; EM when
+    the sets are equal."""
+    pred_set, gold_set = {tuple(p) for p in predicted}, {tuple(g) for g in gold}
+    tp = len(pred_set & gold_set)
+    fp, fn = len(pred_set - gold_set), len(gold_set - pred_set)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return SetScores(float(fp + fn == 0), f1, precision, recall)
+
+
+def joint_scores(answer: F1, answer_em: float, sp: SetScores) -> SetScores:
+    """HotpotQA's joint metrics: products of answer and supporting-fact precision/recall."""
+    precision, recall = answer.precision * sp.precision, answer.recall * sp.recall
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return SetScores(answer_em * sp.em, f1, precision, recall)
+
+
+def support_recall(ranked_ids: Sequence[str], gold_ids: Iterable[str], k: int) -> float:
+    """Fraction of the gold supporting documents found in the top `k`."""
+    gold = set(gold_ids)
+    if not gold:
+        raise ValueError("no gold supporting documents given")
+    return len(gold & set(ranked_ids[:k])) / len(gold)
+
+
+def support_precision(ranked_ids: Sequence[str], gold_ids: Iterable[str], k: int) -> float:
+    """Fraction of the top `k` that are gold supporting documents."""
+    top = ranked_ids[:k]
+    return len(set(gold_ids) & set(top)) / k if k else 0.0

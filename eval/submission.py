@@ -1,0 +1,384 @@
+"""Leaderboard submissions: writers that produce exactly the files each target expects and
+refuse invalid input, and validators that check existing files against the same rules.
+
+Targets: MS MARCO passage ranking (submissions/yyyymmdd-name/{dev,eval}.txt.bz2 and
+submissions/yyyymmdd-name-metadata.json), TREC-style runs (TREC DL, BEIR), HotpotQA and
+2WikiMultiHopQA prediction JSON, MuSiQue prediction JSONL.
+"""
+
+from __future__ import annotations
+
+import bz2
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kirag.eval.runs import read_run, validate_run
+
+from kirag.atomic import atomic_write
+from kirag.errors import InputError
+from kirag.types import Hit
+
+MSMARCO_TYPES = ("full ranking", "reranking")
+MSMARCO_DEPTH = 10
+SUBMISSION_ID = re.compile(r"^\d{8}-[a-z0-9][a-z0-9-]*$")
+TREC_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,19}$")
+
+
+# ---------------------------------------------------------------- MS MARCO passage ranking
+
+
+@dataclass
+class MSMarcoMetadata:
+    team: str
+    model_description: str
+    type: str
+    paper: str = ""
+    code: str = ""
+
+    def validate(self) -> None:
+        if not self.team.strip():
+            raise InputError("metadata: team must not be empty")
+        if not self.model_description.strip():
+            raise InputError("metadata: model_description must not be empty")
+        if self.type not in MSMARCO_TYPES:
+            raise InputError(f"metadata: type must be one of {MSMARCO_TYPES}, not {self.type!r}")
+        for name in ("paper", "code"):
+            value = getattr(self, name)
+            if value and not value.startswith(("http://", "https://")):
+                raise InputError(f"metadata: {name} must be a URL or empty, not {value!r}")
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "team": self.team,
+            "model_description": self.model_description,
+            "paper": self.paper,
+            "code": self.code,
+            "type": self.type,
+        }
+
+
+def submission_id(name: str, date: dt.date | None = None) -> str:
+    """yyyymmdd-name, the leaderboard's permanent id (lower case letters, digits, dashes)."""
+    date = date or dt.date.today()
+    slug = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+    sid = f"{date:%Y%m%d}-{slug}"
+    if not SUBMISSION_ID.match(sid):
+        raise InputError(f"submission name {name!r} gives an invalid id {sid!r}")
+    return sid
+
+
+def _msmarco_lines(
+    run: Mapping[str, Sequence[Hit]], queries: Iterable[str], what: str
+) -> list[str]:
+    queries = list(queries)
+    validation = validate_run(
+        {q: sorted(h, key=lambda x: x.rank) for q, h in run.items()},
+        topics=queries,
+        require_all_topics=True,
+    )
+    validation.raise_if_invalid(f"{what} run")
+    lines = []
+    for qid in queries:
+        hits = sorted(run[qid], key=lambda h: h.rank)[:MSMARCO_DEPTH]
+        if not hits:
+            raise InputError(f"{what} run: query {qid!r} has no results")
+        lines += [f"{qid}\t{hit.doc_id}\t{rank}" for rank, hit in enumerate(hits, 1)]
+    return lines
+
+
+def write_msmarco_submission(
+    root: str | Path,
+    name: str,
+    dev_run: Mapping[str, Sequence[Hit]],
+    eval_run: Mapping[str, Sequence[Hit]],
+    dev_queries: Iterable[str],
+    eval_queries: Iterable[str],
+    metadata: MSMarcoMetadata,
+    date: dt.date | None = None,
+) -> Path:
+    """Write submissions/yyyymmdd-name/{dev,eval}.txt.bz2 (top 10 per query, every query) and
+    submissions/yyyymmdd-name-metadata.json under `root`. Nothing is written if anything is
+    invalid. Returns the submission folder."""
+    metadata.validate()
+    sid = submission_id(name, date)
+    files = {
+        "dev.txt.bz2": _msmarco_lines(dev_run, dev_queries, "dev"),
+        "eval.txt.bz2": _msmarco_lines(eval_run, eval_queries, "eval"),
+    }
+    folder = Path(root) / "submissions" / sid
+    for filename, lines in files.items():
+        with atomic_write(folder / filename, "wb") as fh:
+            fh.write(bz2.compress(("\n".join(lines) + "\n").encode("utf-8")))
+    with atomic_write(folder.parent / f"{sid}-metadata.json") as fh:
+        json.dump(metadata.to_dict(), fh, indent=2)
+        fh.write("\n")
+    return folder
+
+
+def validate_msmarco_submission(
+    folder: str | Path,
+    dev_queries: Iterable[str] | None = None,
+    eval_queries: Iterable[str] | None = None,
+) -> list[str]:
+    """Problems of an existing MS MARCO submission folder (empty list: valid)."""
+    folder = Path(folder)
+    problems = []
+    if not SUBMISSION_ID.match(folder.name):
+        problems.append(f"folder name {folder.name!r} is not of the form yyyymmdd-name")
+    for filename, queries in (("dev.txt.bz2", dev_queries), ("eval.txt.bz2", eval_queries)):
+        path = folder / filename
+        if not path.exists():
+            problems.append(f"{path} is missing")
+            continue
+        try:
+            text = bz2.decompress(path.read_bytes()).decode("utf-8")
+        except (OSError, ValueError) as exc:
+            problems.append(f"{path}: not a bz2 text file ({exc})")
+            continue
+        tmp = folder / f".{filename}.check.tsv"
+        tmp.write_text(text)
+        try:
+            run = read_run(tmp, format="msmarco", sort=False)
+        except InputError as exc:
+            problems.append(f"{path}: {exc.reason}")
+            continue
+        finally:
+            tmp.unlink()
+        report = validate_run(
+            run, topics=queries, max_hits=MSMARCO_DEPTH, require_all_topics=queries is not None
+        )
+        problems += [f"{path}: {p}" for p in report.errors]
+    meta_path = folder.parent / f"{folder.name}-metadata.json"
+    if not meta_path.exists():
+        problems.append(f"{meta_path} is missing")
+    else:
+        try:
+            data = json.loads(meta_path.read_text("utf-8"))
+            MSMarcoMetadata(
+                **{
+                    k: data.get(k, "")
+                    for k in ("team", "model_description", "type", "paper", "code")
+                }
+            ).validate()
+            extra = set(data) - {"team", "model_description", "type", "paper", "code"}
+            if extra:
+                problems.append(f"{meta_path}: unexpected fields {sorted(extra)}")
+        except (json.JSONDecodeError, InputError) as exc:
+            problems.append(f"{meta_path}: {exc}")
+    return problems
+
+
+# ---------------------------------------------------------------- TREC-style runs
+
+
+def check_trec_tag(tag: str) -> None:
+    if not TREC_TAG.match(tag):
+        raise InputError(
+            f"run tag {tag!r}: 1-20 characters, letters, digits, '_', '.', '-', starting with a letter or digit"
+        )
+
+
+def write_trec_submission(
+    run: Mapping[str, Sequence[Hit]],
+    path: str | Path,
+    tag: str,
+    topics: Iterable[str],
+    k: int = 1000,
+) -> Path:
+    """A six-column TREC run for TREC DL / BEIR: every topic present, at most `k` documents per
+    topic, ranks 1..n with non-increasing scores, one run tag."""
+    check_trec_tag(tag)
+    topics = list(topics)
+    ordered = {q: sorted(run.get(q, []), key=lambda h: h.rank)[:k] for q in topics}
+    for q, hits in ordered.items():
+        ordered[q] = [Hit(h.doc_id, h.score, i, h.document) for i, h in enumerate(hits, 1)]
+    validate_run(ordered, topics=topics, max_hits=k, require_all_topics=True).raise_if_invalid(
+        "TREC run"
+    )
+    empty = [q for q, hits in ordered.items() if not hits]
+    if empty:
+        raise InputError(f"TREC run: {len(empty)} topics have no documents (e.g. {empty[0]!r})")
+    unknown = set(run) - set(topics)
+    if unknown:
+        raise InputError(
+            f"TREC run: {len(unknown)} queries are not topics (e.g. {sorted(unknown)[0]!r})"
+        )
+    path = Path(path)
+    with atomic_write(path) as fh:
+        for qid in topics:
+            for hit in ordered[qid]:
+                fh.write(f"{qid} Q0 {hit.doc_id} {hit.rank} {hit.score:.6f} {tag}\n")
+    return path
+
+
+def validate_trec_submission(
+    path: str | Path, topics: Iterable[str] | None = None, k: int = 1000
+) -> list[str]:
+    path = Path(path)
+    problems = []
+    tags = set()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                parts = line.split()
+                if len(parts) != 6:
+                    problems.append(f"{path}:{lineno}: expected 6 columns, found {len(parts)}")
+                elif parts[1] != "Q0":
+                    problems.append(f"{path}:{lineno}: second column must be Q0")
+                else:
+                    tags.add(parts[5])
+        run = read_run(path, format="trec", sort=False)
+    except (InputError, UnicodeDecodeError) as exc:
+        return [*problems, str(exc)]
+    if len(tags) > 1:
+        problems.append(f"{path}: several run tags {sorted(tags)}; a run has one")
+    for tag in tags:
+        try:
+            check_trec_tag(tag)
+        except InputError as exc:
+            problems.append(f"{path}: {exc}")
+    report = validate_run(run, topics=topics, max_hits=k, require_all_topics=topics is not None)
+    return problems + [f"{path}: {p}" for p in report.errors]
+
+
+# ---------------------------------------------------------------- multi-hop QA predictions
+
+
+@dataclass
+class QAPrediction:
+    """One question's prediction: the answer and, where the dataset asks for them, supporting
+    facts ((title, sentence index) pairs), supporting paragraph indices (MuSiQue), evidence
+    triples (2Wiki), and answerability (MuSiQue)."""
+
+    id: str
+    answer: str
+    supporting_facts: list[tuple[str, int]] = field(default_factory=list)
+    supporting_doc_ids: list[str] = field(default_factory=list)
+    support_idxs: list[int] = field(default_factory=list)
+    evidence: list[list[str]] = field(default_factory=list)
+    answerable: bool = True
+
+
+QA_TARGETS = ("hotpotqa", "2wikimultihopqa", "musique")
+
+
+def _check_ids(predictions: Sequence[QAPrediction], question_ids: Iterable[str] | None) -> None:
+    ids = [p.id for p in predictions]
+    if len(ids) != len(set(ids)):
+        raise InputError("predictions: a question id appears twice")
+    if question_ids is not None:
+        expected = set(question_ids)
+        missing, unknown = expected - set(ids), set(ids) - expected
+        if missing:
+            raise InputError(
+                f"predictions: {len(missing)} questions have no prediction (e.g. {sorted(missing)[0]!r})"
+            )
+        if unknown:
+            raise InputError(
+                f"predictions: {len(unknown)} predictions for unknown questions (e.g. {sorted(unknown)[0]!r})"
+            )
+    for p in predictions:
+        if not isinstance(p.answer, str):
+            raise InputError(f"prediction {p.id!r}: answer must be a string")
+        for fact in p.supporting_facts:
+            if len(fact) != 2 or not isinstance(fact[0], str) or not isinstance(fact[1], int):
+                raise InputError(
+                    f"prediction {p.id!r}: supporting facts are [title, sentence index] pairs"
+                )
+
+
+def write_qa_predictions(
+    target: str,
+    predictions: Sequence[QAPrediction],
+    path: str | Path,
+    question_ids: Iterable[str] | None = None,
+) -> Path:
+    """Write predictions in the official format of `target` (hotpotqa, 2wikimultihopqa,
+    musique) after checking them; with `question_ids`, every question must be answered once."""
+    if target not in QA_TARGETS:
+        raise InputError(f"unknown QA target {target!r}; known: {', '.join(QA_TARGETS)}")
+    _check_ids(predictions, question_ids)
+    path = Path(path)
+    with atomic_write(path) as fh:
+        if target == "musique":
+            for p in predictions:
+                record = {
+                    "id": p.id,
+                    "predicted_answer": p.answer,
+                    "predicted_support_idxs": [int(i) for i in p.support_idxs],
+                    "predicted_answerable": bool(p.answerable),
+                }
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        else:
+            data: dict = {
+                "answer": {p.id: p.answer for p in predictions},
+                "sp": {p.id: [list(f) for f in p.supporting_facts] for p in predictions},
+            }
+            if target == "2wikimultihopqa":
+                data["evidence"] = {p.id: [list(e) for e in p.evidence] for p in predictions}
+            json.dump(data, fh, ensure_ascii=False, indent=1)
+            fh.write("\n")
+    return path
+
+
+def read_qa_predictions(target: str, path: str | Path) -> list[QAPrediction]:
+    """Read an official prediction file back (what `validate` and `kirag eval` use)."""
+    path = Path(path)
+    try:
+        if target == "musique":
+            out = []
+            for lineno, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    r = json.loads(line)
+                    idxs = r["predicted_support_idxs"]
+                    if (
+                        not isinstance(r["predicted_answer"], str)
+                        or not isinstance(r["predicted_answerable"], bool)
+                        or not all(isinstance(i, int) for i in idxs)
+                    ):
+                        raise TypeError("wrong field types")
+                    out.append(
+                        QAPrediction(
+                            str(r["id"]),
+                            r["predicted_answer"],
+                            support_idxs=list(idxs),
+                            answerable=r["predicted_answerable"],
+                        )
+                    )
+                except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                    raise InputError(f"not a MuSiQue prediction ({exc!r})", path, lineno) from None
+            return out
+        data = json.loads(path.read_text("utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"malformed JSON ({exc.msg})", path, exc.lineno) from None
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("answer"), dict)
+        or not isinstance(data.get("sp", {}), dict)
+    ):
+        raise InputError(
+            'expected {"answer": {id: answer}, "sp": {id: [[title, sentence], ...]}}', path
+        )
+    if target == "2wikimultihopqa" and not isinstance(data.get("evidence", {}), dict):
+        raise InputError('"evidence" must map ids to [[subject, relation, object], ...]', path)
+    out = []
+    for qid, answer in data["answer"].items():
+        facts = [(str(t), int(i)) for t, i in data.get("sp", {}).get(qid, [])]
+        out.append(QAPrediction(qid, answer, facts, evidence=data.get("evidence", {}).get(qid, [])))
+    return out
+
+
+def validate_qa_predictions(
+    target: str, path: str | Path, question_ids: Iterable[str] | None = None
+) -> list[str]:
+    try:
+        _check_ids(read_qa_predictions(target, path), question_ids)
+    except (InputError, ValueError, TypeError) as exc:
+        return [str(exc)]
+    return []

@@ -1,0 +1,263 @@
+"""Dense retrieval: a sentence-transformers encoder and FAISS.
+
+Passages are encoded in shards written to disk as they are produced (`.npy`, atomically), in a
+work folder beside the index that survives a crash: a re-run with the same corpus and model
+resumes after the last complete shard. The vectors are then merged into one memory-mapped
+`embeddings.npy`, so a large corpus never sits twice in memory. The manifest records the model,
+dimension and normalisation, and loading refuses another encoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from kirag.retrieval.faiss_index import (
+    INDEX_TYPES,
+    build_faiss_index,
+    load_faiss_index,
+    save_faiss_index,
+)
+from kirag.retrieval.index_base import Corpus, IndexedRetriever, Scored, build_index_folder
+
+from kirag.errors import IndexLoadError, KiragError
+from kirag.io.docstore import DocStore
+from kirag.io.lines import OnError
+from kirag.models import DEFAULT_EMBEDDER, load_sentence_transformer, resolve_model
+from kirag.progress import progress
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SHARD_SIZE = 8192
+
+
+def model_ref(spec) -> str:
+    """How an index names its encoder so it can load it again: the short name of a packaged
+    model or a hub id, the absolute path of a local model."""
+    return spec.location if spec.source == "local" else spec.name
+
+
+class Encoder:
+    """A sentence-transformers model by short name, path or hub id; float32 output, L2
+    normalised by default (cosine = inner product). Optional query/passage prefixes (E5...)."""
+
+    def __init__(
+        self,
+        model: str = DEFAULT_EMBEDDER,
+        batch_size: int = 32,
+        normalize: bool = True,
+        device: str | None = None,
+        query_prefix: str = "",
+        passage_prefix: str = "",
+        max_length: int | None = None,
+    ):
+        self.spec = resolve_model(model, "embedder")
+        self.model_name = model_ref(self.spec)
+        self.batch_size = batch_size
+        self.normalize = normalize
+        self.query_prefix = query_prefix
+        self.passage_prefix = passage_prefix
+        self.model = load_sentence_transformer(model, device=device)
+        if max_length is not None:
+            self.model.max_seq_length = max_length
+
+    @property
+    def dimension(self) -> int:
+        get = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
+        )
+        return int(get())
+
+    def encode(
+        self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False
+    ) -> np.ndarray:
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=batch_size or self.batch_size,
+            normalize_embeddings=self.normalize,
+            convert_to_numpy=True,
+            show_progress_bar=show_progress,
+        )
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encode([self.query_prefix + t for t in texts])
+
+    def encode_passages(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        return self.encode([self.passage_prefix + t for t in texts], batch_size)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "dimension": self.dimension,
+            "normalize": self.normalize,
+            "query_prefix": self.query_prefix,
+            "passage_prefix": self.passage_prefix,
+        }
+
+
+def encode_to_shards(
+    encoder: Encoder,
+    texts: Iterable[str],
+    work_dir: Path,
+    total: int,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    batch_size: int | None = None,
+) -> list[Path]:
+    """Encode `texts` into `work_dir/shard_NNNNN.npy` files of `shard_size` vectors. Shards
+    already present with the right shape are kept (resume); each new one is written atomically."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    shards: list[Path] = []
+    buffer: list[str] = []
+    bar = progress(total=total, desc="encoding passages", unit="doc")
+
+    def flush(index: int) -> None:
+        path = work_dir / f"shard_{index:05d}.npy"
+        if not _complete_shard(path, len(buffer)):
+            vectors = encoder.encode_passages(buffer, batch_size)
+            tmp = path.with_name(path.name + ".tmp.npy")
+            np.save(tmp, vectors)
+            os.replace(tmp, path)
+        shards.append(path)
+        bar.update(len(buffer))
+        buffer.clear()
+
+    for text in texts:
+        buffer.append(text)
+        if len(buffer) == shard_size:
+            flush(len(shards))
+    if buffer:
+        flush(len(shards))
+    bar.close()
+    return shards
+
+
+def _complete_shard(path: Path, rows: int) -> bool:
+    if not path.exists():
+        return False
+    try:
+        return np.load(path, mmap_mode="r").shape[0] == rows
+    except (ValueError, OSError):
+        return False
+
+
+def merge_shards(shards: Sequence[Path], out: Path, dimension: int) -> np.memmap:
+    """Concatenate shards into one .npy through a memory map (never all in RAM at once)."""
+    total = sum(np.load(p, mmap_mode="r").shape[0] for p in shards)
+    merged = np.lib.format.open_memmap(out, mode="w+", dtype=np.float32, shape=(total, dimension))
+    offset = 0
+    for path in shards:
+        block = np.load(path, mmap_mode="r")
+        merged[offset : offset + block.shape[0]] = block
+        offset += block.shape[0]
+    merged.flush()
+    return merged
+
+
+def work_dir_for(index_dir: Path, fingerprint: str, encoder: Encoder) -> Path:
+    """The resumable encoding folder of this (corpus, model) pair, beside the index."""
+    key = hashlib.sha256(
+        json.dumps([fingerprint, encoder.config()], sort_keys=True).encode()
+    ).hexdigest()[:16]
+    return index_dir.parent / f".{index_dir.name}.encode-{key}"
+
+
+class DenseRetriever(IndexedRetriever):
+    """`DenseRetriever.build(corpus, "indexes/x", model="minilm", index_type="hnsw")`, then
+    `DenseRetriever("indexes/x")`."""
+
+    kind = "dense"
+
+    def __init__(
+        self,
+        index_dir: str | Path,
+        model: str | None = None,
+        device: str | None = None,
+        use_gpu: bool | str = "auto",
+        ef_search: int | None = None,
+        nprobe: int | None = None,
+        encoder: Encoder | None = None,
+    ):
+        super().__init__(index_dir)
+        built = self.manifest["encoder"]
+        if model is not None and model_ref(resolve_model(model, "embedder")) != built["model"]:
+            raise IndexLoadError(
+                f"{self.path} was built with encoder {built['model']!r} ({built['dimension']}-d); "
+                f"refusing to search it with {model!r}: rebuild the index or pass the same model"
+            )
+        self.encoder = encoder or Encoder(
+            built["model"],
+            normalize=built["normalize"],
+            device=device,
+            query_prefix=built.get("query_prefix", ""),
+            passage_prefix=built.get("passage_prefix", ""),
+        )
+        if (
+            self.encoder.dimension != built["dimension"]
+            or self.encoder.model_name != built["model"]
+        ):
+            raise IndexLoadError(
+                f"{self.path}: encoder {self.encoder.model_name!r} ({self.encoder.dimension}-d) does not "
+                f"match the index ({built['model']!r}, {built['dimension']}-d)"
+            )
+        self.index = load_faiss_index(
+            self.path / "index.faiss", use_gpu=use_gpu, ef_search=ef_search, nprobe=nprobe
+        )
+
+    @classmethod
+    def build(
+        cls,
+        corpus: Corpus,
+        index_dir: str | Path,
+        model: str = DEFAULT_EMBEDDER,
+        index_type: str = "flat",
+        batch_size: int = 32,
+        shard_size: int = DEFAULT_SHARD_SIZE,
+        device: str | None = None,
+        overwrite: bool = False,
+        on_error: OnError = "raise",
+        encoder: Encoder | None = None,
+        **faiss_options,
+    ) -> DenseRetriever:
+        if index_type not in INDEX_TYPES:
+            raise KiragError(
+                f"unknown FAISS index type {index_type!r}; known: {', '.join(INDEX_TYPES)}"
+            )
+        encoder = encoder or Encoder(model, batch_size=batch_size, device=device)
+        index_dir = Path(index_dir)
+
+        def build_backend(tmp: Path, docstore: DocStore) -> dict[str, Any]:
+            work = work_dir_for(index_dir, docstore.fingerprint, encoder)
+            shards = encode_to_shards(
+                encoder, (d.contents for d in docstore), work, len(docstore), shard_size, batch_size
+            )
+            vectors = merge_shards(shards, tmp / "embeddings.npy", encoder.dimension)
+            index = build_faiss_index(np.asarray(vectors), index_type, **faiss_options)
+            save_faiss_index(index, tmp / "index.faiss")
+            shutil.rmtree(work, ignore_errors=True)
+            return {"encoder": encoder.config(), "faiss": {"type": index_type, **faiss_options}}
+
+        build_index_folder(
+            corpus, index_dir, cls.kind, build_backend, overwrite=overwrite, on_error=on_error
+        )
+        return cls(index_dir, encoder=encoder)
+
+    def _search_texts(self, texts: Sequence[str], k: int, threads: int = 1) -> list[Scored]:
+        vectors = self.encoder.encode_queries(texts)
+        scores, positions = self.index.search(vectors, k)
+        out = []
+        for row_scores, row_positions in zip(scores, positions, strict=True):
+            keep = [
+                (int(p), float(s)) for p, s in zip(row_positions, row_scores, strict=True) if p >= 0
+            ]
+            ids = self.docstore.ids_at([p for p, _ in keep])
+            out.append([(doc_id, score) for doc_id, (_, score) in zip(ids, keep, strict=True)])
+        return out

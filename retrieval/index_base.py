@@ -1,0 +1,162 @@
+"""What every retriever stored in an index folder shares: the manifest, the document store,
+atomic building, query normalisation and pyserini-shaped search / batch_search.
+
+An index folder always holds `manifest.json` (written last), `docs.sqlite` (the passages) and
+`kirag-config.json` (the resolved configuration of the command that built it, when built by the
+CLI), plus the backend's own files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from kirag import __version__
+from kirag.atomic import atomic_directory, write_json
+from kirag.errors import IndexLoadError
+from kirag.io.corpus import read_corpus
+from kirag.io.docstore import DocStore
+from kirag.io.lines import OnError
+from kirag.progress import progress
+from kirag.types import Document, Hit, Query
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+Corpus = str | Path | Iterable[Document]
+Queries = Sequence[Query] | Mapping[str, str] | Mapping[str, Query]
+Scored = list[tuple[str, float]]
+
+
+def read_manifest(index_dir: str | Path, kind: str | None = None) -> dict[str, Any]:
+    """The manifest of a complete index folder; a clear error for a missing, partial or
+    different-kind index."""
+    index_dir = Path(index_dir)
+    if not index_dir.exists():
+        raise IndexLoadError(f"{index_dir}: no such index folder (build it with `kirag index ...`)")
+    path = index_dir / MANIFEST
+    if not path.is_file():
+        raise IndexLoadError(f"{index_dir}: not a complete kirag index (no {MANIFEST}); rebuild it")
+    try:
+        manifest = json.loads(path.read_text("utf-8"))
+    except json.JSONDecodeError as exc:
+        raise IndexLoadError(f"{path}: unreadable manifest ({exc})") from None
+    if kind is not None and manifest.get("kind") != kind:
+        raise IndexLoadError(f"{index_dir}: a {manifest.get('kind')!r} index, expected {kind!r}")
+    return manifest
+
+
+def corpus_documents(corpus: Corpus, on_error: OnError = "raise") -> Iterable[Document]:
+    if isinstance(corpus, str | Path):
+        return read_corpus(corpus, on_error=on_error)
+    return corpus
+
+
+def build_index_folder(
+    corpus: Corpus,
+    index_dir: str | Path,
+    kind: str,
+    build: Callable[[Path, DocStore], dict[str, Any]],
+    overwrite: bool = False,
+    on_error: OnError = "raise",
+) -> Path:
+    """Stream the corpus into a DocStore inside a temporary folder, let `build` write the
+    backend files there (it returns manifest entries), write the manifest, rename the folder."""
+    index_dir = Path(index_dir)
+    with atomic_directory(index_dir, overwrite=overwrite) as tmp:
+        documents = progress(corpus_documents(corpus, on_error), desc="reading corpus", unit="doc")
+        docstore = DocStore.build(tmp / DocStore.FILENAME, documents)
+        if len(docstore) == 0:
+            raise IndexLoadError("the corpus holds no documents: nothing to index")
+        entries = build(tmp, docstore)
+        manifest = {
+            "kind": kind,
+            "kirag_version": __version__,
+            "documents": len(docstore),
+            "corpus_fingerprint": docstore.fingerprint,
+            **entries,
+        }
+        docstore.close()
+        write_json(tmp / MANIFEST, manifest)
+    return index_dir
+
+
+def query_pairs(queries: Queries) -> list[tuple[str, str]]:
+    """(qid, text) pairs from a list of Query or a {qid: text | Query} mapping."""
+    if isinstance(queries, Mapping):
+        return [
+            (str(qid), q.text if isinstance(q, Query) else str(q)) for qid, q in queries.items()
+        ]
+    return [(q.id, q.text) for q in queries]
+
+
+def query_text(query: str | Query) -> str:
+    return query.text if isinstance(query, Query) else str(query)
+
+
+class IndexedRetriever(ABC):
+    """Base of retrievers loaded from an index folder. Subclasses implement `_search_texts`."""
+
+    kind: str = ""
+
+    def __init__(self, index_dir: str | Path):
+        self.path = Path(index_dir)
+        self.manifest = read_manifest(self.path, self.kind)
+        self.docstore = DocStore(self.path / DocStore.FILENAME)
+        if len(self.docstore) != self.manifest["documents"]:
+            raise IndexLoadError(
+                f"{self.path}: document store and manifest disagree; rebuild the index"
+            )
+
+    @abstractmethod
+    def _search_texts(self, texts: Sequence[str], k: int, threads: int = 1) -> list[Scored]:
+        """Top-k (doc_id, score) lists for non-empty query texts."""
+
+    def search(self, query: str | Query, k: int = 10, with_documents: bool = False) -> list[Hit]:
+        return self._search_many([query_text(query)], k, 1, with_documents)[0]
+
+    def batch_search(
+        self, queries: Queries, k: int = 10, threads: int = 1, with_documents: bool = False
+    ) -> dict[str, list[Hit]]:
+        pairs = query_pairs(queries)
+        results = self._search_many([text for _, text in pairs], k, threads, with_documents)
+        return {qid: hits for (qid, _), hits in zip(pairs, results, strict=True)}
+
+    def _search_many(
+        self, texts: Sequence[str], k: int, threads: int, with_documents: bool
+    ) -> list[list[Hit]]:
+        if k < 1:
+            raise ValueError("k must be >= 1")
+        k = min(k, len(self.docstore))
+        results: list[list[Hit]] = [[] for _ in texts]
+        todo = [i for i, text in enumerate(texts) if text.strip()]
+        if len(todo) < len(texts):
+            log.warning("%d empty queries get no hits", len(texts) - len(todo))
+        for start in range(0, len(todo), 1024):
+            chunk = todo[start : start + 1024]
+            scored = self._search_texts([texts[i] for i in chunk], k, threads)
+            for i, pairs in zip(chunk, scored, strict=True):
+                results[i] = [
+                    Hit(doc_id, float(score), rank) for rank, (doc_id, score) in enumerate(pairs, 1)
+                ]
+        if with_documents:
+            self.attach_documents([h for hits in results for h in hits])
+        return results
+
+    def attach_documents(self, hits: Sequence[Hit]) -> None:
+        """Fill `hit.document` from the document store."""
+        for hit, doc in zip(hits, self.docstore.get_many([h.doc_id for h in hits]), strict=True):
+            hit.document = doc
+
+
+def map_threads(function: Callable, items: Sequence, threads: int) -> list:
+    """`function` over `items`, in order, on `threads` threads (1: in this thread)."""
+    if threads <= 1 or len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(function, items))
