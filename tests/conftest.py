@@ -57,3 +57,22 @@ def write_lines(path: Path, lines: list[str | bytes]) -> Path:
 
 def jsonl(records: list[dict]) -> list[str]:
     return [json.dumps(r) for r in records]
+
+
+@pytest.fixture(scope="session")
+def llamacpp_engine():
+    """The packaged SmolLM2 GGUF (Q4_1) through llama.cpp, loaded once."""
+    pytest.importorskip(
+        "llama_cpp", reason="the llamacpp extra (llama-cpp-python) is not installed"
+    )
+    from kirag.llm.factory import load_engine
+
+    return load_engine("smollm2-135m", "llamacpp")
+
+
+@pytest.fixture(scope="session")
+def transformers_engine():
+    """The same GGUF dequantized to fp32 by transformers (the numerical reference), loaded once."""
+    from kirag.llm.factory import load_engine
+
+    return load_engine("smollm2-135m", "transformers")

@@ -1,18 +1,40 @@
 """The LLM engine seam: Rank1 scoring, triple extraction, the chain constructor and the reader
-all sit on these two calls."""
+all sit on these calls. Every engine decodes greedily (deterministic) and stops at stop strings
+the way vLLM does: the returned text ends before the stop string, and the final position's
+log-probabilities are those of the token that completed it."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+TOP_LOGPROBS = 20  # vLLM's logprobs=20, as the Rank1 reference asks for
+
+
+@dataclass(slots=True)
+class Generation:
+    """One greedy continuation. `final_logprobs` maps token id -> log-probability at the last
+    generated position (the top `TOP_LOGPROBS` plus the chosen token), for scoring decisions
+    such as Rank1's " true" / " false"."""
+
+    text: str
+    token_ids: list[int] = field(default_factory=list)
+    final_logprobs: dict[int, float] = field(default_factory=dict)
+    finish_reason: str = "length"  # "stop" (stop string), "eos" or "length"
+    stop: str | None = None
+    prompt_tokens: int = 0
 
 
 @runtime_checkable
 class LLMEngine(Protocol):
     """A loaded language model. Prompts are plain strings: callers that want the model's chat
-    template format it first with `apply_chat_template`."""
+    template format them with `apply_chat_template` first."""
 
     name: str
+    model_id: str
+    context_length: int
 
     def generate(
         self, prompts: Sequence[str], max_tokens: int, stop: Sequence[str] | None = None
@@ -20,12 +42,68 @@ class LLMEngine(Protocol):
         """Greedy continuations of `prompts`, cut before the first stop string."""
         ...
 
+    def generate_detailed(
+        self, prompts: Sequence[str], max_tokens: int, stop: Sequence[str] | None = None
+    ) -> list[Generation]:
+        """Like `generate`, with token ids, finish reason and the final position's log-probs."""
+        ...
+
     def next_token_logprobs(
         self, prompts: Sequence[str], candidates: Sequence[str]
     ) -> list[dict[str, float]]:
-        """For each prompt, the log-probability of each candidate token as the next token."""
+        """For each prompt, the log-probability of each candidate (a string that is one token,
+        e.g. " true") as the next token, under the full next-token distribution."""
         ...
 
     def apply_chat_template(self, messages: Sequence[dict[str, str]]) -> str:
         """The prompt string for a chat, using the model's template when it has one."""
         ...
+
+    def token_ids(self, text: str) -> list[int]:
+        """Token ids of `text` without special tokens."""
+        ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        """`text` cut to at most `max_tokens` tokens."""
+        ...
+
+
+def log_softmax_top(logits, chosen: int, k: int = TOP_LOGPROBS) -> dict[int, float]:
+    """Top-k token log-probabilities of one position (plus the chosen token) from raw logits
+    (a 1-d NumPy array)."""
+    import numpy as np
+
+    logits = np.asarray(logits, dtype=np.float64)
+    peak = logits.max()
+    log_total = peak + math.log(np.exp(logits - peak).sum())
+    top = np.argpartition(-logits, min(k, len(logits) - 1))[:k]
+    ids = {int(i) for i in top} | {int(chosen)}
+    return {i: float(logits[i] - log_total) for i in ids}
+
+
+def cut_at_stop(text: str, stop: Sequence[str], start: int = 0) -> tuple[str, str | None]:
+    """`text` up to the earliest stop string found at or after `start` (and that stop string)."""
+    best, found = None, None
+    for s in stop:
+        index = text.find(s, start)
+        if index != -1 and (best is None or index < best):
+            best, found = index, s
+    return (text, None) if best is None else (text[:best], found)
+
+
+def chat_prompt_fallback(messages: Sequence[dict[str, str]]) -> str:
+    """A plain prompt for models without a chat template."""
+    parts = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+    return "\n\n".join(parts) + "\n\nAssistant:"
+
+
+def single_token_id(engine: LLMEngine, text: str) -> int:
+    """The id of a string that must be exactly one token for this model (e.g. " true")."""
+    ids = engine.token_ids(text)
+    if len(ids) != 1:
+        raise ValueError(
+            f"{text!r} is {len(ids)} tokens for this model; a candidate must be one token"
+        )
+    return ids[0]

@@ -1,0 +1,75 @@
+"""Choose and load an LLM engine by name, or infer it from the model; each (model, engine,
+options) loads once per process and is reused."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+
+from kirag.errors import KiragError
+from kirag.llm.base import LLMEngine
+from kirag.models import DEFAULT_LLM, resolve_model
+from kirag.optional import is_available
+
+log = logging.getLogger(__name__)
+
+# engine name -> (module:class, module that must be importable, extra)
+ENGINES = {
+    "transformers": ("kirag.llm.transformers_engine:TransformersEngine", "transformers", None),
+    "llamacpp": ("kirag.llm.llamacpp_engine:LlamaCppEngine", "llama_cpp", "llamacpp"),
+    "vllm": ("kirag.llm.vllm_engine:VLLMEngine", "vllm", "vllm"),
+}
+
+_cache: dict[tuple, LLMEngine] = {}
+_lock = threading.Lock()
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+def choose_engine(model_format: str, engine: str = "auto") -> str:
+    """The engine for a model: a .gguf goes to llama.cpp when installed (else transformers,
+    which dequantizes it); other models go to vLLM on a GPU machine that has it, else to
+    transformers."""
+    if engine != "auto":
+        if engine not in ENGINES:
+            raise KiragError(f"unknown engine {engine!r}; known: auto, {', '.join(ENGINES)}")
+        return engine
+    if model_format == "gguf":
+        return "llamacpp" if is_available("llama_cpp") else "transformers"
+    if is_available("vllm") and _cuda_available():
+        return "vllm"
+    return "transformers"
+
+
+def load_engine(model: str = DEFAULT_LLM, engine: str = "auto", **options) -> LLMEngine:
+    """An engine for `model` (short name, .gguf / HF folder path, or hub id), cached."""
+    spec = resolve_model(model, "llm")
+    name = choose_engine(spec.format, engine)
+    target, module, extra = ENGINES[name]
+    if extra and not is_available(module):
+        raise KiragError(f"engine {name!r} needs the '{extra}' extra: pip install 'kirag[{extra}]'")
+    key = (name, spec.location, tuple(sorted(options.items())))
+    with _lock:
+        if key not in _cache:
+            module_name, class_name = target.split(":")
+            cls = getattr(importlib.import_module(module_name), class_name)
+            extra_args = {"model_id": spec.name}
+            if name == "transformers":
+                extra_args["local"] = spec.is_local
+            log.info("loading %s with the %s engine", spec.location, name)
+            _cache[key] = cls(spec.location, **extra_args, **options)
+        return _cache[key]
+
+
+def clear_engines() -> None:
+    """Forget cached engines (their memory is freed when no one else holds them)."""
+    with _lock:
+        _cache.clear()

@@ -1,0 +1,256 @@
+"""`kirag bench rerank`: Rank1 scoring on real (question, passage) pairs from the Wikipedia
+sample — the bundled multi-hop questions and their BM25 top-k — for each engine and precision
+(transformers fp32, transformers dynamic int8, llama.cpp GGUF Q4_1; same model) at several
+thinking budgets: pairs/s, peak memory, and agreement with fp32 (Spearman of P(true), top-10
+overlap, nDCG@10 against the gold supporting passages). Also the speed-up of batching and of
+prefix reuse against one-at-a-time scoring, measured in the same run. Every configuration runs
+in its own process so its peak memory is its own."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+CONFIGS = {
+    "transformers-fp32": {"engine": "transformers", "options": {}},
+    "transformers-int8": {"engine": "transformers", "options": {"quantize": "int8"}},
+    "llamacpp-q4_1": {"engine": "llamacpp", "options": {}},
+}
+
+CHILD = """
+import json, resource, sys, time
+spec = json.loads(sys.argv[1])
+from kirag.llm.factory import load_engine
+from kirag.rerank.rank1 import Rank1Reranker
+import kirag.llm.transformers_engine as te
+if spec.get("no_prefix_sharing"):
+    te.MIN_SHARED_PREFIX = 10**9
+options = dict(spec["options"])
+if spec["engine"] == "llamacpp":
+    options["reuse_prefix"] = spec.get("reuse_prefix", True)
+engine = load_engine("smollm2-135m", spec["engine"], **options)
+pairs = [tuple(p) for p in spec["pairs"]]
+reranker = Rank1Reranker(engine=engine, thinking_budget=spec["budget"], batch_size=spec["batch_size"])
+start = time.perf_counter()
+scores = reranker.score(pairs)
+seconds = time.perf_counter() - start
+print(json.dumps({
+    "seconds": seconds,
+    "pairs_per_second": len(pairs) / seconds,
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "p_true": [s.p_true for s in scores],
+    "fallbacks": reranker.fallbacks,
+    "thinking_tokens": sum(s.thinking_tokens for s in scores),
+}))
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--budgets", default="0,64,256", help="thinking budgets to measure")
+    parser.add_argument("--candidates", type=int, default=20, help="BM25 candidates per question")
+    parser.add_argument(
+        "--questions",
+        default="31,4,2",
+        help="questions used at each budget (same order as --budgets)",
+    )
+    parser.add_argument(
+        "--configs",
+        default=",".join(CONFIGS),
+        help=f"comma-separated subset of {', '.join(CONFIGS)}",
+    )
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--speedup-questions",
+        type=int,
+        default=3,
+        help="questions for the batching / prefix-reuse measurement",
+    )
+
+
+def build_pairs(candidates: int) -> tuple[list[tuple[str, str, str, str]], dict]:
+    """(qid, question, doc_id, passage) for each bundled question and its BM25 top-k over the
+    sample, and the gold supporting passages as qrels."""
+    from kirag.retrieval.bm25 import BM25Retriever
+
+    from kirag.multihop import load_fixture
+
+    questions = load_fixture()
+    with tempfile.TemporaryDirectory() as tmp:
+        retriever = BM25Retriever.build("enwiki-sample", Path(tmp) / "bm25")
+        run = retriever.batch_search(
+            {q.id: q.question for q in questions}, k=candidates, with_documents=True
+        )
+        pairs = [
+            (q.id, q.question, h.doc_id, f"{h.document.title} {h.document.text}")
+            for q in questions
+            for h in run[q.id]
+        ]
+        retriever.docstore.close()
+    qrels = {q.id: {d: 1 for d in q.supporting_ids} for q in questions}
+    return pairs, qrels
+
+
+def _child(spec: dict) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KIRAG_PROGRESS": "0"},
+    )
+    if result.returncode != 0:
+        return {
+            "error": result.stderr.strip().splitlines()[-1]
+            if result.stderr.strip()
+            else f"exit {result.returncode}"
+        }
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def agreement(pairs, scores: list[float], reference: list[float], qrels: dict) -> dict:
+    """Spearman of P(true) with the reference, mean top-10 overlap per question, and nDCG@10 of
+    both rankings against the gold passages."""
+    from kirag.eval.metrics import evaluate
+    from scipy import stats
+
+    from kirag.types import rank_hits
+
+    by_query: dict[str, dict[str, list]] = {}
+    for (qid, _, doc_id, _), ours, ref in zip(pairs, scores, reference, strict=True):
+        entry = by_query.setdefault(qid, {"ours": [], "ref": []})
+        entry["ours"].append((doc_id, ours))
+        entry["ref"].append((doc_id, ref))
+    overlaps = []
+    ours_run, ref_run = {}, {}
+    for qid, entry in by_query.items():
+        ours_run[qid], ref_run[qid] = rank_hits(entry["ours"]), rank_hits(entry["ref"])
+        top_ours = {h.doc_id for h in ours_run[qid][:10]}
+        top_ref = {h.doc_id for h in ref_run[qid][:10]}
+        overlaps.append(len(top_ours & top_ref) / 10)
+    rho = stats.spearmanr(scores, reference).statistic if len(set(scores)) > 1 else float("nan")
+    judged = {q: qrels[q] for q in by_query}
+    return {
+        "spearman_vs_fp32": float(rho),
+        "top10_overlap_vs_fp32": float(np.mean(overlaps)),
+        "ndcg10": evaluate(ours_run, judged, ["nDCG@10"]).aggregate["nDCG@10"],
+        "ndcg10_fp32": evaluate(ref_run, judged, ["nDCG@10"]).aggregate["nDCG@10"],
+    }
+
+
+def run(args: argparse.Namespace) -> dict:
+    pairs, qrels = build_pairs(args.candidates)
+    budgets = [int(b) for b in args.budgets.split(",")]
+    counts = [int(n) for n in args.questions.split(",")]
+    configs = [c.strip() for c in args.configs.split(",")]
+    qids = list(dict.fromkeys(p[0] for p in pairs))
+    out: dict = {
+        "pairs_available": len(pairs),
+        "candidates_per_question": args.candidates,
+        "budgets": {},
+    }
+    first_stage = {}
+    for qid, _, doc_id, _ in pairs:
+        first_stage.setdefault(qid, []).append(doc_id)
+    for budget, count in zip(budgets, counts, strict=True):
+        chosen = [p for p in pairs if p[0] in set(qids[:count])]
+        section: dict = {"questions": count, "pairs": len(chosen)}
+        results = {}
+        for name in configs:
+            spec = {
+                **CONFIGS[name],
+                "budget": budget,
+                "batch_size": args.batch_size,
+                "pairs": [(p[1], p[3]) for p in chosen],
+            }
+            results[name] = _child(spec)
+        reference = results.get("transformers-fp32", {}).get("p_true")
+        for name, result in results.items():
+            row = {
+                k: (round(v, 4) if isinstance(v, float) else v)
+                for k, v in result.items()
+                if k != "p_true"
+            }
+            if reference and "p_true" in result:
+                row.update(
+                    {
+                        k: round(v, 4)
+                        for k, v in agreement(chosen, result["p_true"], reference, qrels).items()
+                    }
+                )
+            section[name] = row
+        fp32 = results.get("transformers-fp32", {}).get("pairs_per_second")
+        for name in configs:
+            if fp32 and "pairs_per_second" in results[name]:
+                section[name]["speedup_vs_fp32"] = round(
+                    results[name]["pairs_per_second"] / fp32, 3
+                )
+        out["budgets"][str(budget)] = section
+    out["batching_and_prefix_reuse"] = _speedups(
+        pairs, qids[: args.speedup_questions], args.batch_size
+    )
+    return out
+
+
+def _speedups(pairs, qids: list[str], batch_size: int) -> dict:
+    """Same pairs, budget 0: one at a time vs batched (transformers, prefix sharing off and on),
+    and llama.cpp with and without KV-prefix reuse."""
+    chosen = [(p[1], p[3]) for p in pairs if p[0] in set(qids)]
+    runs = {
+        "transformers_one_at_a_time": {
+            "engine": "transformers",
+            "options": {},
+            "batch_size": 1,
+            "no_prefix_sharing": True,
+        },
+        "transformers_batched_no_prefix_sharing": {
+            "engine": "transformers",
+            "options": {},
+            "batch_size": batch_size,
+            "no_prefix_sharing": True,
+        },
+        "transformers_batched_prefix_sharing": {
+            "engine": "transformers",
+            "options": {},
+            "batch_size": batch_size,
+        },
+        "llamacpp_no_prefix_reuse": {
+            "engine": "llamacpp",
+            "options": {},
+            "batch_size": batch_size,
+            "reuse_prefix": False,
+        },
+        "llamacpp_prefix_reuse": {
+            "engine": "llamacpp",
+            "options": {},
+            "batch_size": batch_size,
+            "reuse_prefix": True,
+        },
+    }
+    out: dict = {"pairs": len(chosen), "budget": 0}
+    for name, spec in runs.items():
+        result = _child({**spec, "budget": 0, "pairs": chosen})
+        out[name] = {
+            k: round(v, 4)
+            for k, v in result.items()
+            if k in ("pairs_per_second", "peak_rss_mb", "seconds")
+        } or result
+    base = out["transformers_one_at_a_time"].get("pairs_per_second")
+    if base:
+        out["transformers_batching_speedup"] = round(
+            out["transformers_batched_no_prefix_sharing"]["pairs_per_second"] / base, 3
+        )
+        out["transformers_batching_plus_prefix_speedup"] = round(
+            out["transformers_batched_prefix_sharing"]["pairs_per_second"] / base, 3
+        )
+    no_reuse = out["llamacpp_no_prefix_reuse"].get("pairs_per_second")
+    if no_reuse:
+        out["llamacpp_prefix_reuse_speedup"] = round(
+            out["llamacpp_prefix_reuse"]["pairs_per_second"] / no_reuse, 3
+        )
+    return out

