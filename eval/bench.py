@@ -1,6 +1,7 @@
 """`kirag bench eval`: evaluating a dev-small-shaped run (6,980 queries x 1,000 hits, ~7M
-lines) with `kirag eval`'s code path against calling pytrec_eval directly on the same file, each
-in its own process so that seconds and peak memory are its own."""
+lines) with `kirag eval` (the command, in-process) against calling pytrec_eval directly on the
+same file, each in its own process so that seconds and peak memory are its own. Both include
+reading the run and the judgments."""
 
 from __future__ import annotations
 
@@ -36,12 +37,13 @@ if mode == "pytrec_eval":
     aggregate = {m: sum(v[m] for v in values.values()) / len(values) for m in ("ndcg_cut_10", "map", "recall_1000")}
     aggregate["recip_rank@10"] = sum(v["recip_rank"] for v in rr.values()) / len(rr)
 else:
-    from kirag.eval.metrics import evaluate
-    from kirag.eval.runs import read_run_scores
-    from kirag.io.qrels import read_qrels
-    qrels = read_qrels(qrels_path)
-    result = evaluate(read_run_scores(run_path), qrels, ["MRR@10", "nDCG@10", "MAP", "R@1000"])
-    aggregate = result.aggregate
+    import contextlib, io, os
+    from kirag.cli import main
+    out = run_path + ".eval.json"
+    with contextlib.redirect_stdout(io.StringIO()):
+        main(["eval", "--run", run_path, "--qrels", qrels_path,
+              "--metrics", "MRR@10", "nDCG@10", "MAP", "R@1000", "--output", out])
+    aggregate = json.load(open(out))["aggregate"][os.path.basename(run_path)]
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "aggregate": aggregate}))
 """
@@ -63,8 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def generate_run(
     qrels: dict[str, dict[str, int]], queries: int, hits: int, path: Path, seed: int = 42
 ) -> int:
-    """A TREC run over the judged queries: random passages with the judged ones mixed in at
-    random ranks (so every metric has work to do). Returns the number of lines."""
+    """A TREC run over the judged queries: random passages, with each judged passage placed
+    (70% of the time) at a rank drawn from an exponential of mean 30, so that every metric has
+    work to do. Returns the number of lines."""
     rng = random.Random(seed)
     qids = list(qrels)[:queries]
     lines = 0
@@ -73,7 +76,7 @@ def generate_run(
             docs = [str(rng.randrange(8_841_823)) for _ in range(hits)]
             for judged in qrels[qid]:
                 if rng.random() < 0.7:
-                    docs[rng.randrange(hits)] = judged
+                    docs[min(int(rng.expovariate(1 / 30)), hits - 1)] = judged
             docs = list(dict.fromkeys(docs))
             for rank, doc in enumerate(docs, 1):
                 fh.write(f"{qid} Q0 {doc} {rank} {hits - rank + rng.random():.6f} bench\n")

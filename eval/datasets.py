@@ -161,10 +161,49 @@ def load_hotpotqa(path: str | Path) -> list[MultiHopExample]:
     return _hotpot_like(_read_json_list(path), path, "hotpotqa")
 
 
-def load_2wikimultihopqa(path: str | Path) -> list[MultiHopExample]:
-    """2WikiMultiHopQA JSON: HotpotQA's shape plus `evidences` ([subject, relation, object])."""
+def load_2wikimultihopqa(
+    path: str | Path, aliases: str | Path | None = None
+) -> list[MultiHopExample]:
+    """2WikiMultiHopQA JSON: HotpotQA's shape plus `evidences` ([subject, relation, object]).
+    With the dataset's id_aliases.json (JSONL of {Q_id, aliases, demonyms}) the answer gains
+    its aliases and each evidence the alias combinations of its subject and object, as the
+    official evaluation does (metadata["evidence_alternatives"])."""
     path = Path(path)
-    return _hotpot_like(_read_json_list(path), path, "2wikimultihopqa")
+    records = _read_json_list(path)
+    examples = _hotpot_like(records, path, "2wikimultihopqa")
+    if aliases is None:
+        return examples
+    table = _read_2wiki_aliases(Path(aliases))
+    for number, (record, example) in enumerate(zip(records, examples, strict=True), 1):
+        example.answers += sorted(table.get(record.get("answer_id"), set()) - set(example.answers))
+        ids = record.get("evidences_id") or []
+        if ids and len(ids) != len(example.evidences):
+            raise InputError(
+                f"question #{number}: evidences_id and evidences differ in length", path
+            )
+        alternatives = []
+        for i, (subject, relation, obj) in enumerate(example.evidences):
+            subjects, objects = {subject}, {obj}
+            if ids:
+                subjects |= table.get(ids[i][0], set())
+                objects |= table.get(ids[i][2], set())
+            alternatives.append(
+                [[s, relation, o] for s in sorted(subjects) for o in sorted(objects)]
+            )
+        example.metadata["evidence_alternatives"] = alternatives
+    return examples
+
+
+def _read_2wiki_aliases(path: Path) -> dict[str, set[str]]:
+    table: dict[str, set[str]] = {}
+    for lineno, record in _read_jsonl(path):
+        try:
+            table[str(record["Q_id"])] = set(record.get("aliases", [])) | set(
+                record.get("demonyms", [])
+            )
+        except (KeyError, TypeError) as exc:
+            raise InputError(f"not an id_aliases record ({exc!r})", path, lineno) from None
+    return table
 
 
 def load_musique(path: str | Path) -> list[MultiHopExample]:
@@ -255,18 +294,26 @@ LOADERS = {
 }
 
 
-def load_questions(path: str | Path, format: QAFormat = "auto") -> list[MultiHopExample]:
-    """Multi-hop questions from any supported file; the format is detected when "auto"."""
+def load_questions(
+    path: str | Path, format: QAFormat = "auto", aliases: str | Path | None = None
+) -> list[MultiHopExample]:
+    """Multi-hop questions from any supported file; the format is detected when "auto".
+    `aliases`: 2WikiMultiHopQA's id_aliases.json. Question ids are unique, except MuSiQue-Full,
+    which holds each question twice (an answerable and an unanswerable version)."""
     path = Path(path)
     fmt = detect_qa_format(path) if format == "auto" else format
     if fmt not in LOADERS:
         raise InputError(f"unknown QA format {fmt!r}; known: {', '.join(LOADERS)}")
-    examples = LOADERS[fmt](path)
-    seen: set[str] = set()
+    if aliases is not None and fmt != "2wikimultihopqa":
+        raise InputError(f"answer aliases files are for 2WikiMultiHopQA, not {fmt}", aliases)
+    examples = load_2wikimultihopqa(path, aliases) if aliases else LOADERS[fmt](path)
+    seen: dict[str, list[MultiHopExample]] = {}
     for example in examples:
-        if example.id in seen:
+        same = seen.setdefault(example.id, [])
+        pair = fmt == "musique" and len(same) == 1 and same[0].answerable != example.answerable
+        if same and not pair:
             raise InputError(f"duplicate question id {example.id!r}", path)
-        seen.add(example.id)
+        same.append(example)
     return examples
 
 

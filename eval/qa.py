@@ -61,9 +61,32 @@ def exact_match(prediction: str, golds: str | Iterable[str]) -> float:
     return float(any(pred == normalize_answer(g) for g in _golds(golds)))
 
 
-def f1_score(prediction: str, golds: str | Iterable[str]) -> float:
-    """Token F1 against the best-matching gold alias."""
+def f1(prediction: str, golds: str | Iterable[str]) -> float:
+    """Token F1 (HotpotQA's rules) against the best-matching gold alias."""
     return max(token_f1(prediction or "", g) for g in _golds(golds))
+
+
+f1_score = f1  # the name the HotpotQA script uses
+
+
+def squad_f1(prediction: str, gold: str) -> float:
+    """SQuAD's compute_f1 as MuSiQue's evaluation uses it: no yes/no special case; an empty
+    answer scores 1 against an empty gold answer and 0 against anything else."""
+    pred_tokens = normalize_answer(prediction).split() if prediction else []
+    gold_tokens = normalize_answer(gold).split() if gold else []
+    if not pred_tokens or not gold_tokens:
+        return float(pred_tokens == gold_tokens)
+    same = sum((Counter(pred_tokens) & Counter(gold_tokens)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(pred_tokens), same / len(gold_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+def normalize_evidence_text(text: str) -> str:
+    """2WikiMultiHopQA's evidence normalisation: lower case, punctuation removed, whitespace
+    collapsed (articles kept)."""
+    return " ".join("".join(ch for ch in text.lower() if ch not in _PUNCTUATION).split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +97,16 @@ class SetScores:
     recall: float
 
 
-def supporting_fact_scores(predicted: Iterable[Sequence], gold: Iterable[Sequence]) -> SetScores:
+def supporting_fact_scores(
+    predicted: Iterable[Sequence], gold: Iterable[Sequence], lower_titles: bool = False
+) -> SetScores:
     """HotpotQA's update_sp: set precision / recall / F1 of (title, sentence id) pairs; EM when
-    the sets are equal."""
-    pred_set, gold_set = {tuple(p) for p in predicted}, {tuple(g) for g in gold}
+    the sets are equal. 2WikiMultiHopQA compares titles case-insensitively (`lower_titles`).
+    MuSiQue's support metric is the same on paragraph indices."""
+    pred_set, gold_set = (
+        {_fact(p, lower_titles) for p in predicted},
+        {_fact(g, lower_titles) for g in gold},
+    )
     tp = len(pred_set & gold_set)
     fp, fn = len(pred_set - gold_set), len(gold_set - pred_set)
     precision = tp / (tp + fp) if tp + fp else 0.0
@@ -86,11 +115,37 @@ def supporting_fact_scores(predicted: Iterable[Sequence], gold: Iterable[Sequenc
     return SetScores(float(fp + fn == 0), f1, precision, recall)
 
 
-def joint_scores(answer: F1, answer_em: float, sp: SetScores) -> SetScores:
-    """HotpotQA's joint metrics: products of answer and supporting-fact precision/recall."""
-    precision, recall = answer.precision * sp.precision, answer.recall * sp.recall
+def _fact(fact, lower_titles: bool):
+    if isinstance(fact, int):
+        return fact
+    fact = tuple(fact)
+    return (fact[0].lower(), *fact[1:]) if lower_titles and fact else fact
+
+
+def evidence_scores(
+    predicted: Iterable[Sequence[str]], gold: Sequence[Iterable[Sequence[str]]]
+) -> SetScores:
+    """2WikiMultiHopQA's update_evi: each gold evidence is a set of acceptable (subject,
+    relation, object) triples (aliases); a predicted triple matches when some gold evidence
+    accepts it. EM when every prediction matches and there are as many as gold evidences."""
+    norm = lambda triple: tuple(normalize_evidence_text(str(x)) for x in triple)  # noqa: E731
+    preds = {norm(t) for t in predicted}
+    golds = [{norm(t) for t in alternatives} for alternatives in gold]
+    matches = sum(1 for t in preds if any(t in alternatives for alternatives in golds))
+    precision = matches / len(preds) if preds else 0.0
+    recall = matches / len(golds) if golds else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return SetScores(answer_em * sp.em, f1, precision, recall)
+    return SetScores(float(matches == len(preds) == len(golds)), f1, precision, recall)
+
+
+def joint_scores(answer: F1, answer_em: float, *parts: SetScores) -> SetScores:
+    """HotpotQA's joint metrics: products of the answer's and the supporting facts' precision
+    and recall (2WikiMultiHopQA multiplies in its evidence scores as a further part)."""
+    precision, recall, em = answer.precision, answer.recall, answer_em
+    for part in parts:
+        precision, recall, em = precision * part.precision, recall * part.recall, em * part.em
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return SetScores(em, f1, precision, recall)
 
 
 def support_recall(ranked_ids: Sequence[str], gold_ids: Iterable[str], k: int) -> float:

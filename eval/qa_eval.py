@@ -1,50 +1,163 @@
-"""Scoring multi-hop QA predictions against a dataset, HotpotQA-style: answer EM/F1, supporting
-facts (when the dataset has them), joint metrics, and supporting-document recall."""
+"""Scoring multi-hop QA predictions against a dataset with each dataset's official rules:
+HotpotQA (answer, supporting facts, joint), 2WikiMultiHopQA (answer over aliases, supporting
+facts with case-insensitive titles, evidence triples, joint of all three) and MuSiQue (SQuAD
+answer EM/F1 and support over answerable questions; answerability groups on MuSiQue-Full)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from kirag.eval.datasets import MultiHopExample
-from kirag.eval.qa import exact_match, joint_scores, supporting_fact_scores, token_f1_prf
+from kirag.eval.qa import (
+    F1,
+    SetScores,
+    evidence_scores,
+    exact_match,
+    joint_scores,
+    squad_f1,
+    supporting_fact_scores,
+    token_f1_prf,
+)
 from kirag.eval.submission import QAPrediction
+
+from kirag.errors import InputError
 
 
 def evaluate_predictions(
     predictions: Sequence[QAPrediction], examples: Sequence[MultiHopExample]
 ) -> dict:
-    """Averages over all examples (a missing prediction scores 0, as the official script does)
-    and per-question values."""
+    """Averages and per-question values. HotpotQA / 2Wiki / kirag: over all examples, a missing
+    prediction scoring 0 (as the official scripts do); MuSiQue: predictions must follow the
+    dataset line by line (as its script requires)."""
+    dataset = examples[0].dataset if examples else "hotpotqa"
+    if dataset == "musique":
+        return _evaluate_musique(predictions, examples)
     by_id = {p.id: p for p in predictions}
     per_question: dict[str, dict[str, float]] = {}
     with_facts = any(e.supporting_facts for e in examples)
+    twowiki = dataset == "2wikimultihopqa"
     for example in examples:
         prediction = by_id.get(example.id)
         row: dict[str, float] = {}
         answer = prediction.answer if prediction else ""
         golds = example.answers or [""]
-        best = max((token_f1_prf(answer, g) for g in golds), key=lambda s: s.f1)
+        best = _answer_scores(answer, golds, independent_maxima=twowiki)
         row["EM"] = exact_match(answer, golds) if prediction else 0.0
         row["F1"] = best.f1 if prediction else 0.0
+        parts: list[SetScores] = []
         if with_facts:
             sp = supporting_fact_scores(
-                prediction.supporting_facts if prediction else [], example.supporting_facts
+                prediction.supporting_facts if prediction else [],
+                example.supporting_facts,
+                lower_titles=twowiki,
             )
-            joint = joint_scores(best, row["EM"], sp)
-            row.update({"sp_EM": sp.em, "sp_F1": sp.f1, "joint_EM": joint.em, "joint_F1": joint.f1})
+            parts.append(sp)
+            row.update({"sp_EM": sp.em, "sp_F1": sp.f1})
+        if twowiki:
+            gold = example.metadata.get("evidence_alternatives") or [[e] for e in example.evidences]
+            evi = evidence_scores(prediction.evidence if prediction else [], gold)
+            parts.append(evi)
+            row.update({"evi_EM": evi.em, "evi_F1": evi.f1})
+        if parts:
+            joint = joint_scores(best, row["EM"], *parts) if prediction else SetScores(0, 0, 0, 0)
+            row.update({"joint_EM": joint.em, "joint_F1": joint.f1})
         if example.gold_doc_ids and prediction and prediction.supporting_doc_ids:
-            gold = set(example.gold_doc_ids)
+            gold_docs = set(example.gold_doc_ids)
             found = prediction.supporting_doc_ids
-            row["support_recall"] = len(gold & set(found)) / len(gold)
-            row["support_precision"] = len(gold & set(found)) / len(found)
+            row["support_recall"] = len(gold_docs & set(found)) / len(gold_docs)
+            row["support_precision"] = len(gold_docs & set(found)) / len(found)
         per_question[example.id] = row
-    keys = sorted({k for row in per_question.values() for k in row})
-    n = max(len(examples), 1)
-    aggregate = {k: sum(row.get(k, 0.0) for row in per_question.values()) / n for k in keys}
-    missing = [e.id for e in examples if e.id not in by_id]
+    return _summary(per_question, len(examples), [e.id for e in examples if e.id not in by_id])
+
+
+def _answer_scores(answer: str, golds: Sequence[str], independent_maxima: bool) -> F1:
+    """The best alias's F1 with its precision and recall (HotpotQA: one gold); 2Wiki's
+    update_answer takes the maximum of each of F1, precision and recall separately."""
+    scores = [token_f1_prf(answer, g) for g in golds]
+    if independent_maxima:
+        return F1(
+            max(s.f1 for s in scores),
+            max(s.precision for s in scores),
+            max(s.recall for s in scores),
+        )
+    return max(scores, key=lambda s: s.f1)
+
+
+def _evaluate_musique(
+    predictions: Sequence[QAPrediction], examples: Sequence[MultiHopExample]
+) -> dict:
+    """MuSiQue's evaluate_v1.0: answer EM / F1 (SQuAD's, max over aliases) and support EM / F1
+    over the answerable questions; with unanswerable versions present (MuSiQue-Full), the
+    group metrics: per question pair, the answerable version's score, counted only when the
+    predicted answerability of both versions is right."""
+    if len(predictions) != len(examples):
+        raise InputError(
+            f"MuSiQue predictions must follow the dataset line by line: {len(predictions)} "
+            f"predictions for {len(examples)} questions"
+        )
+    per_question: dict[str, dict[str, float]] = {}
+    groups: dict[str, dict] = {}
+    for number, (example, prediction) in enumerate(zip(examples, predictions, strict=True), 1):
+        if example.id != prediction.id:
+            raise InputError(
+                f"MuSiQue prediction #{number} is for {prediction.id!r}, the dataset's question "
+                f"#{number} is {example.id!r}: predictions must follow the dataset's order"
+            )
+        golds = example.answers or [""]
+        gold_idxs = [d.metadata["idx"] for d in example.documents if d.metadata["is_supporting"]]
+        support = supporting_fact_scores(prediction.support_idxs, gold_idxs)
+        answer = {
+            "EM": max(exact_match(prediction.answer, g) for g in golds),
+            "F1": max(squad_f1(prediction.answer, g) for g in golds),
+        }
+        group = groups.setdefault(example.id, {"gold": [], "predicted": []})
+        group["gold"].append(example.answerable)
+        group["predicted"].append(bool(prediction.answerable))
+        key = example.id if example.id not in per_question else f"{example.id}#2"
+        row: dict[str, float] = {
+            "answerable_correct": float(prediction.answerable == example.answerable)
+        }
+        if example.answerable:
+            row.update(answer)
+            row.update({"support_EM": support.em, "support_F1": support.f1})
+            group["answer"], group["support_F1"] = answer, support.f1
+        per_question[key] = row
+    answerable = [r for r in per_question.values() if "EM" in r]
+    aggregate = {
+        name: (sum(r[name] for r in answerable) / len(answerable) if answerable else 0.0)
+        for name in ("EM", "F1", "support_EM", "support_F1")
+    }
+    if any(not e.answerable for e in examples):
+        scored = [g for g in groups.values() if "answer" in g]
+        right = [g["predicted"] == g["gold"] for g in scored]
+        n = max(len(scored), 1)
+        aggregate["group_answer_sufficiency_EM"] = (
+            sum(g["answer"]["EM"] for g, ok in zip(scored, right, strict=True) if ok) / n
+        )
+        aggregate["group_answer_sufficiency_F1"] = (
+            sum(g["answer"]["F1"] for g, ok in zip(scored, right, strict=True) if ok) / n
+        )
+        aggregate["group_support_sufficiency_F1"] = (
+            sum(g["support_F1"] for g, ok in zip(scored, right, strict=True) if ok) / n
+        )
+    aggregate["answerability_accuracy"] = sum(
+        r["answerable_correct"] for r in per_question.values()
+    ) / max(len(per_question), 1)
     return {
         "aggregate": aggregate,
         "questions": len(examples),
+        "missing_predictions": [],
+        "per_question": per_question,
+    }
+
+
+def _summary(per_question: dict[str, dict[str, float]], questions: int, missing: list) -> dict:
+    keys = sorted({k for row in per_question.values() for k in row})
+    n = max(questions, 1)
+    aggregate = {k: sum(row.get(k, 0.0) for row in per_question.values()) / n for k in keys}
+    return {
+        "aggregate": aggregate,
+        "questions": questions,
         "missing_predictions": missing,
         "per_question": per_question,
     }

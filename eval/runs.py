@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,13 +171,19 @@ def _sniff(path: str | Path) -> RunFormat:
     return "msmarco" if len(first.split()) in (3, 4) else "trec"
 
 
+def format_score(score: float) -> str:
+    """A score written exactly (shortest round-trip form): rounding to a few decimals can turn
+    distinct scores into ties, which trec_eval then reorders by document id."""
+    return repr(float(score))
+
+
 def format_run_lines(
     qid: str, hits: Sequence[Hit], format: RunFormat = "trec", tag: str = DEFAULT_TAG
 ) -> Iterable[str]:
     """The lines of one query's hits in a run format (no trailing newlines)."""
     if format == "trec":
         for hit in hits:
-            yield f"{qid} Q0 {hit.doc_id} {hit.rank} {hit.score:.6f} {tag}"
+            yield f"{qid} Q0 {hit.doc_id} {hit.rank} {format_score(hit.score)} {tag}"
     elif format == "msmarco":
         for hit in hits:
             yield f"{qid}\t{hit.doc_id}\t{hit.rank}"
@@ -281,6 +288,9 @@ def validate_run(
                 )
             )
         scores = [h.score for h in hits]
+        if not all(math.isfinite(s) for s in scores):
+            add(RunProblem("error", qid, "a score is NaN or infinite"))
+            continue
         if any(later > earlier for earlier, later in itertools.pairwise(scores)):
             add(
                 RunProblem(

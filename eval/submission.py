@@ -12,18 +12,21 @@ import bz2
 import datetime as dt
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kirag.eval.runs import read_run, validate_run
+from kirag.eval.runs import format_score, read_run, validate_run
 
 from kirag.atomic import atomic_write
 from kirag.errors import InputError
 from kirag.types import Hit
 
 MSMARCO_TYPES = ("full ranking", "reranking")
-MSMARCO_DEPTH = 10
+MSMARCO_DEPTH = 10  # what MRR@10 reads; the leaderboard's sanity check prefers 1000
+MSMARCO_MAX_DEPTH = 1000  # msmarco_eval.py cannot read rank 1001
+METADATA_FIELDS = ("team", "model_description", "type", "paper", "code", "embargo_until")
 SUBMISSION_ID = re.compile(r"^\d{8}-[a-z0-9][a-z0-9-]*$")
 TREC_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,19}$")
 
@@ -33,13 +36,17 @@ TREC_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,19}$")
 
 @dataclass
 class MSMarcoMetadata:
+    """The leaderboard's metadata JSON. `embargo_until` ("yyyy/mm/dd", at most nine months after
+    the submission date) makes an anonymous submission; empty otherwise."""
+
     team: str
     model_description: str
     type: str
     paper: str = ""
     code: str = ""
+    embargo_until: str = ""
 
-    def validate(self) -> None:
+    def validate(self, submitted: dt.date | None = None) -> None:
         if not self.team.strip():
             raise InputError("metadata: team must not be empty")
         if not self.model_description.strip():
@@ -50,15 +57,30 @@ class MSMarcoMetadata:
             value = getattr(self, name)
             if value and not value.startswith(("http://", "https://")):
                 raise InputError(f"metadata: {name} must be a URL or empty, not {value!r}")
+        if self.embargo_until:
+            try:
+                until = dt.datetime.strptime(self.embargo_until, "%Y/%m/%d").date()
+            except ValueError:
+                raise InputError(
+                    f"metadata: embargo_until must be yyyy/mm/dd, not {self.embargo_until!r}"
+                ) from None
+            start = submitted or dt.date.today()
+            months = (until.year - start.year) * 12 + until.month - start.month
+            if until < start or months > 9 or (months == 9 and until.day > start.day):
+                raise InputError(
+                    f"metadata: embargo_until {self.embargo_until} must fall within nine months "
+                    f"of the submission date {start:%Y/%m/%d}"
+                )
 
     def to_dict(self) -> dict[str, str]:
-        return {
+        data = {
             "team": self.team,
             "model_description": self.model_description,
             "paper": self.paper,
             "code": self.code,
             "type": self.type,
         }
+        return data | ({"embargo_until": self.embargo_until} if self.embargo_until else {})
 
 
 def submission_id(name: str, date: dt.date | None = None) -> str:
@@ -72,7 +94,7 @@ def submission_id(name: str, date: dt.date | None = None) -> str:
 
 
 def _msmarco_lines(
-    run: Mapping[str, Sequence[Hit]], queries: Iterable[str], what: str
+    run: Mapping[str, Sequence[Hit]], queries: Iterable[str], what: str, depth: int
 ) -> list[str]:
     queries = list(queries)
     validation = validate_run(
@@ -83,10 +105,16 @@ def _msmarco_lines(
     validation.raise_if_invalid(f"{what} run")
     lines = []
     for qid in queries:
-        hits = sorted(run[qid], key=lambda h: h.rank)[:MSMARCO_DEPTH]
+        hits = sorted(run[qid], key=lambda h: h.rank)[:depth]
         if not hits:
             raise InputError(f"{what} run: query {qid!r} has no results")
-        lines += [f"{qid}\t{hit.doc_id}\t{rank}" for rank, hit in enumerate(hits, 1)]
+        for rank, hit in enumerate(hits, 1):
+            if not (qid.isdigit() and hit.doc_id.isdigit()):
+                raise InputError(
+                    f"{what} run: query {qid!r}, passage {hit.doc_id!r}: MS MARCO ids are "
+                    "integers (the official evaluation reads them as such)"
+                )
+            lines.append(f"{qid}\t{hit.doc_id}\t{rank}")
     return lines
 
 
@@ -99,24 +127,54 @@ def write_msmarco_submission(
     eval_queries: Iterable[str],
     metadata: MSMarcoMetadata,
     date: dt.date | None = None,
+    depth: int = MSMARCO_DEPTH,
 ) -> Path:
-    """Write submissions/yyyymmdd-name/{dev,eval}.txt.bz2 (top 10 per query, every query) and
-    submissions/yyyymmdd-name-metadata.json under `root`. Nothing is written if anything is
-    invalid. Returns the submission folder."""
-    metadata.validate()
+    """Write submissions/yyyymmdd-name/{dev,eval}.txt.bz2 (the top `depth` passages of every
+    query, `qid<TAB>pid<TAB>rank`) and submissions/yyyymmdd-name-metadata.json under `root`.
+    Everything is checked before anything is written. Returns the submission folder."""
+    if not 1 <= depth <= MSMARCO_MAX_DEPTH:
+        raise InputError(f"depth must be 1..{MSMARCO_MAX_DEPTH}, not {depth}")
+    date = date or dt.date.today()
+    metadata.validate(date)
     sid = submission_id(name, date)
     files = {
-        "dev.txt.bz2": _msmarco_lines(dev_run, dev_queries, "dev"),
-        "eval.txt.bz2": _msmarco_lines(eval_run, eval_queries, "eval"),
+        "dev.txt.bz2": _msmarco_lines(dev_run, dev_queries, "dev", depth),
+        "eval.txt.bz2": _msmarco_lines(eval_run, eval_queries, "eval", depth),
     }
     folder = Path(root) / "submissions" / sid
     for filename, lines in files.items():
         with atomic_write(folder / filename, "wb") as fh:
             fh.write(bz2.compress(("\n".join(lines) + "\n").encode("utf-8")))
     with atomic_write(folder.parent / f"{sid}-metadata.json") as fh:
-        json.dump(metadata.to_dict(), fh, indent=2)
+        json.dump(metadata.to_dict(), fh, indent=2, ensure_ascii=False)
         fh.write("\n")
     return folder
+
+
+def _read_msmarco_submission_run(path: Path, problems: list[str]) -> dict[str, list[Hit]] | None:
+    """A bz2 `qid<TAB>pid<TAB>rank` file, read as strictly as msmarco_eval.py reads it."""
+    try:
+        text = bz2.decompress(path.read_bytes()).decode("utf-8")
+    except (OSError, ValueError) as exc:
+        problems.append(f"{path}: not a bz2-compressed UTF-8 text file ({exc})")
+        return None
+    run: dict[str, list[Hit]] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        parts = line.strip().split("\t")
+        if len(parts) != 3 or not all(p.strip().lstrip("-").isdigit() for p in parts):
+            problems.append(
+                f"{path}:{lineno}: expected qid<TAB>pid<TAB>rank with integer fields, got {line!r}"
+            )
+            return None
+        rank = int(parts[2])
+        if not 1 <= rank <= MSMARCO_MAX_DEPTH:
+            problems.append(f"{path}:{lineno}: rank {rank} outside 1..{MSMARCO_MAX_DEPTH}")
+            return None
+        run.setdefault(parts[0].strip(), []).append(Hit(parts[1].strip(), -float(rank), rank))
+    if not run:
+        problems.append(f"{path}: no lines")
+        return None
+    return run
 
 
 def validate_msmarco_submission(
@@ -124,50 +182,57 @@ def validate_msmarco_submission(
     dev_queries: Iterable[str] | None = None,
     eval_queries: Iterable[str] | None = None,
 ) -> list[str]:
-    """Problems of an existing MS MARCO submission folder (empty list: valid)."""
+    """Problems of an existing MS MARCO submission folder (empty list: valid): the folder name,
+    both runs (format, integer ids, ranks 1..n, no passage twice, every query when the queries
+    are given) and the metadata JSON."""
     folder = Path(folder)
-    problems = []
+    problems: list[str] = []
+    submitted = None
     if not SUBMISSION_ID.match(folder.name):
         problems.append(f"folder name {folder.name!r} is not of the form yyyymmdd-name")
+    else:
+        try:
+            submitted = dt.datetime.strptime(folder.name[:8], "%Y%m%d").date()
+        except ValueError:
+            problems.append(f"folder name {folder.name!r} does not start with a real date")
     for filename, queries in (("dev.txt.bz2", dev_queries), ("eval.txt.bz2", eval_queries)):
         path = folder / filename
         if not path.exists():
             problems.append(f"{path} is missing")
             continue
-        try:
-            text = bz2.decompress(path.read_bytes()).decode("utf-8")
-        except (OSError, ValueError) as exc:
-            problems.append(f"{path}: not a bz2 text file ({exc})")
+        run = _read_msmarco_submission_run(path, problems)
+        if run is None:
             continue
-        tmp = folder / f".{filename}.check.tsv"
-        tmp.write_text(text)
-        try:
-            run = read_run(tmp, format="msmarco", sort=False)
-        except InputError as exc:
-            problems.append(f"{path}: {exc.reason}")
-            continue
-        finally:
-            tmp.unlink()
         report = validate_run(
-            run, topics=queries, max_hits=MSMARCO_DEPTH, require_all_topics=queries is not None
+            run,
+            topics=queries,
+            max_hits=MSMARCO_MAX_DEPTH,
+            require_all_topics=queries is not None,
         )
         problems += [f"{path}: {p}" for p in report.errors]
     meta_path = folder.parent / f"{folder.name}-metadata.json"
     if not meta_path.exists():
         problems.append(f"{meta_path} is missing")
-    else:
+        return problems
+    try:
+        data = json.loads(meta_path.read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return [*problems, f"{meta_path}: not valid JSON ({exc})"]
+    if not isinstance(data, dict):
+        return [*problems, f"{meta_path}: expected a JSON object"]
+    missing = [k for k in ("team", "model_description", "paper", "code", "type") if k not in data]
+    extra = sorted(set(data) - set(METADATA_FIELDS))
+    wrong = [k for k in METADATA_FIELDS if k in data and not isinstance(data[k], str)]
+    if missing:
+        problems.append(f"{meta_path}: missing fields {missing} (paper and code may be empty)")
+    if extra:
+        problems.append(f"{meta_path}: unexpected fields {extra}")
+    if wrong:
+        problems.append(f"{meta_path}: fields {wrong} must be strings")
+    if not (missing or wrong):
         try:
-            data = json.loads(meta_path.read_text("utf-8"))
-            MSMarcoMetadata(
-                **{
-                    k: data.get(k, "")
-                    for k in ("team", "model_description", "type", "paper", "code")
-                }
-            ).validate()
-            extra = set(data) - {"team", "model_description", "type", "paper", "code"}
-            if extra:
-                problems.append(f"{meta_path}: unexpected fields {sorted(extra)}")
-        except (json.JSONDecodeError, InputError) as exc:
+            MSMarcoMetadata(**{k: data.get(k, "") for k in METADATA_FIELDS}).validate(submitted)
+        except InputError as exc:
             problems.append(f"{meta_path}: {exc}")
     return problems
 
@@ -211,7 +276,7 @@ def write_trec_submission(
     with atomic_write(path) as fh:
         for qid in topics:
             for hit in ordered[qid]:
-                fh.write(f"{qid} Q0 {hit.doc_id} {hit.rank} {hit.score:.6f} {tag}\n")
+                fh.write(f"{qid} Q0 {hit.doc_id} {hit.rank} {format_score(hit.score)} {tag}\n")
     return path
 
 
@@ -266,21 +331,47 @@ class QAPrediction:
 QA_TARGETS = ("hotpotqa", "2wikimultihopqa", "musique")
 
 
-def _check_ids(predictions: Sequence[QAPrediction], question_ids: Iterable[str] | None) -> None:
+def _check_ids(
+    predictions: Sequence[QAPrediction],
+    question_ids: Iterable[str] | None,
+    target: str = "hotpotqa",
+) -> None:
+    """HotpotQA / 2Wiki: one prediction per question (a JSON map). MuSiQue: its script pairs
+    prediction and question lines by position, so the ids must be the dataset's, in its order
+    (MuSiQue-Full repeats each id for its unanswerable version)."""
     ids = [p.id for p in predictions]
-    if len(ids) != len(set(ids)):
-        raise InputError("predictions: a question id appears twice")
-    if question_ids is not None:
-        expected = set(question_ids)
-        missing, unknown = expected - set(ids), set(ids) - expected
-        if missing:
-            raise InputError(
-                f"predictions: {len(missing)} questions have no prediction (e.g. {sorted(missing)[0]!r})"
-            )
-        if unknown:
-            raise InputError(
-                f"predictions: {len(unknown)} predictions for unknown questions (e.g. {sorted(unknown)[0]!r})"
-            )
+    if target == "musique":
+        counts = Counter(ids)
+        if any(c > 2 for c in counts.values()):
+            raise InputError("predictions: a question id appears more than twice")
+        if question_ids is not None:
+            expected = list(question_ids)
+            if ids != expected:
+                first = next(
+                    (i for i, (a, b) in enumerate(zip(ids, expected, strict=False)) if a != b),
+                    min(len(ids), len(expected)),
+                )
+                raise InputError(
+                    f"predictions: MuSiQue predictions must follow the dataset line by line; "
+                    f"{len(ids)} predictions for {len(expected)} questions, first difference "
+                    f"at line {first + 1}"
+                )
+    else:
+        if len(ids) != len(set(ids)):
+            raise InputError("predictions: a question id appears twice")
+        if question_ids is not None:
+            expected = set(question_ids)
+            missing, unknown = expected - set(ids), set(ids) - expected
+            if missing:
+                raise InputError(
+                    f"predictions: {len(missing)} questions have no prediction "
+                    f"(e.g. {sorted(missing)[0]!r})"
+                )
+            if unknown:
+                raise InputError(
+                    f"predictions: {len(unknown)} predictions for unknown questions "
+                    f"(e.g. {sorted(unknown)[0]!r})"
+                )
     for p in predictions:
         if not isinstance(p.answer, str):
             raise InputError(f"prediction {p.id!r}: answer must be a string")
@@ -289,6 +380,13 @@ def _check_ids(predictions: Sequence[QAPrediction], question_ids: Iterable[str] 
                 raise InputError(
                     f"prediction {p.id!r}: supporting facts are [title, sentence index] pairs"
                 )
+        for triple in p.evidence:
+            if len(triple) != 3 or not all(isinstance(x, str) for x in triple):
+                raise InputError(
+                    f"prediction {p.id!r}: evidence items are [subject, relation, object]"
+                )
+        if not all(isinstance(i, int) and i >= 0 for i in p.support_idxs):
+            raise InputError(f"prediction {p.id!r}: support indices are integers >= 0")
 
 
 def write_qa_predictions(
@@ -301,7 +399,7 @@ def write_qa_predictions(
     musique) after checking them; with `question_ids`, every question must be answered once."""
     if target not in QA_TARGETS:
         raise InputError(f"unknown QA target {target!r}; known: {', '.join(QA_TARGETS)}")
-    _check_ids(predictions, question_ids)
+    _check_ids(predictions, question_ids, target)
     path = Path(path)
     with atomic_write(path) as fh:
         if target == "musique":
@@ -340,7 +438,8 @@ def read_qa_predictions(target: str, path: str | Path) -> list[QAPrediction]:
                     if (
                         not isinstance(r["predicted_answer"], str)
                         or not isinstance(r["predicted_answerable"], bool)
-                        or not all(isinstance(i, int) for i in idxs)
+                        or not isinstance(idxs, list)
+                        or not all(type(i) is int for i in idxs)
                     ):
                         raise TypeError("wrong field types")
                     out.append(
@@ -353,24 +452,45 @@ def read_qa_predictions(target: str, path: str | Path) -> list[QAPrediction]:
                     )
                 except (json.JSONDecodeError, KeyError, TypeError) as exc:
                     raise InputError(f"not a MuSiQue prediction ({exc!r})", path, lineno) from None
+            if not out:
+                raise InputError("no predictions in the file", path)
             return out
         data = json.loads(path.read_text("utf-8"))
     except json.JSONDecodeError as exc:
         raise InputError(f"malformed JSON ({exc.msg})", path, exc.lineno) from None
-    if (
-        not isinstance(data, dict)
-        or not isinstance(data.get("answer"), dict)
-        or not isinstance(data.get("sp", {}), dict)
-    ):
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path) from None
+    keys = ["answer", "sp", *(["evidence"] if target == "2wikimultihopqa" else [])]
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), dict) for k in keys):
         raise InputError(
-            'expected {"answer": {id: answer}, "sp": {id: [[title, sentence], ...]}}', path
+            "expected a JSON object with the maps "
+            + ", ".join(f'"{k}"' for k in keys)
+            + " (id -> answer, id -> [[title, sentence index], ...]"
+            + (", id -> [[subject, relation, object], ...])" if len(keys) == 3 else ")"),
+            path,
         )
-    if target == "2wikimultihopqa" and not isinstance(data.get("evidence", {}), dict):
-        raise InputError('"evidence" must map ids to [[subject, relation, object], ...]', path)
     out = []
     for qid, answer in data["answer"].items():
-        facts = [(str(t), int(i)) for t, i in data.get("sp", {}).get(qid, [])]
-        out.append(QAPrediction(qid, answer, facts, evidence=data.get("evidence", {}).get(qid, [])))
+        facts = data["sp"].get(qid, [])
+        evidence = data.get("evidence", {}).get(qid, [])
+        if not isinstance(answer, str):
+            raise InputError(f"prediction {qid!r}: answer must be a string, not {answer!r}", path)
+        if not isinstance(facts, list) or not all(
+            isinstance(f, list) and len(f) == 2 and isinstance(f[0], str) and type(f[1]) is int
+            for f in facts
+        ):
+            raise InputError(
+                f"prediction {qid!r}: sp must be a list of [title, sentence index] pairs", path
+            )
+        if not isinstance(evidence, list) or not all(
+            isinstance(e, list) and len(e) == 3 and all(isinstance(x, str) for x in e)
+            for e in evidence
+        ):
+            raise InputError(
+                f"prediction {qid!r}: evidence must be a list of [subject, relation, object]",
+                path,
+            )
+        out.append(QAPrediction(qid, answer, [tuple(f) for f in facts], evidence=evidence))
     return out
 
 
@@ -378,7 +498,7 @@ def validate_qa_predictions(
     target: str, path: str | Path, question_ids: Iterable[str] | None = None
 ) -> list[str]:
     try:
-        _check_ids(read_qa_predictions(target, path), question_ids)
+        _check_ids(read_qa_predictions(target, path), question_ids, target)
     except (InputError, ValueError, TypeError) as exc:
         return [str(exc)]
     return []

@@ -76,3 +76,14 @@ def test_support_recall_and_precision():
     assert support_precision(ranked, ["d1", "d2"], 4) == 0.5
     with pytest.raises(ValueError):
         support_recall(ranked, [], 3)
+
+
+def test_2wiki_evidence_normalisation_keeps_articles_and_drops_punctuation():
+    from kirag.eval.qa import evidence_scores, normalize_evidence_text
+
+    assert normalize_evidence_text("The  Mary-Jane!") == "the maryjane"
+    gold = [[["The Film", "director", "Bob"]], [["Bob", "mother", "Mary Jane"]]]
+    assert evidence_scores([["the film", "director", "bob"]], gold).recall == 0.5
+    assert evidence_scores([["film", "director", "bob"]], gold).f1 == 0.0  # articles matter
+    assert evidence_scores([["Bob", "mother", "Mary-Jane"]], gold).f1 == 0.0
+    assert evidence_scores([], []).em == 1.0 and evidence_scores([], gold).em == 0.0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import bz2
 import datetime as dt
 import json
+import re
 
 import pytest
 from kirag.eval.datasets import load_beir, load_msmarco_passage, load_questions, load_trec_dl
@@ -190,25 +191,27 @@ def test_run_files_roundtrip_in_every_format(tmp_path):
         read_run(tmp_path / "bad.trec")
 
 
-def _msmarco_runs():
-    dev = {str(q): [Hit(f"p{q}-{i}", 100 - i, i) for i in range(1, 16)] for q in range(1, 4)}
-    evl = {str(q): [Hit(f"p{q}-{i}", 100 - i, i) for i in range(1, 12)] for q in range(10, 12)}
+def _msmarco_runs(dev_qids=("1", "2", "3")):
+    dev = {q: [Hit(f"{q}{i:02d}", 100 - i, i) for i in range(1, 16)] for q in dev_qids}
+    evl = {str(q): [Hit(f"{q}{i:02d}", 100 - i, i) for i in range(1, 12)] for q in range(10, 12)}
     return dev, evl
 
 
-def test_msmarco_submission_written_and_revalidated(tmp_path):
-    dev, evl = _msmarco_runs()
+def test_msmarco_submission_written_and_revalidated(tmp_path, data_dir):
+    from kirag.io.topics import read_topics
+
+    dev_qids = list(read_topics(data_dir / "topics.msmarco-passage.dev-subset.txt.gz"))[:3]
+    dev, evl = _msmarco_runs(dev_qids)
     meta = MSMarcoMetadata("Team kirag", "BM25 + Rank1", "reranking", "https://arxiv.org/abs/1", "")
     folder = write_msmarco_submission(
         tmp_path, "Kirag Run", dev, evl, list(dev), list(evl), meta, date=dt.date(2026, 11, 24)
     )
     assert folder == tmp_path / "submissions" / "20261124-kirag-run"
     lines = bz2.decompress((folder / "dev.txt.bz2").read_bytes()).decode().splitlines()
-    assert len(lines) == 30 and lines[0] == "1\tp1-1\t1" and lines[9].endswith("\t10")
-    metadata = json.loads(
-        (tmp_path / "submissions" / "20261124-kirag-run-metadata.json").read_text()
-    )
-    assert metadata == {
+    q = dev_qids[0]
+    assert len(lines) == 30 and lines[0] == f"{q}\t{q}01\t1" and lines[9].endswith("\t10")
+    metadata_path = tmp_path / "submissions" / "20261124-kirag-run-metadata.json"
+    assert json.loads(metadata_path.read_text()) == {
         "team": "Team kirag",
         "model_description": "BM25 + Rank1",
         "paper": "https://arxiv.org/abs/1",
@@ -216,12 +219,34 @@ def test_msmarco_submission_written_and_revalidated(tmp_path):
         "type": "reranking",
     }
     assert validate_msmarco_submission(folder, list(dev), list(evl)) == []
-    # a tampered file is caught
-    (folder / "eval.txt.bz2").write_bytes(bz2.compress(b"10\tp1\t1\n10\tp1\t2\n"))
-    problems = validate_msmarco_submission(folder, list(dev), list(evl))
-    assert any("ranked more than once" in p for p in problems) and any(
-        "topics have no results" in p for p in problems
+    # deeper runs are allowed (the leaderboard's sanity check prefers 1,000 per query)
+    deep = write_msmarco_submission(
+        tmp_path, "deep", dev, evl, list(dev), list(evl), meta, dt.date(2026, 11, 24), depth=15
     )
+    assert len(bz2.decompress((deep / "dev.txt.bz2").read_bytes()).splitlines()) == 45
+    assert validate_msmarco_submission(deep, list(dev), list(evl)) == []
+
+    def problems_with(eval_bytes: bytes) -> list[str]:
+        (folder / "eval.txt.bz2").write_bytes(bz2.compress(eval_bytes))
+        return validate_msmarco_submission(folder, list(dev), list(evl))
+
+    tampered = problems_with(b"10\t5\t1\n10\t5\t2\n")
+    assert any("ranked more than once" in p for p in tampered)
+    assert any("topics have no results" in p for p in tampered)
+    assert "eval.txt.bz2:1: expected qid<TAB>pid<TAB>rank" in problems_with(b"10 5 1\n")[0]
+    assert "integer fields" in problems_with(b"10\tp5\t1\n")[0]
+    assert "rank 1001 outside" in problems_with(b"10\t5\t1001\n")[0]
+    assert any("ranks are not 1, 2, 3" in p for p in problems_with(b"10\t5\t2\n11\t6\t1\n"))
+    (folder / "eval.txt.bz2").write_bytes(b"not bz2")
+    assert "not a bz2-compressed" in validate_msmarco_submission(folder)[0]
+    # metadata problems
+    (folder / "eval.txt.bz2").unlink()
+    metadata_path.write_text(json.dumps({"team": "T", "model_description": "m", "type": "x"}))
+    problems = validate_msmarco_submission(folder)
+    assert any("eval.txt.bz2 is missing" in p for p in problems)
+    assert any("missing fields ['paper', 'code']" in p for p in problems)
+    metadata_path.write_text(json.dumps(meta.to_dict() | {"embargo_until": "2027/12/01"}))
+    assert "within nine months" in validate_msmarco_submission(folder)[-1]
 
 
 def test_msmarco_submission_refuses_invalid_input(tmp_path):
@@ -235,19 +260,49 @@ def test_msmarco_submission_refuses_invalid_input(tmp_path):
         write_msmarco_submission(
             tmp_path, "x", dev, evl, list(dev), list(evl), MSMarcoMetadata(" ", "d", "reranking")
         )
+    with pytest.raises(InputError, match="paper must be a URL"):
+        write_msmarco_submission(
+            tmp_path,
+            "x",
+            dev,
+            evl,
+            list(dev),
+            list(evl),
+            MSMarcoMetadata("T", "d", "reranking", "arxiv"),
+        )
+    with pytest.raises(InputError, match="embargo_until must be yyyy/mm/dd"):
+        write_msmarco_submission(
+            tmp_path,
+            "x",
+            dev,
+            evl,
+            list(dev),
+            list(evl),
+            MSMarcoMetadata("T", "d", "reranking", embargo_until="2027-01-01"),
+        )
     with pytest.raises(InputError, match="topics have no results"):
         write_msmarco_submission(tmp_path, "x", dev, evl, [*dev, "99"], list(evl), good)
-    broken = {**dev, "1": [Hit("a", 1, 1), Hit("a", 0.5, 2)]}
+    broken = {**dev, "1": [Hit("7", 1, 1), Hit("7", 0.5, 2)]}
     with pytest.raises(InputError, match="ranked more than once"):
         write_msmarco_submission(tmp_path, "x", broken, evl, list(dev), list(evl), good)
+    named = {**dev, "1": [Hit("doc-7", 1, 1)]}
+    with pytest.raises(InputError, match="MS MARCO ids are integers"):
+        write_msmarco_submission(tmp_path, "x", named, evl, list(dev), list(evl), good)
+    with pytest.raises(InputError, match="depth must be"):
+        write_msmarco_submission(tmp_path, "x", dev, evl, list(dev), list(evl), good, depth=1001)
     assert not (tmp_path / "submissions").exists()  # nothing written
+    anonymous = MSMarcoMetadata("T", "d", "reranking", embargo_until="2027/08/24")
+    folder = write_msmarco_submission(
+        tmp_path, "anon", dev, evl, list(dev), list(evl), anonymous, dt.date(2026, 11, 24)
+    )
+    assert validate_msmarco_submission(folder, list(dev), list(evl)) == []
 
 
 def test_trec_submission(tmp_path):
     run = {"1": [Hit(f"d{i}", 10 - i, i) for i in range(1, 6)], "2": [Hit("d1", 1.0, 1)]}
     path = write_trec_submission(run, tmp_path / "r.trec", "kirag1", ["1", "2"], k=3)
     lines = path.read_text().splitlines()
-    assert len(lines) == 4 and lines[0] == "1 Q0 d1 1 9.000000 kirag1"
+    assert len(lines) == 4 and lines[0] == "1 Q0 d1 1 9.0 kirag1"
     assert validate_trec_submission(path, ["1", "2"], k=3) == []
     assert any("have no results" in p for p in validate_trec_submission(path, ["1", "2", "3"], k=3))
     with pytest.raises(InputError, match="run tag"):
@@ -291,14 +346,23 @@ def test_qa_prediction_files_roundtrip(tmp_path, target):
         assert data["sp"]["a"] == [["Apollo 11", 1]]
         assert ("evidence" in data) == (target == "2wikimultihopqa")
     assert validate_qa_predictions(target, path, ["a", "b"]) == []
-    assert (
-        "1 questions have no prediction"
-        in validate_qa_predictions(target, path, ["a", "b", "c"])[0]
-    )
-    with pytest.raises(InputError, match="no prediction"):
+    missing = "line by line" if target == "musique" else "1 questions have no prediction"
+    assert missing in validate_qa_predictions(target, path, ["a", "b", "c"])[0]
+    with pytest.raises(InputError, match=missing):
         write_qa_predictions(target, predictions, tmp_path / "x", ["a", "b", "c"])
-    with pytest.raises(InputError, match="appears twice"):
-        write_qa_predictions(target, predictions + predictions[:1], tmp_path / "x")
+    if target == "musique":  # MuSiQue's script pairs lines by position: the order matters
+        with pytest.raises(InputError, match="first difference at line 1"):
+            write_qa_predictions(target, predictions[::-1], tmp_path / "x", ["a", "b"])
+        with pytest.raises(InputError, match="more than twice"):
+            write_qa_predictions(target, predictions[:1] * 3, tmp_path / "x")
+    else:
+        with pytest.raises(InputError, match="appears twice"):
+            write_qa_predictions(target, predictions + predictions[:1], tmp_path / "x")
+    with pytest.raises(InputError, match="evidence items"):
+        write_qa_predictions(
+            target, [QAPrediction("a", "x", evidence=[["s", "r"]])], tmp_path / "x"
+        )
+    assert not (tmp_path / "x").exists()
 
 
 def test_evaluate_predictions_hotpot_style(tmp_path):
@@ -454,3 +518,38 @@ def test_submit_commands(tmp_path, capsys):
         == 0
     )
     assert "joint_F1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("target", "content", "message"),
+    [
+        ("hotpotqa", '{"answer": {"a": "x"}}', '"sp"'),
+        ("2wikimultihopqa", '{"answer": {"a": "x"}, "sp": {}}', '"evidence"'),
+        ("hotpotqa", '{"answer": {"a": 3}, "sp": {}}', "answer must be a string"),
+        ("hotpotqa", '{"answer": {"a": "x"}, "sp": {"a": [["T", "0"]]}}', "sentence index"),
+        ("hotpotqa", '{"answer": {"a": "x"}, "sp": {"a": [["T", 0]]}', "malformed JSON"),
+        ("musique", '{"id": "a", "predicted_answer": "x"}\n', "not a MuSiQue prediction"),
+        ("musique", "", "no predictions"),
+    ],
+)
+def test_invalid_prediction_files_are_reported(tmp_path, target, content, message):
+    path = tmp_path / "pred"
+    path.write_text(content)
+    problems = validate_qa_predictions(target, path)
+    assert len(problems) == 1 and message in problems[0]
+    with pytest.raises(InputError, match=re.escape(message)):
+        read_qa_predictions(target, path)
+
+
+def test_trec_runs_keep_close_scores_apart(tmp_path):
+    """Scores 1e-8 apart stay distinct when written, so trec_eval keeps the ranking (rounding
+    to 6 decimals would tie them and trec_eval would put "b" first, by document id)."""
+    run = {"q": [Hit("a", 0.12345671, 1), Hit("b", 0.12345670, 2)]}
+    write_run(run, tmp_path / "r.trec")
+    back = read_run(tmp_path / "r.trec")["q"]
+    assert [h.score for h in back] == [0.12345671, 0.12345670]
+    from kirag.eval.metrics import evaluate
+
+    assert evaluate({"q": back}, {"q": {"a": 1}}, ["MRR"]).aggregate["MRR"] == 1.0
+    bad = validate_run({"q": [Hit("a", float("nan"), 1)]})
+    assert not bad.ok and "NaN" in str(bad.errors[0])

@@ -45,9 +45,18 @@ def register(subparsers) -> None:
         "--rel-level", type=int, help="grade from which binary metrics count a document relevant"
     )
     parser.add_argument(
+        "--missing",
+        choices=["zero", "skip"],
+        default="zero",
+        help="judged queries absent from a run: count 0 (trec_eval -c, default) or leave out",
+    )
+    parser.add_argument(
         "--predictions", help="QA predictions (HotpotQA/2Wiki JSON, MuSiQue JSONL) to score"
     )
     parser.add_argument("--questions", help="the QA dataset file the predictions answer")
+    parser.add_argument(
+        "--aliases", help="2WikiMultiHopQA's id_aliases.json (answer and evidence aliases)"
+    )
     parser.add_argument(
         "--target",
         choices=["auto", "hotpotqa", "2wikimultihopqa", "musique"],
@@ -60,6 +69,12 @@ def register(subparsers) -> None:
         "--plot", help="PNG of per-query differences of the first metric between the first two runs"
     )
     parser.add_argument("--trials", type=int, default=10_000, help="randomisation-test trials")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="first check each run (duplicates, rank order, ties, unknown queries) and print "
+        "what trec_eval would silently reorder or ignore",
+    )
     add_on_error(parser)
     parser.set_defaults(func=run)
 
@@ -75,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         results = _evaluate_runs(args)
     else:
         raise KiragError("give --run and --qrels (ranking) or --predictions and --questions (QA)")
-    output = args.output or args.per_query
+    output = args.output or args.per_query or getattr(args, "plot", None)
     if args.output:
         from kirag.atomic import write_json
 
@@ -109,15 +124,36 @@ def _evaluate_runs(args: argparse.Namespace) -> dict:
     official_mrr = args.preset == "msmarco"
     results = {}
     for path in args.run:
+        if args.check:
+            _check_run(path, qrels)
         scores = read_run_scores(path)
         trec_metrics = [m for m in metrics if not (official_mrr and m.upper() == "MRR@10")]
-        result = evaluate(scores, qrels, trec_metrics, rel_level=rel_level) if trec_metrics else EvalResult({}, {}, len(set(scores) & set(qrels)))
+        result = (
+            evaluate(scores, qrels, trec_metrics, rel_level=rel_level, missing=args.missing)
+            if trec_metrics
+            else EvalResult(
+                {}, {}, len(qrels), missing_queries=[q for q in qrels if q not in scores]
+            )
+        )
         if official_mrr and any(m.upper() == "MRR@10" for m in metrics):
             del scores
             value, per_query = msmarco_mrr10(read_run_scores(path, value="rank"), qrels)
             result.aggregate = {"MRR@10": value, **result.aggregate}
             for qid, rr in per_query.items():
                 result.per_query.setdefault(qid, {})["MRR@10"] = rr
+        if result.missing_queries:
+            how = (
+                "counted as 0"
+                if args.missing == "zero"
+                else "left out (--missing skip; the official MS MARCO MRR@10 counts them 0)"
+                if official_mrr
+                else "left out (--missing skip)"
+            )
+            print(
+                f"note: {path}: {len(result.missing_queries)} judged queries have no results, {how}"
+            )
+        if result.unjudged_queries:
+            print(f"note: {path}: {len(result.unjudged_queries)} queries without judgments ignored")
         results[_label(path, results)] = result
     print(metrics_table(results, trials=args.trials))
     if args.plot:
@@ -132,9 +168,23 @@ def _evaluate_runs(args: argparse.Namespace) -> dict:
     return {
         "aggregate": {name: r.aggregate for name, r in results.items()},
         "queries": {name: r.queries for name, r in results.items()},
+        "missing_queries": {name: len(r.missing_queries) for name, r in results.items()},
+        "unjudged_queries": {name: len(r.unjudged_queries) for name, r in results.items()},
         "comparisons": comparisons(results, trials=args.trials) if len(results) > 1 else [],
         "per_query": {name: r.per_query for name, r in results.items()},
     }
+
+
+def _check_run(path: str, qrels) -> None:
+    from kirag.eval.runs import read_run, validate_run
+
+    report = validate_run(read_run(path, sort=False), topics=qrels)
+    for problem in report.problems[:20]:
+        print(f"check: {path}: {problem}")
+    if len(report.problems) > 20:
+        print(f"check: {path}: ... and {len(report.problems) - 20} more")
+    if not report.problems:
+        print(f"check: {path}: no problems")
 
 
 def _label(path: str, taken: dict) -> str:
@@ -147,7 +197,7 @@ def _evaluate_qa(args: argparse.Namespace) -> dict:
     from kirag.eval.qa_eval import evaluate_predictions
     from kirag.eval.submission import read_qa_predictions
 
-    examples = load_questions(args.questions)
+    examples = load_questions(args.questions, aliases=args.aliases)
     target = args.target if args.target != "auto" else detect_qa_format(Path(args.questions))
     if target == "kirag":
         target = "hotpotqa"

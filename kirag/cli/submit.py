@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from kirag.cli.common import add_command
 
@@ -47,6 +48,15 @@ def register(subparsers) -> None:
     msmarco.add_argument("--type", required=True, choices=["full ranking", "reranking"])
     msmarco.add_argument("--paper", default="", help="URL of the paper (or empty)")
     msmarco.add_argument("--code", default="", help="URL of the code (or empty)")
+    msmarco.add_argument(
+        "--embargo-until", default="", help="yyyy/mm/dd: an anonymous submission until then"
+    )
+    msmarco.add_argument(
+        "--depth",
+        type=int,
+        default=10,
+        help="passages per query (MRR@10 reads 10; the leaderboard's sanity check prefers 1000)",
+    )
     msmarco.add_argument(
         "--output-dir", required=True, help="folder in which submissions/ is created"
     )
@@ -91,12 +101,15 @@ def register(subparsers) -> None:
     validate.set_defaults(func=run_validate)
 
 
-def _written(args: argparse.Namespace, output, results: dict) -> int:
+def _written(args: argparse.Namespace, output, results: dict, config_beside=None) -> int:
+    """Record the run's configuration beside `config_beside` (default: the output)."""
     from kirag.runconfig import RunConfig
 
     settings = {k: v for k, v in vars(args).items() if k != "func"}
-    RunConfig(f"submit {args.target}", settings, results=results).write(output)
-    print(f"wrote {output}")
+    config = RunConfig(f"submit {args.target}", settings, results=results).write(
+        config_beside or output
+    )
+    print(f"wrote {output} (configuration: {config})")
     return 0
 
 
@@ -112,9 +125,13 @@ def run_msmarco(args: argparse.Namespace) -> int:
         read_run(args.eval_run),
         list(read_topics(args.dev_topics)),
         list(read_topics(args.eval_topics)),
-        MSMarcoMetadata(args.team, args.description, args.type, args.paper, args.code),
+        MSMarcoMetadata(
+            args.team, args.description, args.type, args.paper, args.code, args.embargo_until
+        ),
+        depth=args.depth,
     )
-    return _written(args, folder, {"folder": str(folder)})
+    # the configuration goes beside submissions/, not into the folder the leaderboard packs
+    return _written(args, folder, {"folder": str(folder)}, Path(args.output_dir) / folder.name)
 
 
 def run_trec(args: argparse.Namespace) -> int:

@@ -1,0 +1,184 @@
+"""Dataset-level QA scoring on cases written from the official evaluation scripts' rules:
+2WikiMultiHopQA (answer aliases, case-insensitive supporting-fact titles, evidence triples with
+aliases, joint of three parts, separate maxima of precision and recall over aliases) and
+MuSiQue (SQuAD F1 without the yes/no rule, answerable questions only, MuSiQue-Full groups)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from kirag.eval.datasets import load_questions
+from kirag.eval.qa import f1, f1_score, squad_f1, token_f1
+from kirag.eval.qa_eval import evaluate_predictions
+from kirag.eval.submission import QAPrediction
+
+from kirag.errors import InputError
+
+TWOWIKI = {
+    "_id": "w1",
+    "type": "compositional",
+    "question": "Who is the mother of the director of film X?",
+    "answer": "Jane",
+    "answer_id": "Q1",
+    "supporting_facts": [["X", 0], ["Bob", 1]],
+    "evidences": [["X", "director", "Bob"], ["Bob", "mother", "Jane"]],
+    "evidences_id": [["Q10", "director", "Q11"], ["Q11", "mother", "Q1"]],
+    "context": [["X", ["X is a film by Bob."]], ["Bob", ["Bob directs.", "His mother is Jane."]]],
+}
+ALIASES = [
+    {"Q_id": "Q1", "aliases": ["Mary Jane"], "demonyms": []},
+    {"Q_id": "Q11", "aliases": ["Robert"], "demonyms": []},
+]
+
+
+@pytest.fixture
+def twowiki(tmp_path):
+    (tmp_path / "dev.json").write_text(json.dumps([TWOWIKI]))
+    (tmp_path / "id_aliases.json").write_text("\n".join(json.dumps(a) for a in ALIASES) + "\n")
+    return load_questions(tmp_path / "dev.json", aliases=tmp_path / "id_aliases.json")
+
+
+def test_2wiki_aliases_titles_and_evidence(twowiki):
+    example = twowiki[0]
+    assert example.answers == ["Jane", "Mary Jane"]
+    assert ["Robert", "mother", "Mary Jane"] in example.metadata["evidence_alternatives"][1]
+    prediction = QAPrediction(
+        "w1",
+        "mary jane",  # an alias of the answer
+        [("x", 0), ("bob", 1)],  # titles compare case-insensitively in 2Wiki
+        evidence=[["x", "Director", "Robert"], ["Bob", "mother", "Mary  Jane!"]],
+    )
+    aggregate = evaluate_predictions([prediction], twowiki)["aggregate"]
+    assert aggregate == pytest.approx(
+        {"EM": 1, "F1": 1, "sp_EM": 1, "sp_F1": 1, "evi_EM": 1, "evi_F1": 1}
+        | {
+            "joint_EM": 1,
+            "joint_F1": 1,
+        }
+    )
+    # one wrong extra triple: evidence precision 2/3, recall 1, no EM; joint multiplies it in
+    extra = QAPrediction(
+        "w1", "Jane", [("X", 0), ("Bob", 1)], evidence=[*prediction.evidence, ["X", "a", "b"]]
+    )
+    aggregate = evaluate_predictions([extra], twowiki)["aggregate"]
+    assert aggregate["evi_EM"] == 0.0 and aggregate["evi_F1"] == pytest.approx(0.8)
+    assert aggregate["joint_EM"] == 0.0 and aggregate["joint_F1"] == pytest.approx(0.8)
+
+
+def test_2wiki_takes_separate_maxima_of_precision_and_recall(tmp_path):
+    record = dict(TWOWIKI, answer="p", answer_id="Q5")
+    (tmp_path / "dev.json").write_text(json.dumps([record]))
+    (tmp_path / "al.json").write_text(
+        json.dumps({"Q_id": "Q5", "aliases": ["p q r s t u v w"], "demonyms": []}) + "\n"
+    )
+    examples = load_questions(tmp_path / "dev.json", aliases=tmp_path / "al.json")
+    # vs "p": P 1/4, R 1; vs the long alias: P 1, R 1/2 -> F1 is the best alias's (2/3), but the
+    # joint uses max P = 1 and max R = 1 (update_answer), so with exact sp and evidence it is 1
+    prediction = QAPrediction(
+        "w1",
+        "p q r s",
+        [("X", 0), ("Bob", 1)],
+        evidence=[["X", "director", "Bob"], ["Bob", "mother", "Jane"]],
+    )
+    aggregate = evaluate_predictions([prediction], examples)["aggregate"]
+    assert aggregate["F1"] == pytest.approx(2 / 3) and aggregate["joint_F1"] == pytest.approx(1.0)
+    assert aggregate["EM"] == 0.0 and aggregate["joint_EM"] == 0.0
+
+
+def test_2wiki_aliases_only_for_2wiki(tmp_path):
+    (tmp_path / "m.jsonl").write_text(json.dumps(MUSIQUE_ANSWERABLE) + "\n")
+    with pytest.raises(InputError, match="aliases files are for 2WikiMultiHopQA"):
+        load_questions(tmp_path / "m.jsonl", aliases=tmp_path / "m.jsonl")
+
+
+MUSIQUE_ANSWERABLE = {
+    "id": "2hop__1",
+    "question": "Is Algiers the capital of the country where Sonatrach is based?",
+    "answer": "yes it is",
+    "answer_aliases": [],
+    "answerable": True,
+    "paragraphs": [
+        {"idx": 0, "title": "S", "paragraph_text": "Sonatrach is Algerian.", "is_supporting": True},
+        {
+            "idx": 1,
+            "title": "A",
+            "paragraph_text": "Algiers is the capital.",
+            "is_supporting": True,
+        },
+        {"idx": 2, "title": "B", "paragraph_text": "Luanda.", "is_supporting": False},
+    ],
+}
+MUSIQUE_OTHER = {
+    "id": "2hop__2",
+    "question": "Who founded the company that makes the Beetle?",
+    "answer": "Ferdinand Porsche",
+    "answer_aliases": ["Porsche"],
+    "answerable": True,
+    "paragraphs": [
+        {"idx": 0, "title": "VW", "paragraph_text": "Volkswagen ...", "is_supporting": True},
+        {"idx": 1, "title": "FP", "paragraph_text": "Ferdinand ...", "is_supporting": True},
+    ],
+}
+
+
+def _write_jsonl(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_musique_answer_and_support(tmp_path):
+    examples = load_questions(
+        _write_jsonl(tmp_path / "m.jsonl", [MUSIQUE_ANSWERABLE, MUSIQUE_OTHER])
+    )
+    predictions = [
+        # SQuAD F1 has no yes/no rule: "yes" vs "yes it is" is P 1, R 1/3 (HotpotQA's F1: 0)
+        QAPrediction("2hop__1", "yes", support_idxs=[0, 2]),
+        QAPrediction("2hop__2", "Porsche", support_idxs=[1, 0]),
+    ]
+    result = evaluate_predictions(predictions, examples)
+    assert token_f1("yes", "yes it is") == 0.0 and squad_f1("yes", "yes it is") == 0.5
+    assert result["per_question"]["2hop__1"]["F1"] == pytest.approx(0.5)
+    assert result["per_question"]["2hop__1"]["support_F1"] == pytest.approx(0.5)
+    assert result["aggregate"]["EM"] == 0.5 and result["aggregate"]["support_EM"] == 0.5
+    assert "group_answer_sufficiency_F1" not in result["aggregate"]
+    with pytest.raises(InputError, match="must follow the dataset's order"):
+        evaluate_predictions(predictions[::-1], examples)
+    with pytest.raises(InputError, match="line by line"):
+        evaluate_predictions(predictions[:1], examples)
+
+
+def test_musique_full_groups(tmp_path):
+    unanswerable = copy.deepcopy(MUSIQUE_OTHER) | {"answerable": False}
+    for p in unanswerable["paragraphs"]:
+        p["is_supporting"] = False
+    examples = load_questions(
+        _write_jsonl(
+            tmp_path / "full.jsonl",
+            [
+                MUSIQUE_OTHER,
+                unanswerable,
+                MUSIQUE_ANSWERABLE,
+                dict(MUSIQUE_ANSWERABLE, answerable=False),
+            ],
+        )
+    )
+    assert [e.answerable for e in examples] == [True, False, True, False]
+    predictions = [
+        QAPrediction("2hop__2", "Porsche", support_idxs=[0, 1], answerable=True),
+        QAPrediction("2hop__2", "", support_idxs=[], answerable=False),  # right: pair scores
+        QAPrediction("2hop__1", "yes it is", support_idxs=[0, 1], answerable=True),
+        QAPrediction("2hop__1", "no", support_idxs=[], answerable=True),  # wrong: pair is 0
+    ]
+    aggregate = evaluate_predictions(predictions, examples)["aggregate"]
+    assert aggregate["EM"] == 1.0 and aggregate["F1"] == 1.0  # answerable versions only
+    assert aggregate["group_answer_sufficiency_F1"] == pytest.approx(0.5)
+    assert aggregate["group_support_sufficiency_F1"] == pytest.approx(0.5)
+    assert aggregate["answerability_accuracy"] == pytest.approx(0.75)
+    with pytest.raises(InputError, match="duplicate question id"):
+        load_questions(_write_jsonl(tmp_path / "dup.jsonl", [MUSIQUE_OTHER, MUSIQUE_OTHER]))
+
+
+def test_f1_is_the_contract_name():
+    assert f1 is f1_score and f1("the Saturn V", ["Saturn V"]) == 1.0
