@@ -1,17 +1,267 @@
-"""`kirag answer`: answer multi-hop questions with KiRAG."""
+"""`kirag answer`: answer multi-hop questions with KiRAG over a triple index.
+
+The offline default ("aligner" mode) builds chains with the aligner alone and answers with the
+chain's last tail entity; `--constructor MODEL` switches to the LLM constructor (the reference
+behaviour) and `--reader MODEL` answers with an LLM from the top documents.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import time
+from pathlib import Path
 
-from kirag.cli.common import add_command
-from kirag.errors import KiragError
+from kirag.cli.common import add_command, add_seed
+
+EPILOG = """\
+examples:
+  kirag answer --index indexes/enwiki-triples --question "Where was the president born who appointed Andrew Johnson military governor of Tennessee?"
+  kirag answer --index indexes/enwiki-triples --questions questions.jsonl --answers answers.jsonl --output preds.json
+  kirag answer --index indexes/hotpot-triples --questions hotpot_dev_distractor_v1.json --output preds.json \\
+      --constructor Llama-3.1-8B-Instruct --reader Llama-3.1-8B-Instruct --engine vllm      # a GPU machine
+"""
 
 
 def register(subparsers) -> None:
-    parser = add_command(subparsers, "answer", help="answer multi-hop questions with KiRAG")
+    parser = add_command(
+        subparsers, "answer", help="answer multi-hop questions with KiRAG", epilog=EPILOG
+    )
+    parser.add_argument("--index", required=True, help="triple index folder (kirag index triples)")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--question", help="one question: the answer and its chain are printed")
+    what.add_argument(
+        "--questions", help="HotpotQA / 2Wiki JSON, MuSiQue JSONL or kirag multi-hop JSONL"
+    )
+    parser.add_argument("--output", help="official prediction file (format from --format)")
+    parser.add_argument(
+        "--answers",
+        help="kirag's answers JSONL: answer, documents, chains (what `kirag submit qa` reads)",
+    )
+    parser.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "hotpotqa", "2wikimultihopqa", "musique"],
+        help="prediction format (auto: the dataset's)",
+    )
+    parser.add_argument(
+        "--mode",
+        default="auto",
+        choices=["auto", "aligner", "llm"],
+        help="auto: llm when --constructor is given, else aligner",
+    )
+    parser.add_argument(
+        "--constructor",
+        default=None,
+        help="LLM that picks each next triple (the reference behaviour)",
+    )
+    parser.add_argument(
+        "--reader",
+        default=None,
+        help="LLM that answers from the top documents (default: the chain's answer)",
+    )
+    parser.add_argument("--engine", default="auto", help="LLM engine for constructor and reader")
+    parser.add_argument(
+        "--aligner",
+        default=None,
+        help="bi-encoder scoring candidate triples (default: the index's encoder)",
+    )
+    parser.add_argument(
+        "--turns",
+        type=int,
+        default=None,
+        help="maximum chain length (default per mode: aligner 2, llm 3; reference 5)",
+    )
+    parser.add_argument(
+        "--beam",
+        type=int,
+        default=None,
+        help="chains kept per turn (default per mode: aligner 5, llm 1)",
+    )
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=None,
+        help="candidate triples searched per turn (default 30)",
+    )
+    parser.add_argument(
+        "--no-graph", action="store_true", help="no entity-graph expansion of the candidates"
+    )
+    parser.add_argument("--k", type=int, default=10, help="documents ranked per question")
+    parser.add_argument(
+        "--reader-k", type=int, default=3, help="documents the reader reads (reference: 3)"
+    )
+    parser.add_argument(
+        "--rerank", default=None, help="rerank the chain's documents with Rank1 using this model"
+    )
+    parser.add_argument(
+        "--rerank-budget", type=int, default=0, help="thinking budget of that reranker"
+    )
+    add_seed(parser)
     parser.set_defaults(func=run)
 
 
+def build_kirag(args: argparse.Namespace):
+    from kirag.pipeline import KiRAG
+
+    reranker = None
+    if args.rerank:
+        from kirag.rerank.rank1 import Rank1Reranker
+
+        reranker = Rank1Reranker(
+            args.rerank, engine=args.engine, thinking_budget=args.rerank_budget
+        )
+    return KiRAG(
+        args.index,
+        mode=args.mode,
+        constructor_model=args.constructor,
+        reader_model=args.reader,
+        engine=args.engine,
+        aligner=args.aligner,
+        reader_k=args.reader_k,
+        reranker=reranker,
+        graph_expansion=not args.no_graph,
+        **{
+            name: value
+            for name, value in (
+                ("max_turns", args.turns),
+                ("beam_size", args.beam),
+                ("num_candidates", args.candidates),
+            )
+            if value is not None
+        },
+    )
+
+
 def run(args: argparse.Namespace) -> int:
-    raise KiragError("`kirag answer` is not built yet (issue 6)")
+    from kirag.seeding import set_seed
+
+    set_seed(args.seed)
+    kirag = build_kirag(args)
+    if args.question:
+        answer = kirag.answer(args.question, k=args.k)
+        print_answer(answer)
+        return 0
+    return _answer_file(args, kirag)
+
+
+def print_answer(answer, documents: int = 3) -> None:
+    """The answer, its best reasoning chain and the top documents, for a terminal."""
+    print(f"Q: {answer.question}")
+    print(f"A: {answer.answer or '(no answer)'}   [{answer.answered_by}]")
+    chain = answer.result.best_chain
+    if chain is not None and chain.triples:
+        print("chain:")
+        for step, (triple, score) in enumerate(
+            zip(chain.triples, chain.step_scores, strict=True), 1
+        ):
+            print(f"  {step}. {triple.text}  ({triple.doc_id}, {score:.3f})")
+    print("documents:")
+    for hit in answer.hits[:documents]:
+        print(f"  {hit.rank}. {hit.doc_id}")
+
+
+def _answer_file(args: argparse.Namespace, kirag) -> int:
+    from kirag.atomic import atomic_write
+    from kirag.eval.datasets import detect_qa_format, load_questions
+    from kirag.eval.submission import write_qa_predictions
+    from kirag.progress import progress
+    from kirag.runconfig import RunConfig
+
+    examples = load_questions(args.questions)
+    dataset = detect_qa_format(Path(args.questions))
+    target = (
+        args.format if args.format != "auto" else ("hotpotqa" if dataset == "kirag" else dataset)
+    )
+    started = time.perf_counter()
+    answers = [
+        kirag.answer(e.question, k=args.k) for e in progress(examples, desc="answering", unit="q")
+    ]
+    seconds = time.perf_counter() - started
+    predictions = [
+        to_prediction(e, a, args.reader_k) for e, a in zip(examples, answers, strict=True)
+    ]
+    results = {
+        "questions": len(examples),
+        "seconds": round(seconds, 2),
+        "questions_per_minute": round(60 * len(examples) / max(seconds, 1e-9), 2),
+        "llm_calls_per_question": round(
+            sum(a.to_dict()["llm_calls"] for a in answers) / max(len(answers), 1), 2
+        ),
+        "mode": kirag.mode,
+    }
+    if all(e.answers for e in examples):
+        results["scores"] = summary_scores(examples, answers)
+        print(json.dumps(results["scores"]))
+    outputs = []
+    if args.answers:
+        with atomic_write(args.answers) as fh:
+            for example, answer, prediction in zip(examples, answers, predictions, strict=True):
+                record = {"id": example.id, **answer.to_dict(), **_prediction_fields(prediction)}
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        outputs.append(args.answers)
+    if args.output:
+        write_qa_predictions(target, predictions, args.output, [e.id for e in examples])
+        outputs.append(args.output)
+    settings = {k: v for k, v in vars(args).items() if k != "func"}
+    for output in outputs:
+        RunConfig("answer", settings, results=results).write(output)
+    print(
+        f"answered {len(examples)} questions in {seconds:.1f}s ({results['questions_per_minute']} questions/min); wrote {', '.join(outputs) or 'nothing (no --output / --answers)'}"
+    )
+    return 0
+
+
+def to_prediction(example, answer, reader_k: int):
+    """The official prediction of one answer: supporting documents are the top `reader_k`,
+    supporting facts the (title, sentence) pairs of the best chain's triples, evidence its
+    triples, MuSiQue paragraph indices from "{id}#{idx}" document ids."""
+    from kirag.eval.submission import QAPrediction
+
+    chain = answer.result.best_chain
+    triples = chain.triples if chain else []
+    facts = list(dict.fromkeys((t.title or t.doc_id, max(t.sentence_index, 0)) for t in triples))
+    docs = [h.doc_id for h in answer.hits[:reader_k]]
+    idxs = [
+        int(d.rsplit("#", 1)[1])
+        for d in docs
+        if d.startswith(f"{example.id}#") and d.rsplit("#", 1)[1].isdigit()
+    ]
+    return QAPrediction(
+        example.id,
+        answer.answer,
+        facts,
+        docs,
+        idxs,
+        [[t.head, t.relation, t.tail] for t in triples],
+        bool(answer.answer),
+    )
+
+
+def _prediction_fields(prediction) -> dict:
+    return {
+        "supporting_doc_ids": prediction.supporting_doc_ids,
+        "supporting_facts": [list(f) for f in prediction.supporting_facts],
+        "support_idxs": prediction.support_idxs,
+        "evidence": prediction.evidence,
+        "answerable": prediction.answerable,
+    }
+
+
+def summary_scores(examples, answers) -> dict:
+    from kirag.eval.qa import exact_match, f1_score, support_recall
+
+    n = len(examples)
+    out = {
+        "EM": sum(exact_match(a.answer, e.answers) for e, a in zip(examples, answers, strict=True))
+        / n,
+        "F1": sum(f1_score(a.answer, e.answers) for e, a in zip(examples, answers, strict=True))
+        / n,
+    }
+    with_gold = [(e, a) for e, a in zip(examples, answers, strict=True) if e.gold_doc_ids]
+    for k in (3, 5, 10):
+        if with_gold:
+            out[f"support_R@{k}"] = sum(
+                support_recall([h.doc_id for h in a.hits], e.gold_doc_ids, k) for e, a in with_gold
+            ) / len(with_gold)
+    return {k: round(v, 4) for k, v in out.items()}

@@ -167,6 +167,7 @@ def _build_triples(args: argparse.Namespace) -> dict:
         cache=args.cache,
         batch_size=args.batch_size,
         with_bm25=not args.no_bm25,
+        with_dense=not args.no_dense,
         overwrite=args.overwrite,
         on_error=on_error(args),
     )

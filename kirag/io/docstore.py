@@ -114,6 +114,10 @@ class DocStore:
             )
         return [found[int(p)] for p in positions]
 
+    def titles(self) -> list[tuple[str, str | None]]:
+        """(id, title) of every document, in corpus order."""
+        return list(self._db.execute("SELECT id, title FROM docs ORDER BY pos"))
+
     def all_ids(self) -> list[str]:
         return [row[0] for row in self._db.execute("SELECT id FROM docs ORDER BY pos")]
 

@@ -1,0 +1,359 @@
+"""`kirag bench kirag`: KiRAG against its baselines on the bundled multi-hop questions over the
+real Wikipedia sample, plus triple-extraction speed and precision.
+
+Sections (all measured in the same run, on the same questions and corpus):
+- extraction: documents/s and triples/document of the spaCy extractor and of the LLM extractor
+  through llama.cpp and transformers (same SmolLM2-135M), and the store size per document;
+- precision: triples of each extractor on hand-annotated sentences (kirag/data/annotated_triples)
+  matched to the gold triples (head and tail token-F1 >= 0.5);
+- multihop: supporting-passage Recall@3/5/10, EM, F1, questions/min and LLM calls per question
+  for BM25, dense, RRF, retrieve-read-retrieve, KiRAG (aligner chains) and KiRAG (LLM
+  constructor), on the full 4,996-passage sample;
+- subcorpus: the same systems plus KiRAG with LLM-extracted triples, on a sub-corpus (the gold
+  passages and each question's BM25 + dense top passages) small enough for the tiny LLM to
+  extract.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+
+MATCH_F1 = 0.5
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sections",
+        default="extraction,precision,multihop,subcorpus",
+        help="comma-separated sections",
+    )
+    parser.add_argument(
+        "--index",
+        default="indexes/enwiki-triples",
+        help="spaCy triple index of the sample (built when missing)",
+    )
+    parser.add_argument(
+        "--workdir",
+        default="indexes/bench-kirag",
+        help="where the benchmark's own indexes go (kept: re-runs reuse caches)",
+    )
+    parser.add_argument(
+        "--llm-docs",
+        type=int,
+        default=24,
+        help="documents for the LLM extraction speed measurement",
+    )
+    parser.add_argument(
+        "--spacy-docs",
+        type=int,
+        default=500,
+        help="documents for the spaCy extraction speed measurement",
+    )
+    parser.add_argument(
+        "--subcorpus-depth",
+        type=int,
+        default=5,
+        help="BM25 and dense top-k per question added to the sub-corpus",
+    )
+    parser.add_argument(
+        "--llm-max-tokens", type=int, default=192, help="generation budget of the LLM extractor"
+    )
+    parser.add_argument(
+        "--questions", type=int, default=0, help="use only the first N questions (0: all)"
+    )
+
+
+# ---------------------------------------------------------------- extraction
+
+
+def bench_extraction(documents, llm_docs: int, spacy_docs: int, max_tokens: int) -> dict:
+    from kirag.extraction import TripleStore, extract_corpus, make_extractor
+    from kirag.llm.factory import load_engine
+    from kirag.llm_extractor import LLMTripleExtractor
+
+    out = {}
+    extractors = {
+        "spacy": (lambda: make_extractor("spacy"), spacy_docs),
+        "llm-llamacpp": (
+            lambda: LLMTripleExtractor(
+                engine=load_engine("smollm2-135m", "llamacpp"), max_tokens=max_tokens
+            ),
+            llm_docs,
+        ),
+        "llm-transformers": (
+            lambda: LLMTripleExtractor(
+                engine=load_engine("smollm2-135m", "transformers"), max_tokens=max_tokens
+            ),
+            llm_docs,
+        ),
+    }
+    for name, (factory, count) in extractors.items():
+        extractor = factory()
+        with tempfile.TemporaryDirectory() as tmp:
+            store = TripleStore(Path(tmp) / "store.sqlite")
+            start = time.perf_counter()
+            stats = extract_corpus(documents[:count], extractor, store, batch_size=8)
+            seconds = time.perf_counter() - start
+            store.close()
+            size = (Path(tmp) / "store.sqlite").stat().st_size + sum(
+                p.stat().st_size for p in Path(tmp).glob("store.sqlite-*")
+            )
+        out[name] = {
+            "documents": stats.documents,
+            "documents_per_second": round(stats.documents / seconds, 3),
+            "triples_per_document": round(stats.triples_per_document, 2),
+            "store_bytes_per_document": round(size / max(stats.documents, 1)),
+        }
+    return out
+
+
+# ---------------------------------------------------------------- precision
+
+
+def load_annotations() -> list[dict]:
+    text = resources.files("kirag.data").joinpath("annotated_triples.jsonl").read_text("utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def triple_matches(predicted: tuple[str, str, str], gold: tuple[str, str, str]) -> bool:
+    """Same fact: heads and tails overlap (token F1 >= 0.5 each); relations are worded too
+    freely to compare."""
+    from kirag.eval.qa import token_f1
+
+    return (
+        token_f1(predicted[0], gold[0]) >= MATCH_F1 and token_f1(predicted[2], gold[2]) >= MATCH_F1
+    )
+
+
+def precision_recall(predictions: list[list[tuple]], gold: list[list[tuple]]) -> dict:
+    predicted_total = sum(len(p) for p in predictions)
+    correct = sum(
+        any(triple_matches(p, g) for g in golds)
+        for preds, golds in zip(predictions, gold, strict=True)
+        for p in preds
+    )
+    found = sum(
+        any(triple_matches(p, g) for p in preds)
+        for preds, golds in zip(predictions, gold, strict=True)
+        for g in golds
+    )
+    gold_total = sum(len(g) for g in gold)
+    return {
+        "sentences": len(gold),
+        "gold_triples": gold_total,
+        "predicted_triples": predicted_total,
+        "precision": round(correct / predicted_total, 4) if predicted_total else 0.0,
+        "recall": round(found / gold_total, 4) if gold_total else 0.0,
+    }
+
+
+def bench_precision(max_tokens: int) -> dict:
+    """Each annotated sentence is extracted as a one-sentence document titled by its article."""
+    from kirag.extraction import make_extractor
+    from kirag.llm.factory import load_engine
+    from kirag.llm_extractor import LLMTripleExtractor
+    from kirag.types import Document
+
+    annotations = load_annotations()
+    documents = [Document(f"s{i}", a["sentence"], a["title"]) for i, a in enumerate(annotations)]
+    gold = [[tuple(t) for t in a["triples"]] for a in annotations]
+    out = {}
+    extractors = {
+        "spacy": make_extractor("spacy"),
+        "llm-llamacpp": LLMTripleExtractor(
+            engine=load_engine("smollm2-135m", "llamacpp"), max_tokens=max_tokens
+        ),
+    }
+    for name, extractor in extractors.items():
+        results = extractor.extract(documents)
+        predictions = [[(t.head, t.relation, t.tail) for t in triples] for triples in results]
+        out[name] = precision_recall(predictions, gold)
+    return out
+
+
+# ---------------------------------------------------------------- multi-hop
+
+
+def systems(
+    index_dir: Path, bm25_dir: Path, dense_dir: Path, engine_name: str = "llamacpp"
+) -> dict:
+    """name -> function(questions) -> list[SystemOutput], all over the same corpus."""
+    from kirag.baselines import IterativeRAG, SingleShotRAG
+    from kirag.llm.factory import load_engine
+    from kirag.multihop import SystemOutput
+    from kirag.pipeline import KiRAG
+    from kirag.reader import Reader
+    from kirag.retrieval.factory import load_retriever
+    from kirag.retrieval.hybrid import HybridRetriever
+
+    bm25, dense = load_retriever(bm25_dir), load_retriever(dense_dir)
+    rrf = HybridRetriever([bm25, dense], fusion="rrf", depth=50)
+    reader = Reader(load_engine("smollm2-135m", engine_name), max_tokens=16)
+
+    def single(retriever):
+        def run(questions):
+            results = SingleShotRAG(retriever, reader).run([q.question for q in questions], k=10)
+            return [SystemOutput(r.hits, r.answer, r.llm_calls) for r in results]
+
+        return run
+
+    def iterative(questions):
+        results = IterativeRAG(rrf, reader, rounds=2).run([q.question for q in questions], k=10)
+        return [SystemOutput(r.hits, r.answer, r.llm_calls) for r in results]
+
+    def kirag_run(**options):
+        pipeline = KiRAG(index_dir, **options)
+
+        def run(questions):
+            answers = pipeline.answer_many([q.question for q in questions], k=10)
+            return [SystemOutput(a.hits, a.answer, a.to_dict()["llm_calls"]) for a in answers]
+
+        return run
+
+    return {
+        "BM25 + reader": single(bm25),
+        "dense + reader": single(dense),
+        "RRF(BM25, dense) + reader": single(rrf),
+        "retrieve-read-retrieve (RRF, 2 rounds)": iterative,
+        "KiRAG aligner chains (answer: chain tail)": kirag_run(max_turns=3, beam_size=2),
+        "KiRAG aligner chains + reader": kirag_run(
+            max_turns=3, beam_size=2, reader_model="smollm2-135m", engine=engine_name
+        ),
+        "KiRAG LLM constructor + reader": kirag_run(
+            mode="llm",
+            constructor_model="smollm2-135m",
+            reader_model="smollm2-135m",
+            engine=engine_name,
+            max_turns=2,
+            beam_size=1,
+            num_candidates=30,
+        ),
+    }
+
+
+def bench_multihop(
+    questions, index_dir: Path, bm25_dir: Path, dense_dir: Path, extra: dict | None = None
+) -> dict:
+    from kirag.multihop import evaluate_system, format_table
+
+    rows, scores = [], {}
+    for name, run in {**systems(index_dir, bm25_dir, dense_dir), **(extra or {})}.items():
+        result = evaluate_system(name, run, questions)
+        rows.append(result.row())
+        scores[name] = result.per_question
+    return {
+        "questions": len(questions),
+        "table": rows,
+        "markdown": format_table(rows),
+        "per_question": scores,
+    }
+
+
+def build_indexes(corpus, root: Path, name: str) -> tuple[Path, Path, Path]:
+    """BM25, dense and spaCy-triple indexes of one corpus (reused when already built)."""
+    from kirag.retrieval.bm25 import BM25Retriever
+    from kirag.retrieval.dense import DenseRetriever
+    from kirag.triple_index import build_from_corpus
+
+    bm25, dense, triples = root / f"{name}-bm25", root / f"{name}-dense", root / f"{name}-triples"
+    if not (bm25 / "manifest.json").exists():
+        BM25Retriever.build(corpus, bm25, overwrite=True)
+    if not (dense / "manifest.json").exists():
+        DenseRetriever.build(corpus, dense, overwrite=True)
+    if not (triples / "manifest.json").exists():
+        build_from_corpus(
+            corpus,
+            triples,
+            extractor="spacy",
+            overwrite=True,
+            cache=root / "extraction-cache.sqlite",
+        )
+    return triples, bm25, dense
+
+
+def subcorpus(questions, bm25_dir: Path, dense_dir: Path, depth: int) -> list:
+    """Gold passages plus each question's BM25 and dense top-`depth`, in sample order."""
+    from kirag.io.corpus import read_corpus
+    from kirag.retrieval.factory import load_retriever
+
+    keep = {d for q in questions for d in q.supporting_ids}
+    for path in (bm25_dir, dense_dir):
+        retriever = load_retriever(path)
+        for hits in retriever.batch_search({q.id: q.question for q in questions}, k=depth).values():
+            keep.update(h.doc_id for h in hits)
+    return [d for d in read_corpus("enwiki-sample") if d.id in keep]
+
+
+def run(args: argparse.Namespace) -> dict:
+    from kirag.io.corpus import read_corpus
+    from kirag.multihop import load_fixture
+
+    sections = {s.strip() for s in args.sections.split(",")}
+    questions = load_fixture()
+    if args.questions:
+        questions = questions[: args.questions]
+    documents = list(read_corpus("enwiki-sample"))
+    root = Path(args.workdir)
+    root.mkdir(parents=True, exist_ok=True)
+    out: dict = {
+        "model": "SmolLM2-135M-Instruct (GGUF Q4_1, llama.cpp) for every LLM role",
+        "questions": len(questions),
+    }
+    if "extraction" in sections:
+        out["extraction"] = bench_extraction(
+            documents, args.llm_docs, args.spacy_docs, args.llm_max_tokens
+        )
+    if "precision" in sections:
+        out["precision"] = bench_precision(args.llm_max_tokens)
+    if "multihop" in sections or "subcorpus" in sections:
+        triples, bm25, dense = build_indexes("enwiki-sample", root, "sample")
+    if "multihop" in sections:
+        out["multihop_full_sample"] = bench_multihop(questions, triples, bm25, dense)
+        print(out["multihop_full_sample"]["markdown"])
+    if "subcorpus" in sections:
+        corpus = subcorpus(questions, bm25, dense, args.subcorpus_depth)
+        sub_triples, sub_bm25, sub_dense = build_indexes(corpus, root, f"sub{args.subcorpus_depth}")
+        llm_index = root / f"sub{args.subcorpus_depth}-llm-triples"
+        if not (llm_index / "manifest.json").exists():
+            from kirag.triple_index import build_from_corpus
+
+            build_from_corpus(
+                corpus, llm_index, extractor="llm", extractor_options={"model": "smollm2-135m", "engine_name": "llamacpp", "max_tokens": args.llm_max_tokens},
+                overwrite=True, cache=root / "extraction-cache.sqlite", batch_size=8,
+            )  # fmt: skip
+        from kirag.multihop import SystemOutput
+        from kirag.pipeline import KiRAG
+
+        def llm_kirag(**options):
+            pipeline = KiRAG(llm_index, **options)
+
+            def go(qs):
+                return [
+                    SystemOutput(a.hits, a.answer, a.to_dict()["llm_calls"])
+                    for a in pipeline.answer_many([q.question for q in qs], k=10)
+                ]
+
+            return go
+
+        extra = {
+            "KiRAG on LLM-extracted triples, aligner chains": llm_kirag(max_turns=3, beam_size=2),
+            "KiRAG on LLM-extracted triples, LLM constructor + reader": llm_kirag(
+                mode="llm",
+                constructor_model="smollm2-135m",
+                reader_model="smollm2-135m",
+                engine="llamacpp",
+                max_turns=2,
+                beam_size=1,
+            ),
+        }
+        out["multihop_subcorpus"] = {
+            "documents": len(corpus),
+            **bench_multihop(questions, sub_triples, sub_bm25, sub_dense, extra),
+        }
+        print(out["multihop_subcorpus"]["markdown"])
+    return out

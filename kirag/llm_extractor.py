@@ -1,0 +1,100 @@
+"""Triple extraction with an instruct LLM (the KiRAG reference): prompted as a knowledge-graph
+constructor with few-shot examples, greedy, output parsed with the tolerant triple parser and
+each triple linked to the sentence it shares most words with."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import cached_property
+from importlib import resources
+
+from kirag.llm.base import LLMEngine
+from kirag.sentences import SentenceSplitter, link_sentence
+from kirag.triples import Triple, dedupe_triples, parse_triples
+from kirag.types import Document
+
+PROMPT_FILE = "triple_extraction.json"
+
+
+def load_extraction_prompt() -> dict:
+    return json.loads(resources.files("kirag").joinpath("prompts", PROMPT_FILE).read_text("utf-8"))
+
+
+class LLMTripleExtractor:
+    """Few-shot `<head; relation; tail>` extraction through any LLMEngine."""
+
+    name = "llm"
+
+    def __init__(
+        self,
+        engine: LLMEngine | None = None,
+        model: str = "smollm2-135m",
+        engine_name: str = "auto",
+        max_tokens: int = 256,
+        num_examples: int = 2,
+        batch_size: int = 8,
+        sentence_pipeline: str = "blank",
+    ):
+        if engine is None:
+            from kirag.llm.factory import load_engine
+
+            engine = load_engine(model, engine=engine_name)
+        self.engine = engine
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size
+        self.prompt = load_extraction_prompt()
+        self.examples = self.prompt["examples"][:num_examples]
+        self.splitter = SentenceSplitter(sentence_pipeline)
+        model_id = getattr(engine, "model_id", getattr(engine, "name", "engine"))
+        self.id = (
+            f"llm:{getattr(engine, 'name', 'engine')}:{model_id}:{self.prompt['version']}"
+            f":shots{len(self.examples)}:max{max_tokens}"
+        )
+
+    @cached_property
+    def system_message(self) -> str:
+        shots = [
+            self.prompt["input_template"].format(title=ex["title"], text=ex["text"])
+            + f"\nKnowledge Triples: {ex['triples']}"
+            for ex in self.examples
+        ]
+        return "\n\n".join([self.prompt["instruction"], *shots])
+
+    def build_prompt(self, document: Document) -> str:
+        user = self.prompt["input_template"].format(title=document.title or "", text=document.text)
+        messages = [
+            {"role": "system", "content": self.system_message},
+            {"role": "user", "content": user + "\nKnowledge Triples:"},
+        ]
+        return self.engine.apply_chat_template(messages)
+
+    def extract(self, documents: Sequence[Document]) -> list[list[Triple]]:
+        results: list[list[Triple]] = []
+        for start in range(0, len(documents), self.batch_size):
+            batch = documents[start : start + self.batch_size]
+            outputs = self.engine.generate(
+                [self.build_prompt(d) for d in batch], max_tokens=self.max_tokens
+            )
+            sentences = self.splitter.split_many([d.text for d in batch])
+            for document, output, doc_sentences in zip(batch, outputs, sentences, strict=True):
+                results.append(self._to_triples(document, output, doc_sentences))
+        return results
+
+    def _to_triples(self, document: Document, output: str, sentences: list[str]) -> list[Triple]:
+        triples = []
+        for head, relation, tail in parse_triples(output, loose=True):
+            index = link_sentence(f"{head} {relation} {tail}", sentences)
+            triples.append(
+                Triple(
+                    head,
+                    relation,
+                    tail,
+                    doc_id=document.id,
+                    title=document.title,
+                    sentence_index=index,
+                    sentence=sentences[index] if index >= 0 else "",
+                    source=self.id,
+                )
+            )
+        return dedupe_triples(triples)

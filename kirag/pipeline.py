@@ -1,0 +1,203 @@
+"""KiRAG end to end: `KiRAG(index).retrieve(question)` and `.answer(question)`.
+
+Two modes, chosen explicitly (or "auto": "llm" when a constructor model is given, else
+"aligner"):
+- "aligner" — chains by beam search on the aligner's scores, expanded through the entity graph;
+  no LLM in the loop. The offline default: it serves with the embedded models.
+- "llm" — a constructor LLM reasons over the candidates and picks each next triple (the
+  reference behaviour); meant for capable instruct models (Llama-class) on a GPU.
+The answer comes from a reader LLM over the top documents when one is configured, else from the
+chain (the constructor's stated answer, or the last tail entity of the best chain).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from kirag.chains import ChainResult, IterativeRetriever
+from kirag.errors import KiragError
+from kirag.triple_index import TripleIndex
+from kirag.types import Hit
+
+Mode = Literal["auto", "aligner", "llm"]
+
+# Defaults per mode, measured on the bundled bridge questions (see the README): an untrained
+# aligner picks first hops best among the triples of the first-stage documents (searching all
+# triples adds near-duplicates of the question it cannot tell apart), with a wide beam; the LLM
+# constructor gets the reference's candidate search.
+MODE_DEFAULTS: dict[str, dict] = {
+    "aligner": {
+        "max_turns": 2,
+        "beam_size": 5,
+        "triple_search": False,
+        "doc_expansion_k": 5,
+        "fusion_weights": (1.0, 1.0, 0.0),
+    },
+    "llm": {
+        "max_turns": 3,
+        "beam_size": 1,
+        "triple_search": True,
+        "doc_expansion_k": 5,
+        "num_candidates": 30,
+        "fusion_weights": (1.0, 1.0, 0.0),
+    },
+}
+
+
+@dataclass
+class Answer:
+    """An answer with its evidence: ranked documents, reasoning chains and the per-turn trace."""
+
+    question: str
+    answer: str
+    hits: list[Hit]
+    result: ChainResult
+    answered_by: str
+    metadata: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "answered_by": self.answered_by,
+            "documents": [{"id": h.doc_id, "score": round(h.score, 6)} for h in self.hits],
+            "chains": [c.to_dict() for c in self.result.chains],
+            "llm_calls": self.result.llm_calls + self.metadata.get("reader_calls", 0),
+        }
+
+
+class KiRAG:
+    """Knowledge-triple iterative RAG over a triple index built by `kirag index triples`."""
+
+    def __init__(
+        self,
+        index: str | Path | TripleIndex,
+        mode: Mode = "auto",
+        constructor_model: str | None = None,
+        reader_model: str | None = None,
+        engine: str = "auto",
+        aligner: str | None = None,
+        doc_retriever="auto",
+        reader_k: int = 3,
+        reranker=None,
+        **retriever_options,
+    ):
+        self.index = index if isinstance(index, TripleIndex) else TripleIndex(index)
+        if mode == "auto":
+            mode = "llm" if constructor_model else "aligner"
+        if mode not in ("aligner", "llm"):
+            raise KiragError(f"unknown KiRAG mode {mode!r}; known: auto, aligner, llm")
+        if mode == "llm" and not constructor_model:
+            raise KiragError(
+                "mode 'llm' needs a constructor model (e.g. constructor_model='smollm2-135m')"
+            )
+        self.mode = mode
+        constructor = None
+        if mode == "llm":
+            from kirag.constructor import ChainConstructor
+            from kirag.llm.factory import load_engine
+
+            constructor = ChainConstructor(load_engine(constructor_model, engine=engine))
+        aligner_model = None
+        if aligner is not None:
+            from kirag.retrieval.dense import Encoder
+
+            aligner_model = Encoder(aligner)
+        options = {**MODE_DEFAULTS[mode], **retriever_options}
+        self.retriever = IterativeRetriever(
+            self.index,
+            constructor=constructor,
+            aligner=aligner_model,
+            doc_retriever=self._doc_retriever() if doc_retriever == "auto" else doc_retriever,
+            **options,
+        )
+        self.reader = None
+        if reader_model:
+            from kirag.llm.factory import load_engine
+            from kirag.reader import Reader
+
+            self.reader = Reader(load_engine(reader_model, engine=engine))
+        self.reader_k = reader_k
+        self.reranker = reranker
+
+    def _doc_retriever(self):
+        """The first-stage document indexes kept inside the triple index folder (bm25/, dense/):
+        RRF of both when both are there."""
+        from kirag.retrieval.factory import load_retrievers
+
+        found = [
+            self.index.path / name
+            for name in ("bm25", "dense")
+            if (self.index.path / name / "manifest.json").exists()
+        ]
+        return load_retrievers(found, fusion="rrf", depth=50) if found else None
+
+    def retrieve(self, question: str, k: int = 10) -> ChainResult:
+        result = self.retriever.retrieve(question, k=k)
+        if self.reranker is not None and result.hits:
+            result.hits = self.reranker.rerank(question, result.hits, k=k)
+        return result
+
+    def answer(self, question: str, k: int = 10) -> Answer:
+        return self.answer_many([question], k=k)[0]
+
+    def answer_many(self, questions: Sequence[str], k: int = 10) -> list[Answer]:
+        results = [self.retrieve(q, k=k) for q in questions]
+        if self.reader is not None:
+            contexts = [
+                [h.document for h in r.hits[: self.reader_k] if h.document is not None]
+                for r in results
+            ]
+            chains = [
+                ". ".join(t.text for t in r.best_chain.triples) if r.best_chain else None
+                for r in results
+            ]
+            calls_before = self.reader.calls
+            texts = self.reader.answer(list(questions), contexts, chains)
+            per_question = (self.reader.calls - calls_before) // max(len(questions), 1)
+            return [
+                Answer(q, text, r.hits, r, "reader", {"reader_calls": per_question})
+                for q, text, r in zip(questions, texts, results, strict=True)
+            ]
+        return [
+            Answer(
+                q,
+                r.answer_candidate or "",
+                r.hits,
+                r,
+                "constructor" if (r.best_chain and r.best_chain.answer) else "chain-tail",
+            )
+            for q, r in zip(questions, results, strict=True)
+        ]
+
+
+class KiRAGRetriever:
+    """A triple index seen as a document retriever (the Retriever protocol): documents ranked
+    by KiRAG's chains. Lets `kirag search` and the evaluation tools treat it like BM25 or dense."""
+
+    def __init__(self, index_dir: str | Path, **options):
+        self.kirag = KiRAG(index_dir, **options)
+        self.docstore = self.kirag.index.docstore
+
+    def search(self, query, k: int = 10, with_documents: bool = False) -> list[Hit]:
+        from kirag.retrieval.index_base import query_text
+
+        text = query_text(query)
+        if not text.strip():
+            return []
+        return self.kirag.retrieve(text, k=k).hits
+
+    def batch_search(
+        self, queries, k: int = 10, threads: int = 1, with_documents: bool = False
+    ) -> dict[str, list[Hit]]:
+        from kirag.progress import progress
+        from kirag.retrieval.index_base import query_pairs
+
+        pairs = query_pairs(queries)
+        return {
+            qid: self.search(text, k)
+            for qid, text in progress(pairs, desc="KiRAG chains", unit="q")
+        }

@@ -1,0 +1,72 @@
+"""The reader: an LLM answers a question from the top-k documents (the KiRAG reference prompt),
+through the engine seam. Offline, where the tiny LLM is a poor reader, the chain's last tail
+entity can stand in as the answer (see KiRAG's answer modes)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import cache
+from importlib import resources
+
+from kirag.llm.base import LLMEngine
+from kirag.types import Document
+
+
+@cache
+def load_reader_prompt() -> dict:
+    return json.loads(
+        resources.files("kirag").joinpath("prompts", "reader.json").read_text("utf-8")
+    )
+
+
+def build_reader_messages(
+    question: str, documents: Sequence[Document], chain_text: str | None = None
+) -> list[dict[str, str]]:
+    prompt = load_reader_prompt()
+    context = "\n\n".join(
+        prompt["context_template"].format(title=d.title or "", text=d.text) for d in documents
+    )
+    if chain_text:
+        context += f"\n\nKnowledge triples: {chain_text}"
+    return [
+        {"role": "system", "content": prompt["instruction"]},
+        {
+            "role": "user",
+            "content": prompt["input_template"].format(context=context, question=question),
+        },
+    ]
+
+
+def clean_answer(text: str) -> str:
+    """The first line of a generation, without an "Answer:" prefix or trailing period."""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    line = lines[0] if lines else ""
+    for prefix in ("answer:", "the answer is", "so the answer is"):
+        if line.lower().startswith(prefix):
+            line = line[len(prefix) :].strip(" :")
+    return line.rstrip(".").strip()
+
+
+class Reader:
+    """Answers questions from documents with an LLM engine (batched)."""
+
+    def __init__(self, engine: LLMEngine, max_tokens: int = 32):
+        self.engine = engine
+        self.max_tokens = max_tokens
+        self.calls = 0
+
+    def answer(
+        self,
+        questions: Sequence[str],
+        contexts: Sequence[Sequence[Document]],
+        chains: Sequence[str | None] | None = None,
+    ) -> list[str]:
+        chains = chains or [None] * len(questions)
+        prompts = [
+            self.engine.apply_chat_template(build_reader_messages(q, docs, chain))
+            for q, docs, chain in zip(questions, contexts, chains, strict=True)
+        ]
+        self.calls += len(prompts)
+        outputs = self.engine.generate(prompts, max_tokens=self.max_tokens, stop=["\n\n"])
+        return [clean_answer(o) for o in outputs]

@@ -1,0 +1,360 @@
+"""The triple index: knowledge triples embedded as text in FAISS, the map triple -> document ->
+sentence in SQLite, and an entity graph (networkx) for neighbourhood expansion.
+
+Folder layout (written atomically; `manifest.json` last):
+    manifest.json       what was built and how (extractor id, encoder, dimension, counts)
+    triples.sqlite      one row per triple (position = FAISS id), with its document and sentence
+    triples.faiss       the vectors (FAISS's own file format)
+    embeddings.npy      the same vectors, for scoring graph-expanded candidates without re-encoding
+    graph.json          the entity graph, networkx node-link JSON
+    docs.sqlite         the corpus passages (DocStore), for readers and document ranking
+No pickle anywhere: everything loads as data.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kirag.atomic import atomic_directory, write_json
+from kirag.errors import IndexLoadError, OutputExistsError
+from kirag.io.docstore import DocStore
+from kirag.triples import Triple, entity_key
+from kirag.types import Document
+
+KIND = "triples"
+FORMAT_VERSION = 1
+
+
+def triple_embedding_text(triple: Triple) -> str:
+    """How a triple is embedded: its document title, then the triple read as a sentence."""
+    return f"title: {triple.title or ''}, text: {triple.sentence_text}"
+
+
+@dataclass(slots=True)
+class TripleHit:
+    """A triple found for a query, with its position in the index and its similarity."""
+
+    position: int
+    score: float
+    triple: Triple
+
+
+class TripleIndex:
+    """Loads a triple index folder and answers: which triples are near this text, which triples
+    touch these entities, and which triples come from these documents."""
+
+    def __init__(self, path: str | Path, encoder=None):
+        self.path = Path(path)
+        manifest_path = self.path / "manifest.json"
+        if not manifest_path.is_file():
+            raise IndexLoadError(
+                f"{self.path}: not a kirag triple index (no manifest.json; missing or an interrupted build)"
+            )
+        self.manifest = json.loads(manifest_path.read_text("utf-8"))
+        if self.manifest.get("kind") != KIND:
+            raise IndexLoadError(
+                f"{self.path}: a {self.manifest.get('kind')!r} index, not a triple index"
+            )
+        from kirag.retrieval.faiss_index import load_faiss_index
+
+        self.faiss = load_faiss_index(self.path / "triples.faiss")
+        self.embeddings = np.load(self.path / "embeddings.npy", mmap_mode="r")
+        self._db = sqlite3.connect(
+            f"file:{self.path / 'triples.sqlite'}?mode=ro", uri=True, check_same_thread=False
+        )
+        self.docstore = DocStore(self.path / DocStore.FILENAME)
+        self.graph = _load_graph(self.path / "graph.json")
+        self._encoder = encoder
+        self._titles: dict[str, list[str]] | None = None
+        self._passages: np.ndarray | None = None
+        self._passage_row: dict[str, int] = {}
+        if len(self) != self.embeddings.shape[0]:
+            raise IndexLoadError(
+                f"{self.path}: {len(self)} triples but {self.embeddings.shape[0]} vectors"
+            )
+
+    @property
+    def encoder(self):
+        """The encoder the index was built with (loaded on first use); refuses another model."""
+        if self._encoder is None:
+            from kirag.retrieval.dense import Encoder
+
+            self._encoder = Encoder(
+                self.manifest["encoder"]["model"], normalize=self.manifest["encoder"]["normalize"]
+            )
+        return self._encoder
+
+    def __len__(self) -> int:
+        return int(self.manifest["counts"]["triples"])
+
+    def triples(self, positions: Sequence[int]) -> list[Triple]:
+        found: dict[int, Triple] = {}
+        unique = sorted({int(p) for p in positions})
+        for start in range(0, len(unique), 900):
+            chunk = unique[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.execute(
+                f"SELECT pos, data FROM triples WHERE pos IN ({marks})", chunk
+            ):
+                found[row[0]] = Triple.from_dict(json.loads(row[1]))
+        return [found[int(p)] for p in positions]
+
+    def search(self, queries: Sequence[str], k: int) -> list[list[TripleHit]]:
+        """The `k` nearest triples of each query text (inner product of normalised vectors)."""
+        vectors = self.encoder.encode(list(queries))
+        scores, ids = self.faiss.search(np.asarray(vectors, dtype=np.float32), min(k, len(self)))
+        out = []
+        for row_scores, row_ids in zip(scores, ids, strict=True):
+            keep = [(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
+            triples = self.triples([i for i, _ in keep])
+            out.append([TripleHit(i, s, t) for (i, s), t in zip(keep, triples, strict=True)])
+        return out
+
+    def score(self, query_vector: np.ndarray, positions: Sequence[int]) -> np.ndarray:
+        """Similarity of one encoded query to the stored vectors at `positions`."""
+        if not positions:
+            return np.zeros(0, dtype=np.float32)
+        return np.asarray(self.embeddings[np.asarray(positions)] @ query_vector, dtype=np.float32)
+
+    @property
+    def has_passage_vectors(self) -> bool:
+        """Whether the folder holds a dense document index (dense/) built with the same encoder."""
+        return (self.path / "dense" / "manifest.json").exists()
+
+    def passage_scores(self, query_vector: np.ndarray, triples: Sequence[Triple]) -> np.ndarray:
+        """Similarity of one encoded query to the passage each triple comes from (dense/)."""
+        if self._passages is None:
+            self._passages = np.load(self.path / "dense" / "embeddings.npy", mmap_mode="r")
+            self._passage_row = {doc_id: row for row, doc_id in enumerate(self.docstore.all_ids())}
+        if not triples:
+            return np.zeros(0, dtype=np.float32)
+        rows = np.asarray([self._passage_row[t.doc_id] for t in triples])
+        return np.asarray(self._passages[rows] @ query_vector, dtype=np.float32)
+
+    def neighbours(self, entities: Iterable[str], hops: int = 1) -> set[int]:
+        """Positions of the triples within `hops` edges of the given entities (by entity key)."""
+        frontier = {entity_key(e) for e in entities} & set(self.graph)
+        seen_nodes = set(frontier)
+        positions: set[int] = set()
+        for _ in range(hops):
+            next_frontier = set()
+            for node in frontier:
+                for _, other, data in self.graph.edges(node, data=True):
+                    positions.update(data["triples"])
+                    if other not in seen_nodes:
+                        next_frontier.add(other)
+            seen_nodes |= next_frontier
+            frontier = next_frontier
+        return positions
+
+    def positions_of_titles(self, mentions: Iterable[str]) -> list[int]:
+        """Positions of the triples of every document whose title a mention names: the mention
+        is the title, or one of its word n-grams is ("Canadian province of Alberta" -> Alberta)."""
+        if self._titles is None:
+            self._titles = {}
+            for doc_id, title in self.docstore.titles():
+                if title:
+                    self._titles.setdefault(title.lower(), []).append(doc_id)
+        doc_ids: list[str] = []
+        for mention in mentions:
+            tokens = mention.lower().split()
+            for size in range(min(len(tokens), 8), 0, -1):
+                for start in range(len(tokens) - size + 1):
+                    gram = " ".join(tokens[start : start + size]).strip(".,;:'\"()")
+                    if len(gram) >= 3 and gram in self._titles:
+                        doc_ids += self._titles[gram]
+        return self.positions_of_documents(doc_ids) if doc_ids else []
+
+    def positions_of_documents(self, doc_ids: Iterable[str]) -> list[int]:
+        ids = list(dict.fromkeys(doc_ids))
+        positions: list[int] = []
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            positions += [
+                row[0]
+                for row in self._db.execute(
+                    f"SELECT pos FROM triples WHERE doc_id IN ({marks}) ORDER BY pos", chunk
+                )
+            ]
+        return positions
+
+
+def _load_graph(path: Path):
+    import networkx as nx
+
+    data = json.loads(path.read_text("utf-8"))
+    return nx.node_link_graph(data, edges="edges")
+
+
+def build_entity_graph(triples: Sequence[Triple]):
+    """Entities as nodes (keyed by entity_key, labelled with a surface form), one undirected edge
+    per entity pair carrying the positions of the triples that link them."""
+    import networkx as nx
+
+    graph = nx.Graph()
+    for position, triple in enumerate(triples):
+        head, tail = entity_key(triple.head), entity_key(triple.tail)
+        if not head or not tail or head == tail:
+            continue
+        for node, label in ((head, triple.head), (tail, triple.tail)):
+            if node not in graph:
+                graph.add_node(node, label=label)
+        if graph.has_edge(head, tail):
+            graph[head][tail]["triples"].append(position)
+        else:
+            graph.add_edge(head, tail, triples=[position])
+    return graph
+
+
+def build_triple_index(
+    documents: Iterable[Document],
+    triples_by_doc: Iterable[tuple[Document, list[Triple]]],
+    index_dir: str | Path,
+    encoder,
+    extractor_id: str,
+    index_type: str = "flat",
+    overwrite: bool = False,
+    batch_size: int = 256,
+    with_bm25: bool = True,
+    with_dense: bool = True,
+) -> Path:
+    """Write a triple index folder from documents and their extracted triples (atomically).
+    With `with_bm25` / `with_dense`, BM25 and dense document indexes are built inside it
+    (`bm25/`, `dense/`, the latter with the same encoder) for the retriever's first stage."""
+    import networkx as nx
+
+    from kirag.retrieval.faiss_index import build_faiss_index, save_faiss_index
+
+    index_dir = Path(index_dir)
+    with atomic_directory(index_dir, overwrite=overwrite) as tmp:
+        docstore = DocStore.build(tmp / DocStore.FILENAME, documents)
+        all_triples: list[Triple] = []
+        db = sqlite3.connect(tmp / "triples.sqlite")
+        db.execute(
+            "CREATE TABLE triples (pos INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, data TEXT NOT NULL)"
+        )
+        for _, triples in triples_by_doc:
+            for triple in triples:
+                db.execute(
+                    "INSERT INTO triples VALUES (?, ?, ?)",
+                    (
+                        len(all_triples),
+                        triple.doc_id,
+                        json.dumps(triple.to_dict(), ensure_ascii=False),
+                    ),
+                )
+                all_triples.append(triple)
+        db.execute("CREATE INDEX triples_doc ON triples (doc_id)")
+        db.commit()
+        db.close()
+        if not all_triples:
+            raise IndexLoadError("no triples were extracted from the corpus: nothing to index")
+        vectors = encoder.encode(
+            [triple_embedding_text(t) for t in all_triples], batch_size=batch_size
+        )
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        np.save(tmp / "embeddings.npy", vectors)
+        save_faiss_index(build_faiss_index(vectors, index_type), tmp / "triples.faiss")
+        graph = build_entity_graph(all_triples)
+        (tmp / "graph.json").write_text(
+            json.dumps(nx.node_link_data(graph, edges="edges"), ensure_ascii=False), "utf-8"
+        )
+        write_json(
+            tmp / "manifest.json",
+            {
+                "kind": KIND,
+                "format_version": FORMAT_VERSION,
+                "extractor": extractor_id,
+                "encoder": {
+                    "model": encoder.model_name,
+                    "dimension": int(vectors.shape[1]),
+                    "normalize": encoder.normalize,
+                },
+                "faiss": {"type": index_type},
+                "counts": {
+                    "documents": len(docstore),
+                    "triples": len(all_triples),
+                    "entities": graph.number_of_nodes(),
+                    "edges": graph.number_of_edges(),
+                },
+                "corpus_fingerprint": docstore.fingerprint,
+                "embedding_text": "title: {title}, text: {head} {relation} {tail}",
+                "document_indexes": [
+                    name for name, on in (("bm25", with_bm25), ("dense", with_dense)) if on
+                ],
+            },
+        )
+        if with_bm25:
+            from kirag.retrieval.bm25 import BM25Retriever
+
+            BM25Retriever.build(iter(docstore), tmp / "bm25")
+        if with_dense:
+            from kirag.retrieval.dense import DenseRetriever
+
+            DenseRetriever.build(iter(docstore), tmp / "dense", encoder=encoder)
+        docstore.close()
+    return index_dir
+
+
+def build_from_corpus(
+    corpus,
+    index_dir: str | Path,
+    extractor: str = "spacy",
+    extractor_options: dict | None = None,
+    encoder: str = "minilm",
+    index_type: str = "flat",
+    cache: str | Path | None = None,
+    batch_size: int = 16,
+    with_bm25: bool = True,
+    with_dense: bool = True,
+    overwrite: bool = False,
+    on_error: str = "raise",
+) -> dict:
+    """Extract triples from a corpus (cached and resumable) and build a triple index from them.
+    The extraction cache lives outside the index (default: `.extraction-cache.sqlite` beside
+    it), so an interrupted build keeps every extracted batch."""
+    from kirag.extraction import TripleStore, extract_corpus, make_extractor
+    from kirag.io.corpus import read_corpus
+    from kirag.retrieval.dense import Encoder
+
+    index_dir = Path(index_dir)
+    if index_dir.exists() and not overwrite:
+        raise OutputExistsError(
+            f"{index_dir} already exists; pass overwrite=True (CLI: --overwrite)"
+        )
+    documents = (
+        read_corpus(corpus, on_error=on_error) if isinstance(corpus, str | Path) else list(corpus)
+    )
+    extractor_obj = make_extractor(extractor, **(extractor_options or {}))
+    store = TripleStore(Path(cache) if cache else index_dir.parent / ".extraction-cache.sqlite")
+    stats = extract_corpus(documents, extractor_obj, store, batch_size=batch_size)
+    pairs = ((doc, store.get(doc.id, extractor_obj.id) or []) for doc in documents)
+    build_triple_index(
+        documents,
+        pairs,
+        index_dir,
+        Encoder(encoder),
+        extractor_obj.id,
+        index_type,
+        overwrite,
+        with_bm25=with_bm25,
+        with_dense=with_dense,
+    )
+    store.close()
+    manifest = json.loads((index_dir / "manifest.json").read_text("utf-8"))
+    return {
+        "extractor": extractor_obj.id,
+        "documents": stats.documents,
+        "extracted": stats.extracted,
+        "cached": stats.cached,
+        "triples": manifest["counts"]["triples"],
+        "entities": manifest["counts"]["entities"],
+        "cache": str(store.path),
+    }

@@ -1,0 +1,272 @@
+"""KiRAG end to end on real Wikipedia passages: the triple index (FAISS + SQLite + entity graph),
+the iterative retriever in aligner and LLM-constructor modes, the reader, the pipeline, the
+baselines, LLM extraction with resume, and the `index triples` / `answer` commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kirag.chains import IterativeRetriever
+from kirag.constructor import ChainConstructor, parse_decision
+from kirag.errors import IndexLoadError, KiragError
+from kirag.triple_index import TripleIndex, build_entity_graph
+from kirag.triples import Triple
+
+# a bundled bridge question whose two passages are both in the 314-passage test slice
+BRIDGE = "In what year did the country whose coast the Portuguese explorer Diogo Cão reached in 1484 achieve independence?"
+GOLD = {"Economy_of_Angola#1", "Angola#1"}
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory, enwiki_slice):
+    from kirag.triple_index import build_from_corpus
+
+    root = tmp_path_factory.mktemp("kirag")
+    stats = build_from_corpus(enwiki_slice, root / "triples", extractor="spacy")
+    assert stats["extracted"] == 314 and stats["triples"] > 1000
+    return root / "triples"
+
+
+@pytest.fixture(scope="module")
+def index(index_dir):
+    return TripleIndex(index_dir)
+
+
+def test_triple_index_files_and_lookups(index, index_dir):
+    assert index.manifest["kind"] == "triples" and index.manifest["encoder"]["model"] == "minilm"
+    assert {p.suffix for p in index_dir.iterdir() if p.is_file()} <= {
+        ".json",
+        ".sqlite",
+        ".faiss",
+        ".npy",
+    }  # no pickle
+    hits = index.search(["Rachel Notley premier of Alberta"], k=5)[0]
+    assert any("Rachel Notley" in h.triple.tail for h in hits)
+    assert all(-1.0 <= h.score <= 1.0 for h in hits)
+    alberta = index.positions_of_documents(["Alberta#0"])
+    assert alberta and all(t.doc_id == "Alberta#0" for t in index.triples(alberta))
+    around = index.neighbours(["Alberta"])
+    assert around and all(
+        "alberta" in (t.head.lower() + t.tail.lower()) for t in index.triples(sorted(around)[:20])
+    )
+    assert index.neighbours(["Alberta"], hops=2) >= around
+    assert index.docstore.get("Alberta#0").title == "Alberta"
+
+
+def test_entity_graph_links_triples_through_shared_entities():
+    triples = [
+        Triple("Aristotle", "taught", "Alexander the Great"),
+        Triple("Alexander the Great", "king of", "Macedon"),
+        Triple("X", "is", "x"),
+    ]
+    graph = build_entity_graph(triples)
+    assert graph.has_edge("aristotle", "alexander the great") and graph["alexander the great"][
+        "macedon"
+    ]["triples"] == [1]
+    assert "x" not in graph  # a self-loop is no edge
+
+
+def test_missing_and_partial_indexes_are_refused(tmp_path, index_dir):
+    with pytest.raises(IndexLoadError, match="not a kirag triple index"):
+        TripleIndex(tmp_path)
+    bm25 = index_dir / "bm25"
+    with pytest.raises(IndexLoadError, match="not a triple index"):
+        TripleIndex(bm25)
+
+
+def test_aligner_chains_bridge_two_articles(index):
+    retriever = IterativeRetriever(index, max_turns=2, beam_size=2)
+    result = retriever.retrieve(BRIDGE, k=5)
+    assert result.llm_calls == 0 and len(result.chains) <= 2
+    assert any(t.doc_id in GOLD for c in result.chains for t in c.triples)
+    chain = result.best_chain
+    assert 1 <= len(chain.triples) <= 2 and chain.finished
+    assert {h.doc_id for h in result.hits[:5]} >= GOLD
+    assert [h.rank for h in result.hits] == list(range(1, len(result.hits) + 1))
+    assert result.trace and result.trace[0].turn == 1 and result.trace[0].candidates
+    assert result.answer_candidate == chain.triples[-1].tail
+
+
+def test_stopping_rules(index):
+    one_turn = IterativeRetriever(index, max_turns=1, beam_size=1).retrieve(BRIDGE)
+    assert len(one_turn.best_chain.triples) == 1 and {t.turn for t in one_turn.trace} == {1}
+    nothing_good = IterativeRetriever(index, max_turns=3, min_score=2.0).retrieve(
+        BRIDGE
+    )  # no candidate clears it
+    assert all(not c.triples for c in nothing_good.chains)
+    with pytest.raises(ValueError):
+        IterativeRetriever(index, max_turns=0)
+
+
+def test_graph_expansion_widens_candidates(index):
+    with_graph = IterativeRetriever(
+        index, max_turns=2, beam_size=1, num_candidates=5, graph_expansion=True
+    ).retrieve(BRIDGE)
+    without = IterativeRetriever(
+        index, max_turns=2, beam_size=1, num_candidates=5, graph_expansion=False
+    ).retrieve(BRIDGE)
+    second = [t for t in with_graph.trace if t.turn == 2]
+    assert second and len(with_graph.trace[-1].candidates) >= len(without.trace[-1].candidates)
+
+
+def test_constructor_decisions_parse_tolerantly():
+    candidates = [
+        Triple("Alberta", "premier", "Rachel Notley"),
+        Triple("Alberta", "capital", "Edmonton"),
+    ]
+    assert (
+        parse_decision(
+            "Thought: ...\nNext triple: <Alberta; premier; Rachel Notley>", candidates
+        ).pick
+        == 0
+    )
+    assert parse_decision("Thought: ...\nNext triple: 2", candidates).pick == 1
+    assert (
+        parse_decision(
+            "Thought: the capital.\nNext triple: <alberta; capital city; edmonton>", candidates
+        ).pick
+        == 1
+    )
+    done = parse_decision("Thought: enough.\nSo the answer is: Rachel Notley.", candidates)
+    assert (done.pick, done.answer) == (None, "Rachel Notley")
+    assert parse_decision("\x00 garbage <<<", candidates).pick is None
+    assert parse_decision(None, candidates).answer is None
+    assert parse_decision("Next triple: 9", candidates).pick is None
+
+
+def test_llm_constructor_mode_runs_with_the_packaged_model(index, llamacpp_engine):
+    constructor = ChainConstructor(llamacpp_engine, max_tokens=48, num_candidates=5)
+    result = IterativeRetriever(index, constructor=constructor, max_turns=2, beam_size=1).retrieve(
+        BRIDGE, k=5
+    )
+    assert result.llm_calls >= 1 and result.trace[0].decision is not None
+    assert result.hits
+
+
+def test_pipeline_answers_and_baselines(index_dir, llamacpp_engine):
+    from kirag.retrieval.factory import load_retriever
+
+    from kirag.baselines import IterativeRAG, SingleShotRAG
+    from kirag.pipeline import KiRAG, KiRAGRetriever
+    from kirag.reader import Reader, clean_answer
+
+    kirag = KiRAG(index_dir, max_turns=2)
+    assert kirag.mode == "aligner"
+    answer = kirag.answer(BRIDGE)
+    assert (
+        answer.answered_by == "chain-tail"
+        and answer.answer == answer.result.best_chain.triples[-1].tail
+    )
+    record = answer.to_dict()
+    assert record["chains"] and record["documents"] and record["llm_calls"] == 0
+    reader = Reader(llamacpp_engine, max_tokens=16)
+    texts = reader.answer([BRIDGE], [[h.document for h in answer.hits[:3]]])
+    assert isinstance(texts[0], str) and reader.calls == 1
+    assert clean_answer("\nAnswer: Rachel Notley.\nmore") == "Rachel Notley"
+    bm25 = load_retriever(index_dir / "bm25")
+    single = SingleShotRAG(bm25, reader).run([BRIDGE], k=5)[0]
+    assert len(single.hits) == 5 and single.llm_calls == 1
+    iterative = IterativeRAG(bm25, reader, rounds=2).run([BRIDGE], k=5)[0]
+    assert (
+        len(iterative.queries) == 2
+        and iterative.llm_calls == 2
+        and iterative.hits[0].document is not None
+    )
+    as_retriever = KiRAGRetriever(index_dir, max_turns=2)
+    assert [h.doc_id for h in as_retriever.search(BRIDGE, 5)] == [
+        h.doc_id for h in kirag.retrieve(BRIDGE, 5).hits
+    ]
+    with pytest.raises(KiragError, match="needs a constructor model"):
+        KiRAG(index_dir, mode="llm")
+
+
+def test_llm_extraction_resumes_to_the_same_store(tmp_path, smollm2_gguf, enwiki_slice_docs):
+    pytest.importorskip("llama_cpp")
+    from kirag.extraction import TripleStore, extract_corpus
+    from kirag.llm.llamacpp_engine import LlamaCppEngine
+    from kirag.llm_extractor import LLMTripleExtractor
+
+    engine = LlamaCppEngine(
+        str(smollm2_gguf), reuse_prefix=False
+    )  # bit-identical whatever ran before
+    extractor = LLMTripleExtractor(engine=engine, max_tokens=48, batch_size=2)
+    docs = enwiki_slice_docs[:6]
+    full = TripleStore(tmp_path / "full.sqlite")
+    extract_corpus(docs, extractor, full, batch_size=2)
+    rows = full.dump()
+    assert len(rows) == 6 and any(
+        json.loads(r[3]) for r in rows
+    )  # the tiny model does write some triples
+    for _, _, _, payload in rows:
+        for triple in json.loads(payload):
+            assert triple["head"] and triple["relation"] and triple["tail"] and triple["sentence"]
+
+    class Killed(Exception):
+        pass
+
+    calls = {"n": 0}
+    real = extractor.extract
+
+    def dying(batch):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Killed
+        return real(batch)
+
+    extractor.extract = dying
+    resumed = TripleStore(tmp_path / "resumed.sqlite")
+    with pytest.raises(Killed):
+        extract_corpus(docs, extractor, resumed, batch_size=2)
+    extractor.extract = real
+    stats = extract_corpus(docs, extractor, resumed, batch_size=2)
+    assert stats.cached == 2 and stats.extracted == 4
+    assert resumed.dump() == rows
+
+
+def test_index_and_answer_commands(tmp_path, index_dir, capsys):
+    from kirag.cli import main
+
+    assert main(["answer", "--index", str(index_dir), "--question", BRIDGE, "--turns", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "chain:" in printed and "A: " in printed
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        json.dumps(
+            {
+                "id": "b1",
+                "question": BRIDGE,
+                "answers": ["Rachel Notley"],
+                "supporting_ids": sorted(GOLD),
+            }
+        )
+        + "\n"
+    )
+    answers, preds = tmp_path / "answers.jsonl", tmp_path / "preds.json"
+    assert (
+        main(
+            [
+                "-q",
+                "answer",
+                "--index",
+                str(index_dir),
+                "--questions",
+                str(questions),
+                "--answers",
+                str(answers),
+                "--output",
+                str(preds),
+                "--turns",
+                "2",
+            ]
+        )
+        == 0
+    )
+    record = json.loads(answers.read_text().splitlines()[0])
+    assert record["id"] == "b1" and record["chains"] and record["supporting_doc_ids"]
+    predictions = json.loads(preds.read_text())
+    assert set(predictions) == {"answer", "sp"} and "b1" in predictions["answer"]
+    config = json.loads((tmp_path / "preds.json.config.json").read_text())
+    assert config["results"]["scores"]["support_R@5"] >= 0.5
+    assert main(["submit", "validate", "hotpotqa", str(preds), "--questions", str(questions)]) == 0
