@@ -26,7 +26,7 @@ CONFIGS = {
 
 CHILD = """
 import json, resource, sys, time
-spec = json.loads(sys.argv[1])
+spec = json.loads(open(sys.argv[1]).read())
 from kirag.llm.factory import load_engine
 from kirag.rerank.rank1 import Rank1Reranker
 import kirag.llm.transformers_engine as te
@@ -98,12 +98,17 @@ def build_pairs(candidates: int) -> tuple[list[tuple[str, str, str, str]], dict]
 
 
 def _child(spec: dict) -> dict:
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "KIRAG_PROGRESS": "0"},
-    )
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(spec, fh)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", CHILD, fh.name],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "KIRAG_PROGRESS": "0"},
+        )
+    finally:
+        os.unlink(fh.name)
     if result.returncode != 0:
         return {
             "error": result.stderr.strip().splitlines()[-1]
