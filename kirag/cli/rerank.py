@@ -108,6 +108,12 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--qrels", default=None, help="judgments: print the measured effect of the reranking"
     )
+    parser.add_argument(
+        "--show",
+        type=int,
+        default=0,
+        help="print the top N hits of each query with their reasoning",
+    )
     parser.add_argument("--tag", default="kirag-rerank")
     add_on_error(parser)
     add_seed(parser)

@@ -3,6 +3,7 @@ options) loads once per process and is reused."""
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import logging
 import threading
@@ -70,6 +71,15 @@ def load_engine(model: str = DEFAULT_LLM, engine: str = "auto", **options) -> LL
 
 
 def clear_engines() -> None:
-    """Forget cached engines (their memory is freed when no one else holds them)."""
+    """Close and forget the cached engines."""
     with _lock:
+        for engine in _cache.values():
+            close = getattr(engine, "close", None)
+            if close is not None:
+                close()
         _cache.clear()
+
+
+# llama-cpp-python frees its model in __del__, which fails noisily at interpreter exit once its
+# module globals are gone: close cached engines while everything is still alive.
+atexit.register(clear_engines)

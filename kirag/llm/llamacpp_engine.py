@@ -63,6 +63,10 @@ class LlamaCppEngine:
         if "tokenizer.chat_template" in metadata:
             self._template = metadata["tokenizer.chat_template"]
 
+    def close(self) -> None:
+        """Free the model now (idempotent)."""
+        self.llm.close()
+
     # ------------------------------------------------------------------ tokens
 
     def token_ids(self, text: str) -> list[int]:
