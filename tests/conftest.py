@@ -76,3 +76,16 @@ def transformers_engine():
     from kirag.llm.factory import load_engine
 
     return load_engine("smollm2-135m", "transformers")
+
+
+@pytest.fixture(scope="session")
+def exact_llamacpp_engine(smollm2_gguf):
+    """llama.cpp without KV-prefix reuse: bit-identical results whatever ran before."""
+    pytest.importorskip(
+        "llama_cpp", reason="the llamacpp extra (llama-cpp-python) is not installed"
+    )
+    from kirag.llm.llamacpp_engine import LlamaCppEngine
+
+    engine = LlamaCppEngine(str(smollm2_gguf), reuse_prefix=False)
+    yield engine
+    engine.close()

@@ -187,11 +187,8 @@ def test_overlong_passages_are_truncated_with_a_count(caplog):
     assert "truncated to fit" in caplog.text
 
 
-def test_without_prefix_reuse_llamacpp_is_bit_identical_in_any_order(smollm2_gguf, docs):
-    pytest.importorskip("llama_cpp")
-    from kirag.llm.llamacpp_engine import LlamaCppEngine
-
-    exact = LlamaCppEngine(str(smollm2_gguf), reuse_prefix=False)
+def test_without_prefix_reuse_llamacpp_is_bit_identical_in_any_order(exact_llamacpp_engine, docs):
+    exact = exact_llamacpp_engine
     forward = Rank1Reranker(engine=exact, thinking_budget=0).rerank(QUERY, docs)
     backward = Rank1Reranker(engine=exact, thinking_budget=0).rerank(QUERY, list(reversed(docs)))
     assert {h.doc_id: h.score for h in forward} == {h.doc_id: h.score for h in backward}
