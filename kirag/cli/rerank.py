@@ -120,22 +120,28 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+CONTEXT_OPTION = {"llamacpp": "n_ctx", "vllm": "max_model_len", "transformers": "max_context"}
+
+
 def engine_options(args: argparse.Namespace) -> dict:
-    """The engine options the flags ask for, only those meaningful for the chosen engine."""
+    """The engine options the flags ask for. Options the chosen engine does not take are passed
+    on anyway, so that the engine factory refuses them with a clear error instead of ignoring
+    them (e.g. --quantization awq with the llama.cpp engine)."""
     options: dict = {}
-    if args.dtype and args.engine in ("transformers", "vllm", "auto"):
+    if args.dtype:
         options["dtype"] = args.dtype
     if args.quantize:
         options["quantize"] = args.quantize
-    if args.engine == "vllm":
-        if args.quantization:
-            options["quantization"] = args.quantization
-        if args.tensor_parallel > 1:
-            options["tensor_parallel_size"] = args.tensor_parallel
-        if args.context:
-            options["max_model_len"] = args.context
-    if args.engine == "llamacpp" and args.context:
-        options["n_ctx"] = args.context
+    if args.quantization:
+        options["quantization"] = args.quantization
+    if args.tensor_parallel > 1:
+        options["tensor_parallel_size"] = args.tensor_parallel
+    if args.context:
+        from kirag.llm.factory import choose_engine
+        from kirag.models import resolve_model
+
+        engine = choose_engine(resolve_model(args.model, "llm").format, args.engine)
+        options[CONTEXT_OPTION[engine]] = args.context
     return options
 
 
@@ -190,6 +196,11 @@ def run(args: argparse.Namespace) -> int:
         else Path(args.output).with_name(Path(args.output).name + ".scores.jsonl")
     )
     reranker = make_reranker(args, cache)
+    if args.reranker == "rank1" and not args.model.startswith("rank1-") and not args.qrels:
+        print(
+            f"note: {args.model} is not a validated Rank1 reranker; pass --qrels to see its measured effect, "
+            "or --fusion to limit its influence (the packaged smollm2-135m lowers recall: see the README)"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         store = _corpus_store(args, run_hits, Path(tmp))
         started = time.perf_counter()
@@ -226,7 +237,32 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"fallbacks: {results['fallbacks']}, truncated passages: {results.get('truncated_passages', 0)}"
         )
+    if args.show:
+        show_top(reranked, topics, args.show)
     return 0
+
+
+def show_top(run, topics, n: int, width: int = 100) -> None:
+    """Print the top `n` hits of each query with P(true), the fallback used and the reasoning
+    (the explanation of the score)."""
+    import textwrap
+
+    for qid, hits in run.items():
+        query = topics[qid]
+        print(f"\n{qid}: {query.text}")
+        for hit in hits[:n]:
+            data = hit.metadata
+            title = hit.document.title if hit.document is not None and hit.document.title else ""
+            moved = (
+                f", first stage #{data['first_stage_rank']}" if "first_stage_rank" in data else ""
+            )
+            fallback = f", fallback: {data['fallback']}" if "fallback" in data else ""
+            print(f"  #{hit.rank} {hit.doc_id} {title!r} score {hit.score:.4f}{moved}{fallback}")
+            if "reasoning" in data:
+                reasoning = (
+                    " ".join(data["reasoning"].split()) or "(thinking budget 0: no reasoning)"
+                )
+                print(textwrap.indent(textwrap.fill(f"reasoning: {reasoning}", width), "    "))
 
 
 def _write_explanations(run, path: str) -> None:

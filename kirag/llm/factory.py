@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import importlib
+import inspect
 import logging
 import threading
 
@@ -62,12 +63,51 @@ def load_engine(model: str = DEFAULT_LLM, engine: str = "auto", **options) -> LL
         if key not in _cache:
             module_name, class_name = target.split(":")
             cls = getattr(importlib.import_module(module_name), class_name)
+            check_options(cls, name, options, chosen_by_auto=engine == "auto")
             extra_args = {"model_id": spec.name}
             if name == "transformers":
                 extra_args["local"] = spec.is_local
             log.info("loading %s with the %s engine", spec.location, name)
             _cache[key] = cls(spec.location, **extra_args, **options)
         return _cache[key]
+
+
+# options that belong to one engine, to say where an option went wrong
+OPTION_HOMES = {
+    "dtype": "transformers or vllm",
+    "quantize": "transformers (dynamic int8 on CPU)",
+    "device": "transformers",
+    "max_context": "transformers",
+    "quantization": "vllm (AWQ/GPTQ/FP8 checkpoints on a GPU)",
+    "tensor_parallel_size": "vllm (several GPUs)",
+    "enable_prefix_caching": "vllm",
+    "gpu_memory_utilization": "vllm",
+    "max_model_len": "vllm",
+    "n_ctx": "llamacpp",
+    "n_threads": "llamacpp",
+    "reuse_prefix": "llamacpp",
+}
+_INTERNAL = {"self", "model_path", "model_id", "local"}
+
+
+def engine_parameters(cls) -> list[str]:
+    """The options an engine class accepts (its constructor's keyword parameters)."""
+    return [p for p in inspect.signature(cls.__init__).parameters if p not in _INTERNAL]
+
+
+def check_options(cls, name: str, options: dict, chosen_by_auto: bool = False) -> None:
+    """A clear error for options this engine does not take (instead of a TypeError deep inside),
+    naming the engine each one belongs to."""
+    accepted = engine_parameters(cls)
+    unknown = [o for o in options if o not in accepted]
+    if not unknown:
+        return
+    homes = "; ".join(f"{o} is an option of {OPTION_HOMES.get(o, 'no engine')}" for o in unknown)
+    how = f" ('auto' chose {name} for this model: name another engine)" if chosen_by_auto else ""
+    raise KiragError(
+        f"the {name} engine does not take {', '.join(unknown)}{how}: {homes}. "
+        f"It takes: {', '.join(accepted)}"
+    )
 
 
 def clear_engines() -> None:
