@@ -4,6 +4,7 @@ k1=0.9, b=0.4, Lucene's English analysis."""
 
 from __future__ import annotations
 
+import json
 import logging
 from array import array
 from collections.abc import Sequence
@@ -11,10 +12,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from kirag.retrieval.analysis import EnglishAnalyzer
-from kirag.retrieval.index_base import Corpus, IndexedRetriever, Scored, build_index_folder
+from kirag.retrieval.analysis import LUCENE_ENGLISH_STOPWORDS, EnglishAnalyzer
+from kirag.retrieval.bm25_scoring import (
+    LENGTH_NORMS,
+    SparseScorer,
+    block_postings,
+    bm25_weights,
+    id_ranks,
+    merge_postings,
+)
+from kirag.retrieval.index_base import (
+    Corpus,
+    IndexedRetriever,
+    Scored,
+    build_index_folder,
+)
 
-from kirag.errors import KiragError
+from kirag.errors import IndexLoadError, KiragError
 from kirag.io.docstore import DocStore
 from kirag.io.lines import OnError
 from kirag.progress import progress
@@ -23,84 +37,115 @@ log = logging.getLogger(__name__)
 
 DEFAULT_K1 = 0.9
 DEFAULT_B = 0.4
-# bm25s's numba backend scores ~60x faster than its numpy backend on a 100k-passage corpus but
-# JIT-compiles for ~8 s in every new process: worth it only for large corpora.
-NUMBA_FROM_DOCUMENTS = 50_000
-
-
-def bm25s_backend_for(documents: int) -> str:
-    return "numba" if documents >= NUMBA_FROM_DOCUMENTS else "numpy"
+BLOCK_DOCUMENTS = 50_000  # documents turned into postings at a time while indexing
+LUCENE_STEMMERS = ("porter", "krovetz", "none")
+ID_RANKS = "kirag.id_ranks.npy"  # position -> rank of the docid: Anserini's tie-break
+IN_MEMORY_IDS = 2_000_000  # doc ids kept in memory up to this corpus size (~150 MB)
 
 
 class Bm25sBackend:
-    """BM25 with bm25s (method "lucene"); scores are precomputed at index time, so k1 and b
-    are fixed by the index."""
+    """BM25 weights computed as Lucene computes them (kirag.retrieval.bm25_scoring), saved as a
+    bm25s index (bm25s's own JSON + .npy files: `bm25s.BM25.load` opens the folder), searched
+    with a vectorised sparse scorer. Weights are fixed at index time, so are k1 and b."""
 
     name = "bm25s"
     folder = "bm25s"
 
     @staticmethod
     def build(
-        tmp: Path, docstore: DocStore, k1: float, b: float, analyzer: EnglishAnalyzer, threads: int
+        tmp: Path,
+        docstore: DocStore,
+        k1: float,
+        b: float,
+        analyzer: EnglishAnalyzer,
+        threads: int,
+        length_norm: str = "lucene",
     ) -> dict[str, Any]:
         import bm25s
 
-        logging.getLogger("bm25s").setLevel(logging.WARNING)
         vocab: dict[str, int] = {}
-        token_ids: list[array] = []
+        blocks, buffer = [], []
         for doc in progress(docstore, total=len(docstore), desc="tokenizing", unit="doc"):
-            ids = array("I")
+            ids = array("i")
             for term in analyzer(doc.contents):
                 term_id = vocab.get(term)
                 if term_id is None:
                     term_id = vocab[term] = len(vocab)
                 ids.append(term_id)
-            token_ids.append(ids)
-        model = bm25s.BM25(k1=k1, b=b, method="lucene", backend=bm25s_backend_for(len(docstore)))
-        model.index((token_ids, vocab), show_progress=False)
-        model.save(str(tmp / Bm25sBackend.folder), allow_pickle=False)
-        return {"vocabulary": len(vocab)}
+            buffer.append(ids)
+            if len(buffer) == BLOCK_DOCUMENTS:
+                blocks.append(block_postings(buffer, BLOCK_DOCUMENTS * len(blocks)))
+                buffer = []
+        if buffer:
+            blocks.append(block_postings(buffer, BLOCK_DOCUMENTS * len(blocks)))
+        weights = bm25_weights(
+            *merge_postings(blocks), len(vocab), k1=k1, b=b, length_norm=length_norm
+        )
+        if weights.doc_count < weights.num_docs:
+            log.warning(
+                "%d documents have no indexable term (empty or only stopwords): they never match",
+                weights.num_docs - weights.doc_count,
+            )
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
+        model = bm25s.BM25(k1=k1, b=b, method="lucene", backend="numpy")
+        model.scores = {
+            "data": weights.data,
+            "indices": weights.indices,
+            "indptr": weights.indptr,
+            "num_docs": weights.num_docs,
+        }
+        model.vocab_dict = vocab
+        model.nonoccurrence_array = None  # method "lucene" has none
+        model.save(str(tmp / Bm25sBackend.folder), allow_pickle=False, show_progress=False)
+        np.save(tmp / Bm25sBackend.folder / ID_RANKS, id_ranks(docstore.all_ids()))
+        return {
+            "vocabulary": len(vocab),
+            "length_norm": length_norm,
+            "doc_count": weights.doc_count,
+            "avgdl": weights.avgdl,
+        }
 
     def __init__(self, path: Path, manifest: dict, analyzer: EnglishAnalyzer, docstore: DocStore):
-        import bm25s
-
-        logging.getLogger("bm25s").setLevel(logging.WARNING)
-        self.model = bm25s.BM25.load(
-            str(path / self.folder),
-            mmap=True,
-            allow_pickle=False,
-            backend=bm25s_backend_for(len(docstore)),
-            show_progress=False,
+        folder = path / self.folder
+        try:
+            arrays = {
+                name: np.load(folder / f"{name}.csc.index.npy", mmap_mode="r", allow_pickle=False)
+                for name in ("data", "indices", "indptr")
+            }
+            ranks = np.load(folder / ID_RANKS, mmap_mode="r", allow_pickle=False)
+            self.vocab: dict[str, int] = json.loads(
+                (folder / "vocab.index.json").read_text("utf-8")
+            )
+        except (OSError, ValueError) as exc:
+            raise IndexLoadError(f"{folder}: unreadable bm25s index ({exc}); rebuild it") from None
+        if len(arrays["indptr"]) != len(self.vocab) + 1:
+            raise IndexLoadError(f"{folder}: vocabulary and weights disagree; rebuild the index")
+        self.scorer = SparseScorer(
+            arrays["data"], arrays["indices"], arrays["indptr"], manifest["documents"], ranks
         )
         self.analyzer = analyzer
         self.docstore = docstore
+        self._ids: list[str] | None = None
+
+    def term_ids(self, text: str) -> list[int]:
+        """The query's terms as ids (a repeated term counts twice, as Anserini boosts it)."""
+        vocab = self.vocab
+        return [vocab[t] for t in self.analyzer(text) if t in vocab]
 
     def search(self, texts: Sequence[str], k: int, threads: int) -> list[Scored]:
-        vocab = self.model.vocab_dict
-        queries = [[t for t in self.analyzer(text) if t in vocab] for text in texts]
-        out: list[Scored] = [[] for _ in texts]
-        todo = [i for i, q in enumerate(queries) if q]
-        if not todo:
-            return out
-        positions, scores = self.model.retrieve(
-            [queries[i] for i in todo],
-            k=k,
-            n_threads=max(threads, 1),
-            show_progress=False,
-            return_as="tuple",
-        )
-        for i, row_positions, row_scores in zip(todo, positions, scores, strict=True):
-            # documents without any query term are dropped (as Lucene does); ties are broken by
-            # document id, as Anserini sorts them
-            pairs = [
-                (int(p), float(s)) for p, s in zip(row_positions, row_scores, strict=True) if s > 0
-            ]
-            ids = self.docstore.ids_at([p for p, _ in pairs])
-            out[i] = sorted(
-                ((doc_id, score) for doc_id, (_, score) in zip(ids, pairs, strict=True)),
-                key=lambda x: (-x[1], x[0]),
-            )
-        return out
+        found = self.scorer.top_k([self.term_ids(text) for text in texts], k, threads)
+        ids = iter(self.ids_at(np.concatenate([p for p, _ in found]).tolist()))
+        return [[(next(ids), score) for score in scores.tolist()] for _, scores in found]
+
+    def ids_at(self, positions: list[int]) -> list[str]:
+        """Document ids at positions: from memory for corpora up to IN_MEMORY_IDS documents
+        (loaded on first use), from the document store beyond."""
+        if self.scorer.num_docs > IN_MEMORY_IDS:
+            return self.docstore.ids_at(positions)
+        if self._ids is None:
+            self._ids = self.docstore.all_ids()
+        ids = self._ids
+        return [ids[p] for p in positions]
 
 
 class LuceneBackend:
@@ -110,10 +155,29 @@ class LuceneBackend:
     folder = "lucene"
 
     @staticmethod
+    def options(analyzer: EnglishAnalyzer, length_norm: str) -> tuple[str, bool]:
+        """(Anserini stemmer, keep stopwords) for the analyzer settings, or a clear error."""
+        if length_norm != "lucene":
+            raise KiragError("the lucene backend always stores Lucene's 1-byte length norms")
+        stemmer = analyzer.stemmer_name or "none"
+        if stemmer not in LUCENE_STEMMERS:
+            raise KiragError(
+                f"the lucene backend supports stemmer {', '.join(LUCENE_STEMMERS)}; got {stemmer!r}"
+            )
+        if analyzer.stopwords not in (LUCENE_ENGLISH_STOPWORDS, frozenset()):
+            raise KiragError("the lucene backend supports stopwords 'lucene' or 'none' only")
+        return stemmer, not analyzer.stopwords
+
+    @staticmethod
     def build(
-        tmp: Path, docstore: DocStore, k1: float, b: float, analyzer: EnglishAnalyzer, threads: int
+        tmp: Path,
+        docstore: DocStore,
+        k1: float,
+        b: float,
+        analyzer: EnglishAnalyzer,
+        threads: int,
+        length_norm: str = "lucene",
     ) -> dict[str, Any]:
-        import json
         import shutil
 
         from kirag.retrieval.lucene import index_collection
@@ -130,20 +194,30 @@ class LuceneBackend:
                         json.dumps({"id": doc.id, "contents": doc.contents}, ensure_ascii=False)
                         + "\n"
                     )
-        index_collection(source, tmp / LuceneBackend.folder, threads=threads)
+        stemmer, keep_stopwords = LuceneBackend.options(analyzer, length_norm)
+        index_collection(
+            source,
+            tmp / LuceneBackend.folder,
+            threads=threads,
+            stemmer=stemmer,
+            keep_stopwords=keep_stopwords,
+        )
         shutil.rmtree(source)
-        return {"analyzer": "lucene-english (Anserini default)"}
+        return {"analyzer": "Anserini DefaultEnglishAnalyzer", "length_norm": "lucene"}
 
     def __init__(self, path: Path, manifest: dict, analyzer: EnglishAnalyzer, docstore: DocStore):
         from kirag.retrieval.lucene import lucene_searcher
 
-        self.searcher = lucene_searcher(path / self.folder)
+        stemmer, keep_stopwords = self.options(analyzer, "lucene")
+        self.searcher = lucene_searcher(path / self.folder, stemmer, keep_stopwords)
         self.searcher.set_bm25(manifest["k1"], manifest["b"])
 
     def set_bm25(self, k1: float, b: float) -> None:
         self.searcher.set_bm25(k1, b)
 
     def search(self, texts: Sequence[str], k: int, threads: int) -> list[Scored]:
+        if len(texts) == 1:
+            return [[(hit.docid, float(hit.score)) for hit in self.searcher.search(texts[0], k)]]
         qids = [str(i) for i in range(len(texts))]
         found = self.searcher.batch_search(list(texts), qids, k=k, threads=max(threads, 1))
         return [[(hit.docid, float(hit.score)) for hit in found.get(qid, [])] for qid in qids]
@@ -199,20 +273,30 @@ class BM25Retriever(IndexedRetriever):
         b: float = DEFAULT_B,
         stemmer: str | None = "porter",
         stopwords: str | list[str] | None = "lucene",
+        length_norm: str = "lucene",
         threads: int = 1,
         overwrite: bool = False,
         on_error: OnError = "raise",
     ) -> BM25Retriever:
+        """Index `corpus` (a path, a bundled name or Documents) into `index_dir`. bm25s and
+        Lucene share the defaults: k1=0.9, b=0.4, Lucene's English analysis and length norms
+        (`length_norm="exact"`: bm25s with exact document lengths)."""
         if backend not in BACKENDS:
             raise KiragError(f"unknown BM25 backend {backend!r}; known: {', '.join(BACKENDS)}")
         if backend == "lucene":
             from kirag.retrieval.lucene import setup_java
 
             setup_java()  # fail before reading the corpus when the extra is missing
+        if length_norm not in LENGTH_NORMS:
+            raise KiragError(
+                f"unknown length_norm {length_norm!r}; known: {', '.join(LENGTH_NORMS)}"
+            )
         analyzer = EnglishAnalyzer(stemmer, stopwords)
+        if backend == "lucene":
+            LuceneBackend.options(analyzer, length_norm)
 
         def build_backend(tmp: Path, docstore: DocStore) -> dict[str, Any]:
-            entries = BACKENDS[backend].build(tmp, docstore, k1, b, analyzer, threads)
+            entries = BACKENDS[backend].build(tmp, docstore, k1, b, analyzer, threads, length_norm)
             return {
                 "backend": backend,
                 "k1": k1,

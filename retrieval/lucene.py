@@ -46,17 +46,34 @@ def setup_java() -> None:
     _ready = True
 
 
-def lucene_searcher(index_dir: Path):
-    """A pyserini LuceneSearcher on an Anserini index folder."""
+def lucene_searcher(index_dir: Path, stemmer: str = "porter", keep_stopwords: bool = False):
+    """A pyserini LuceneSearcher on an Anserini index folder, analysing queries as the index
+    was analysed."""
     setup_java()
-    if not (index_dir / "segments_1").exists() and not any(index_dir.glob("segments_*")):
+    if not any(index_dir.glob("segments_*")):
         raise IndexLoadError(f"{index_dir}: not a Lucene index (no segments file)")
+    from pyserini.analysis import get_lucene_analyzer
     from pyserini.search.lucene import LuceneSearcher
 
-    return LuceneSearcher(str(index_dir))
+    searcher = LuceneSearcher(str(index_dir))
+    if stemmer != "porter" or keep_stopwords:
+        searcher.set_analyzer(
+            get_lucene_analyzer(
+                stemming=stemmer != "none",
+                stemmer=stemmer if stemmer != "none" else "porter",
+                stopwords=not keep_stopwords,
+            )
+        )
+    return searcher
 
 
-def index_collection(source: Path, index_dir: Path, threads: int = 1) -> None:
+def index_collection(
+    source: Path,
+    index_dir: Path,
+    threads: int = 1,
+    stemmer: str = "porter",
+    keep_stopwords: bool = False,
+) -> None:
     """Index a folder of JsonCollection files with Anserini's IndexCollection (in-process)."""
     setup_java()
     import pyserini.search.lucene  # noqa: F401  (configures the classpath and starts the JVM)
@@ -68,9 +85,12 @@ def index_collection(source: Path, index_dir: Path, threads: int = 1) -> None:
         "-index", str(index_dir),
         "-generator", "DefaultLuceneDocumentGenerator",
         "-threads", str(max(threads, 1)),
+        "-stemmer", stemmer,
         "-storeRaw",
         "-quiet",
     ]  # fmt: skip
+    if keep_stopwords:
+        args.append("-keepStopwords")
     with contextlib.redirect_stdout(io.StringIO()):
         autoclass("io.anserini.index.IndexCollection").main(args)
     if not any(index_dir.glob("segments_*")):
