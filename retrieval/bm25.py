@@ -134,6 +134,9 @@ class Bm25sBackend:
 
     def search(self, texts: Sequence[str], k: int, threads: int) -> list[Scored]:
         found = self.scorer.top_k([self.term_ids(text) for text in texts], k, threads)
+        if len(found) == 1:
+            positions, scores = found[0]
+            return [list(zip(self.ids_at(positions.tolist()), scores.tolist(), strict=True))]
         ids = iter(self.ids_at(np.concatenate([p for p, _ in found]).tolist()))
         return [[(next(ids), score) for score in scores.tolist()] for _, scores in found]
 

@@ -187,12 +187,16 @@ class SparseScorer:
         repeats count as boosts), best first; documents matching no term are left out."""
         from kirag.retrieval import bm25_kernels
 
-        lengths = np.fromiter((len(q) for q in queries), dtype=np.int64, count=len(queries))
-        pointers = np.zeros(len(queries) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=pointers[1:])
-        terms = np.fromiter(
-            (t for q in queries for t in q), dtype=np.int64, count=int(pointers[-1])
-        )
+        if len(queries) == 1:  # the common single-query call, without the batch bookkeeping
+            terms = np.array(queries[0], dtype=np.int64)
+            pointers = np.array([0, len(terms)], dtype=np.int64)
+        else:
+            lengths = np.fromiter((len(q) for q in queries), dtype=np.int64, count=len(queries))
+            pointers = np.zeros(len(queries) + 1, dtype=np.int64)
+            np.cumsum(lengths, out=pointers[1:])
+            terms = np.fromiter(
+                (t for q in queries for t in q), dtype=np.int64, count=int(pointers[-1])
+            )
         k = max(1, min(k, self.num_docs))
         args = (terms, pointers, self.data, self.indices, self.indptr, self.tie_ranks)
         if threads > 1 and len(queries) > 1:

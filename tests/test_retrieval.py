@@ -297,3 +297,33 @@ def test_hybrid_retriever_fuses_real_indexes(bm25s_index, dense_index, questions
     assert hits[0].doc_id.startswith("Aristotle#") and hits[0].document is not None
     run = hybrid.batch_search(questions, k=10)
     assert set(run) == set(questions) and all(len(h) == 10 for h in run.values())
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sparse_scorer_equals_brute_force_with_ties(threads):
+    from kirag.retrieval.bm25_scoring import SparseScorer
+
+    rng = np.random.default_rng(7)
+    num_docs, vocabulary = 2_000, 300
+    # term t occurs in a share of documents that falls from ~90% to ~0.1%: selective queries
+    # visit the documents they touch, broad ones scan the accumulator; weights on a coarse grid
+    # make many exact ties, broken by `tie_ranks` as Anserini breaks them by docid
+    dense = np.zeros((vocabulary, num_docs), dtype=np.float32)
+    for t in range(vocabulary):
+        share = 0.9 * 0.977**t
+        docs = rng.random(num_docs) < share
+        dense[t, docs] = rng.integers(1, 5, docs.sum()) / 4
+    indptr = np.concatenate([[0], np.cumsum((dense > 0).sum(axis=1))]).astype(np.int32)
+    indices = np.concatenate([np.flatnonzero(row) for row in dense]).astype(np.int32)
+    data = dense[dense > 0].astype(np.float32)
+    tie_ranks = rng.permutation(num_docs).astype(np.int32)
+    scorer = SparseScorer(data, indices, indptr, num_docs, tie_ranks)
+    queries = [list(rng.integers(0, vocabulary, rng.integers(1, 6))) for _ in range(60)]
+    queries += [[299], [0, 0, 1], [250, 299]]
+    found = scorer.top_k(queries, 10, threads=threads)
+    for query, (positions, scores) in zip(queries, found, strict=True):
+        totals = dense[query].astype(np.float64).sum(axis=0).astype(np.float32)
+        matching = np.flatnonzero(totals > 0)
+        order = matching[np.lexsort((tie_ranks[matching], -totals[matching]))][:10]
+        assert positions.tolist() == order.tolist()
+        assert scores.tolist() == totals[order].tolist()
