@@ -17,7 +17,8 @@ METRICS = ("MRR@10", "nDCG@10", "MAP", "R@1000")
 PYTREC_MEASURES = ("recip_rank", "ndcg_cut_10", "map", "recall_1000")
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
+from kirag.memory import peak_rss_mb
 mode, run_path, qrels_path = sys.argv[1:4]
 start = time.perf_counter()
 if mode == "pytrec_eval":
@@ -45,7 +46,7 @@ else:
               "--metrics", "MRR@10", "nDCG@10", "MAP", "R@1000", "--output", out])
     aggregate = json.load(open(out))["aggregate"][os.path.basename(run_path)]
 seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "aggregate": aggregate}))
+print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "aggregate": aggregate}))
 """
 
 

@@ -202,6 +202,25 @@ def systems(
 
         return run
 
+    def reranked(fusion_weight: float | None):
+        from kirag.rerank.fusion import fuse_with_first_stage
+        from kirag.rerank.rank1 import Rank1Reranker
+
+        reranker = Rank1Reranker(
+            engine=load_engine("smollm2-135m", engine_name), thinking_budget=0, batch_size=8
+        )
+
+        def run(questions):
+            outputs = []
+            for q in questions:
+                hits = reranker.rerank(q.question, rrf.search(q.question, 20, with_documents=True))
+                if fusion_weight is not None:
+                    hits = fuse_with_first_stage(hits, "interpolate", fusion_weight)
+                outputs.append(SystemOutput(hits[:10], "", len(hits)))
+            return outputs
+
+        return run
+
     def iterative(questions):
         results = IterativeRAG(rrf, reader, rounds=2).run([q.question for q in questions], k=10)
         return [SystemOutput(r.hits, r.answer, r.llm_calls) for r in results]
@@ -220,6 +239,8 @@ def systems(
         "dense + reader": single(dense),
         "RRF(BM25, dense) + reader": single(rrf),
         "retrieve-read-retrieve (RRF, 2 rounds)": iterative,
+        "RRF top-20 -> Rank1 (smollm2-135m, budget 0)": reranked(None),
+        "RRF top-20 -> Rank1, fused with RRF (weight 0.2)": reranked(0.2),
         "KiRAG aligner chains (answer: chain tail)": kirag_run(max_turns=3, beam_size=2),
         "KiRAG aligner chains + reader": kirag_run(
             max_turns=3, beam_size=2, reader_model="smollm2-135m", engine=engine_name
@@ -243,7 +264,9 @@ def bench_multihop(
 
     rows, scores = [], {}
     for name, run in {**systems(index_dir, bm25_dir, dense_dir), **(extra or {})}.items():
-        result = evaluate_system(name, run, questions)
+        result = evaluate_system(
+            name, run, questions, answers="Rank1" not in name
+        )  # reranking rows have no reader
         rows.append(result.row())
         scores[name] = result.per_question
     return {

@@ -25,7 +25,8 @@ CONFIGS = {
 }
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
+from kirag.memory import peak_rss_mb
 spec = json.loads(open(sys.argv[1]).read())
 from kirag.llm.factory import load_engine
 from kirag.rerank.rank1 import Rank1Reranker
@@ -44,7 +45,7 @@ seconds = time.perf_counter() - start
 print(json.dumps({
     "seconds": seconds,
     "pairs_per_second": len(pairs) / seconds,
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "peak_rss_mb": peak_rss_mb(),
     "p_true": [s.p_true for s in scores],
     "fallbacks": reranker.fallbacks,
     "thinking_tokens": sum(s.thinking_tokens for s in scores),

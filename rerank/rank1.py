@@ -130,6 +130,11 @@ class Rank1Reranker(BaseReranker):
             todo.append(index)
             prompts.append(rs.build_prompt(query, fitted))
             truncated.append(cut)
+        # batches of similar length: a batch is padded to its longest prompt
+        order = sorted(range(len(todo)), key=lambda j: len(prompts[j]))
+        todo = [todo[j] for j in order]
+        prompts = [prompts[j] for j in order]
+        truncated = [truncated[j] for j in order]
         for start in range(0, len(todo), self.batch_size):
             batch = slice(start, start + self.batch_size)
             scores = self._score_prompts(prompts[batch])

@@ -9,6 +9,7 @@ bit-identical results whatever was evaluated before."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -42,6 +43,9 @@ class LlamaCppEngine:
     ):
         llama_cpp = require("llama_cpp", "llamacpp", "the llama.cpp engine")
         self._llama_cpp = llama_cpp
+        # llama-cpp-python decodes on half the cores by default; all of them decode 1.6x faster
+        # here (SmolLM2-135M on 2 cores: 91 vs 58 tokens/s)
+        n_threads = n_threads or os.cpu_count() or 1
         self.llm = llama_cpp.Llama(
             model_path=str(model_path),
             n_ctx=n_ctx,
