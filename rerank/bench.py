@@ -32,7 +32,9 @@ from kirag.llm.factory import load_engine
 from kirag.rerank.rank1 import Rank1Reranker
 import kirag.llm.transformers_engine as te
 if spec.get("no_prefix_sharing"):
-    te.MIN_SHARED_PREFIX = 10**9
+    te.MIN_SHARED_PREFIX = te.SCORING_MIN_SHARED_PREFIX = 10**9
+if spec.get("force_prefix_sharing"):
+    te.SCORING_MIN_SHARED_PREFIX = te.MIN_SHARED_PREFIX
 options = dict(spec["options"])
 if spec["engine"] == "llamacpp":
     options["reuse_prefix"] = spec.get("reuse_prefix", True)
@@ -224,6 +226,7 @@ def _speedups(pairs, qids: list[str], batch_size: int) -> dict:
             "engine": "transformers",
             "options": {},
             "batch_size": batch_size,
+            "force_prefix_sharing": True,
         },
         "llamacpp_no_prefix_reuse": {
             "engine": "llamacpp",

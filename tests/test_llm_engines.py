@@ -81,6 +81,22 @@ def test_transformers_batching_and_prefix_sharing_match_single_prompts(transform
             )
 
 
+def test_transformers_scoring_with_a_shared_prefix_matches_without(
+    transformers_engine, monkeypatch
+):
+    import kirag.llm.transformers_engine as te
+
+    pairs = [PROMPT + " </think>", OTHER + " </think>"]
+    monkeypatch.setattr(te, "SCORING_MIN_SHARED_PREFIX", 10**9)
+    plain = transformers_engine.next_token_logprobs(pairs, [" true", " false"])
+    monkeypatch.setattr(te, "SCORING_MIN_SHARED_PREFIX", te.MIN_SHARED_PREFIX)
+    before = transformers_engine.prefix_shared_batches
+    shared = transformers_engine.next_token_logprobs(pairs, [" true", " false"])
+    assert transformers_engine.prefix_shared_batches == before + 1
+    for a, b in zip(plain, shared, strict=True):
+        assert a == pytest.approx(b, abs=1e-4)
+
+
 def test_llamacpp_reuses_the_shared_prefix(llamacpp_engine):
     llamacpp_engine.generate_detailed([PROMPT], 1)
     hits, evaluated = llamacpp_engine.prefix_hits, llamacpp_engine.evaluated_tokens

@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 DTYPES = ("float32", "bfloat16", "float16")
 MIN_SHARED_PREFIX = 16  # tokens; shorter shared prefixes are not worth a separate pass
+# Scoring (one prompt at a time) copies the prefix cache per prompt; for Rank1's ~40-token
+# instruction + query prefix that was slower than re-encoding it (measured 0.80x on 60 sample
+# pairs), so only long shared prefixes (long per-dataset instructions) are encoded once.
+SCORING_MIN_SHARED_PREFIX = 256
 
 # Measured on SmolLM2-135M (2 CPU cores, `kirag bench rerank`, Rank1 on Wikipedia pairs): 1.2-1.75x
 # the fp32 pairs/s, but P(true) barely correlates with fp32's (Spearman 0.16 at budget 0; top token
@@ -237,8 +241,8 @@ class TransformersEngine:
     ) -> list[dict[str, float]]:
         """Log-probs of `candidates` as the next token. Prompts are run one at a time: padding a
         batch to its longest prompt cost ~3x on Rank1 pairs of mixed length (measured: 0.46 vs
-        1.29 pairs/s on the sample; one 4,367-token passage pads the whole batch). A prefix
-        shared by all prompts (Rank1: instruction + query) is encoded once and its cache copied."""
+        1.29 pairs/s on the sample; one 4,367-token passage pads the whole batch). A long prefix
+        shared by all prompts (SCORING_MIN_SHARED_PREFIX) is encoded once and its cache copied."""
         import copy
 
         torch = self.torch
@@ -251,7 +255,7 @@ class TransformersEngine:
         out = []
         with torch.inference_mode():
             prefix_cache = None
-            if shared >= MIN_SHARED_PREFIX:
+            if shared >= SCORING_MIN_SHARED_PREFIX:
                 _, prefix_cache = self._forward(
                     input_ids=torch.tensor([prompt_ids[0][:shared]], device=self.device)
                 )
