@@ -21,11 +21,12 @@ GOLD = {"Economy_of_Angola#1", "Angola#1"}
 
 @pytest.fixture(scope="module")
 def index_dir(tmp_path_factory, enwiki_slice):
-    from kirag.triple_index import build_from_corpus
+    from kirag.cli import main
 
-    root = tmp_path_factory.mktemp("kirag")
-    stats = build_from_corpus(enwiki_slice, root / "triples", extractor="spacy")
-    assert stats["extracted"] == 314 and stats["triples"] > 1000
+    root = tmp_path_factory.mktemp("kirag")  # built through the CLI, as `make demo` does
+    assert main(["-q", "index", "triples", "--corpus", str(enwiki_slice), "--index", str(root / "triples")]) == 0  # fmt: skip
+    counts = json.loads((root / "triples" / "manifest.json").read_text())["counts"]
+    assert counts["documents"] == 314 and counts["triples"] > 1000
     return root / "triples"
 
 

@@ -150,6 +150,11 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not build the BM25 document index used for candidate expansion",
     )
+    parser.add_argument(
+        "--no-dense",
+        action="store_true",
+        help="do not build the dense document index used for candidate expansion",
+    )
 
 
 def _build_triples(args: argparse.Namespace) -> dict:
