@@ -17,6 +17,9 @@ from kirag.types import Document
 PROMPT_FILE = "triple_extraction.json"
 
 
+CONTEXT_MARGIN = 16  # tokens kept free besides the prompt and the generation budget
+
+
 def load_extraction_prompt() -> dict:
     return json.loads(resources.files("kirag").joinpath("prompts", PROMPT_FILE).read_text("utf-8"))
 
@@ -46,6 +49,7 @@ class LLMTripleExtractor:
         self.prompt = load_extraction_prompt()
         self.examples = self.prompt["examples"][:num_examples]
         self.splitter = SentenceSplitter(sentence_pipeline)
+        self.truncated_documents = 0
         model_id = getattr(engine, "model_id", getattr(engine, "name", "engine"))
         self.id = (
             f"llm:{getattr(engine, 'name', 'engine')}:{model_id}:{self.prompt['version']}"
@@ -62,7 +66,32 @@ class LLMTripleExtractor:
         return "\n\n".join([self.prompt["instruction"], *shots])
 
     def build_prompt(self, document: Document) -> str:
-        user = self.prompt["input_template"].format(title=document.title or "", text=document.text)
+        """The chat prompt for one document; a text too long for the context with the few-shot
+        examples and the generation budget is cut to fit (counted in `truncated_documents`)."""
+        text = document.text
+        room = self._text_room(document.title or "")
+        if self.engine.count_tokens(text) > room:
+            text = self.engine.truncate(text, room)
+            self.truncated_documents += 1
+        return self._render(document.title or "", text)
+
+    def _text_room(self, title: str) -> int:
+        empty = self._render(title, "")
+        room = (
+            self.engine.context_length
+            - self.engine.count_tokens(empty)
+            - self.max_tokens
+            - CONTEXT_MARGIN
+        )
+        if room <= 0:
+            raise ValueError(
+                f"the extraction prompt and {self.max_tokens} new tokens leave no room for a "
+                f"document in a {self.engine.context_length}-token context"
+            )
+        return room
+
+    def _render(self, title: str, text: str) -> str:
+        user = self.prompt["input_template"].format(title=title, text=text)
         messages = [
             {"role": "system", "content": self.system_message},
             {"role": "user", "content": user + "\nKnowledge Triples:"},

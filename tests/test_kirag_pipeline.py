@@ -268,3 +268,21 @@ def test_index_and_answer_commands(tmp_path, index_dir, capsys):
     config = json.loads((tmp_path / "preds.json.config.json").read_text())
     assert config["results"]["scores"]["support_R@5"] >= 0.5
     assert main(["submit", "validate", "hotpotqa", str(preds), "--questions", str(questions)]) == 0
+
+
+def test_llm_extraction_cuts_documents_to_the_context(exact_llamacpp_engine, enwiki_slice_docs):
+    from kirag.llm_extractor import LLMTripleExtractor
+    from kirag.types import Document
+
+    engine = exact_llamacpp_engine
+    extractor = LLMTripleExtractor(engine=engine, max_tokens=40)
+    base = enwiki_slice_docs[0]
+    words = engine.context_length  # at least one token per word: longer than the context
+    long_doc = Document(base.id, " ".join([base.text] * (words // len(base.text.split()) + 1)), base.title)  # fmt: skip
+    prompt = extractor.build_prompt(long_doc)
+    assert extractor.truncated_documents == 1
+    assert len(engine._prompt_ids(prompt)) + 40 <= engine.context_length
+    extractor.build_prompt(base)
+    assert extractor.truncated_documents == 1  # a document that fits is left whole
+    with pytest.raises(ValueError, match="exceeds the context"):
+        engine.generate([long_doc.text * 2], max_tokens=1)  # said clearly, not "no memory slot"

@@ -133,6 +133,7 @@ class LlamaCppEngine:
 
     def _generate_one(self, prompt: str, max_tokens: int, stop: Sequence[str]) -> Generation:
         prompt_ids = self._prompt_ids(prompt)
+        self._check_fits(prompt_ids, 0)  # llama.cpp itself only reports "no memory slot"
         max_tokens = max(0, min(max_tokens, self.context_length - len(prompt_ids)))
         self._feed(prompt_ids)
         generated: list[int] = []
