@@ -335,6 +335,14 @@ def subcorpus(questions, bm25_dir: Path, dense_dir: Path, depth: int) -> list:
     return [d for d in read_corpus("enwiki-sample") if d.id in keep]
 
 
+def _checkpoint(args: argparse.Namespace, out: dict) -> None:
+    """Sections finished so far, to `<output>.partial.json`: a late crash keeps the early ones."""
+    if getattr(args, "output", None):
+        from kirag.atomic import write_json
+
+        write_json(f"{args.output}.partial.json", out)
+
+
 def run(args: argparse.Namespace) -> dict:
     from kirag.io.corpus import read_corpus
     from kirag.multihop import load_fixture
@@ -356,11 +364,13 @@ def run(args: argparse.Namespace) -> dict:
         )
     if "precision" in sections:
         out["precision"] = bench_precision(args.llm_max_tokens)
+        _checkpoint(args, out)
     if "multihop" in sections or "subcorpus" in sections:
         triples, bm25, dense = build_indexes("enwiki-sample", root, "sample")
     if "multihop" in sections:
         out["multihop_full_sample"] = bench_multihop(questions, triples, bm25, dense)
         print(out["multihop_full_sample"]["markdown"])
+        _checkpoint(args, out)
     if "subcorpus" in sections:
         corpus = subcorpus(questions, bm25, dense, args.subcorpus_depth)
         sub_triples, sub_bm25, sub_dense = build_indexes(corpus, root, f"sub{args.subcorpus_depth}")
