@@ -9,15 +9,12 @@ from collections.abc import Sequence
 from functools import cached_property
 from importlib import resources
 
-from kirag.llm.base import LLMEngine
+from kirag.llm.base import LLMEngine, room_for_text
 from kirag.sentences import SentenceSplitter, link_sentence
 from kirag.triples import Triple, dedupe_triples, parse_triples
 from kirag.types import Document
 
 PROMPT_FILE = "triple_extraction.json"
-
-
-CONTEXT_MARGIN = 16  # tokens kept free besides the prompt and the generation budget
 
 
 def load_extraction_prompt() -> dict:
@@ -76,19 +73,10 @@ class LLMTripleExtractor:
         return self._render(document.title or "", text)
 
     def _text_room(self, title: str) -> int:
-        empty = self._render(title, "")
-        room = (
-            self.engine.context_length
-            - self.engine.count_tokens(empty)
-            - self.max_tokens
-            - CONTEXT_MARGIN
+        used = self.engine.count_tokens(self._render(title, "")) + self.max_tokens
+        return room_for_text(
+            self.engine, used, f"the extraction prompt with {self.max_tokens} new tokens"
         )
-        if room <= 0:
-            raise ValueError(
-                f"the extraction prompt and {self.max_tokens} new tokens leave no room for a "
-                f"document in a {self.engine.context_length}-token context"
-            )
-        return room
 
     def _render(self, title: str, text: str) -> str:
         user = self.prompt["input_template"].format(title=title, text=text)

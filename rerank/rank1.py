@@ -22,13 +22,12 @@ from kirag.rerank import rank1_scoring as rs
 from kirag.rerank.base import BaseReranker, apply_scores, as_hits
 from kirag.rerank.cache import ScoreCache, config_fingerprint, pair_key
 
-from kirag.llm.base import LLMEngine, single_token_id
+from kirag.llm.base import LLMEngine, room_for_text, single_token_id
 from kirag.types import Document, Hit, Query
 
 log = logging.getLogger(__name__)
 
 REFERENCE_BUDGET = 8192
-CONTEXT_MARGIN = 16  # tokens kept free besides the prompt and the thinking budget
 
 
 @dataclass(slots=True)
@@ -87,17 +86,8 @@ class Rank1Reranker(BaseReranker):
     # ---------------------------------------------------------------- scoring
 
     def _fit_passage(self, query: str, passage: str) -> tuple[str, bool]:
-        room = (
-            self.engine.context_length
-            - self._overhead
-            - self.engine.count_tokens(query)
-            - self.thinking_budget
-            - CONTEXT_MARGIN
-        )
-        if room <= 0:
-            raise ValueError(
-                f"the query alone leaves no room for a passage in a {self.engine.context_length}-token context"
-            )
+        used = self._overhead + self.engine.count_tokens(query) + self.thinking_budget
+        room = room_for_text(self.engine, used, "the prompt around the passage with its query")
         if self.engine.count_tokens(passage) <= room:
             return passage, False
         return self.engine.truncate(passage, room), True

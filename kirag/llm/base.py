@@ -70,6 +70,19 @@ class LLMEngine(Protocol):
         ...
 
 
+CONTEXT_MARGIN = 16  # tokens kept free besides a prompt and its generation budget
+
+
+def room_for_text(engine: LLMEngine, used_tokens: int, what: str) -> int:
+    """Tokens left for a variable text (passage, document) once `used_tokens` (prompt around it +
+    generation budget) and the margin are taken from the engine's context; `what` names the
+    fixed part in the error raised when nothing is left."""
+    room = engine.context_length - used_tokens - CONTEXT_MARGIN
+    if room <= 0:
+        raise ValueError(f"{what} leaves no room in a {engine.context_length}-token context")
+    return room
+
+
 def log_softmax_top(logits, chosen: int, k: int = TOP_LOGPROBS) -> dict[int, float]:
     """Top-k token log-probabilities of one position (plus the chosen token) from raw logits
     (a 1-d NumPy array)."""
