@@ -166,3 +166,29 @@ def test_gguf_converts_to_an_hf_folder_with_the_same_numbers(
     assert a[" true"] == pytest.approx(b[" true"], abs=1e-4) and a[" false"] == pytest.approx(
         b[" false"], abs=1e-4
     )
+
+
+def test_llamacpp_requantizes_a_gguf_once_into_the_cache(
+    tmp_path, monkeypatch, smollm2_gguf, llamacpp_engine
+):
+    """Q4_1 -> Q8_0 through llama.cpp's quantizer: a real GGUF of the new type, made once,
+    scoring close to the original; an unknown type is refused by name."""
+    from kirag.llm.convert import requantized_gguf
+    from kirag.llm.llamacpp_engine import LlamaCppEngine
+
+    monkeypatch.setenv("KIRAG_CACHE_DIR", str(tmp_path))
+    engine = LlamaCppEngine(str(smollm2_gguf), n_ctx=512, quantize="q8_0")
+    made = list((tmp_path / "gguf").glob("*.q8_0.gguf"))
+    assert len(made) == 1 and made[0].read_bytes()[:4] == b"GGUF"
+    assert engine.model_id.endswith(":q8_0")
+    assert not list((tmp_path / "gguf").glob(".*"))  # no temporary file left behind
+    stamp = made[0].stat().st_mtime_ns
+    assert requantized_gguf(smollm2_gguf, "q8_0") == made[0]
+    assert made[0].stat().st_mtime_ns == stamp  # reused, not made again
+    q8 = engine.next_token_logprobs([PROMPT, OTHER], [" true", " false"])
+    q4 = llamacpp_engine.next_token_logprobs([PROMPT, OTHER], [" true", " false"])
+    for a, b in zip(q8, q4, strict=True):
+        assert abs(a[" true"] - b[" true"]) < 1.0
+    engine.close()
+    with pytest.raises(KiragError, match="unknown GGUF type 'q3_x'"):
+        LlamaCppEngine(str(smollm2_gguf), quantize="q3_x")

@@ -140,7 +140,7 @@ def test_show_prints_the_reasoning_of_the_top_hit(tmp_path, inputs, enwiki_slice
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--quantize", "int8"], "llamacpp engine does not take quantize"),
+        (["--quantize", "int8"], "unknown GGUF type 'int8' for the llama.cpp engine"),
         (["--dtype", "float16"], "dtype is an option of transformers or vllm"),
         (["--quantization", "awq"], "vllm (AWQ/GPTQ/FP8 checkpoints on a GPU)"),
         (["--tensor-parallel", "2"], "tensor_parallel_size is an option of vllm"),

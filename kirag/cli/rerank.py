@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from kirag.cli.common import add_command, add_on_error, add_seed, on_error
+from kirag.llm.convert import GGUF_TYPES
 
 EPILOG = """\
 examples:
@@ -69,8 +70,9 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--quantize",
         default=None,
-        choices=["int8"],
-        help="transformers on CPU: dynamic int8 (fast, measured accuracy loss)",
+        choices=["int8", *GGUF_TYPES],
+        help="transformers on CPU: int8 (dynamic, measured accuracy loss); llamacpp: a GGUF "
+        "weight type the model is requantized to once (q4_0: the fastest CPU prompt kernels)",
     )
     parser.add_argument(
         "--quantization",

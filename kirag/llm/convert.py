@@ -30,3 +30,72 @@ def gguf_to_hf(gguf_path: str | Path, out_dir: str | Path, overwrite: bool = Fal
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
     return Path(out_dir)
+
+
+# the GGUF weight types llama.cpp can requantize to that are worth offering for CPU inference
+GGUF_TYPES = ("f16", "q8_0", "q6_k", "q5_0", "q5_1", "q4_0", "q4_1", "q4_k_m", "iq4_nl")
+
+
+def requantize_gguf(
+    gguf_path: str | Path, out_path: str | Path, weight_type: str, threads: int | None = None
+) -> Path:
+    """Write `gguf_path` with its weights in another GGUF type through llama.cpp's own quantizer
+    (`llama_model_quantize`, requantizing an already quantized file). On CPUs, llama.cpp's
+    fastest prompt kernels are for Q4_0 and Q8_0 (repacked / tinyBLAS), not Q4_1. Atomic: the
+    file is written beside `out_path` and renamed."""
+    import ctypes
+    import os
+
+    from kirag.atomic import TMP_MARK
+    from kirag.errors import KiragError
+    from kirag.optional import require
+
+    llama_cpp = require("llama_cpp", "llamacpp", "requantizing a GGUF")
+    key = weight_type.lower()
+    ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{key.upper()}", None)
+    if key not in GGUF_TYPES or ftype is None:
+        raise KiragError(
+            f"unknown GGUF type {weight_type!r} for the llama.cpp engine; known: "
+            f"{', '.join(GGUF_TYPES)} (int8 is the transformers engine's dynamic quantization)"
+        )
+    gguf_path, out_path = Path(gguf_path), Path(out_path)
+    if not gguf_path.is_file():
+        raise KiragError(f"{gguf_path}: no such GGUF file")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}{TMP_MARK}{os.getpid()}")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.allow_requantize = True
+    params.nthread = threads or os.cpu_count() or 1
+    from llama_cpp._logger import set_verbose
+
+    set_verbose(False)  # llama.cpp logs every tensor it converts
+    try:
+        status = llama_cpp.llama_model_quantize(
+            str(gguf_path).encode(), str(tmp).encode(), ctypes.byref(params)
+        )
+        if status != 0 or not tmp.is_file():
+            raise KiragError(
+                f"llama.cpp could not requantize {gguf_path} to {key} (status {status})"
+            )
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out_path
+
+
+def requantized_gguf(
+    gguf_path: str | Path, weight_type: str, cache_dir: str | Path | None = None
+) -> Path:
+    """The `weight_type` version of a GGUF file, made once and kept in kirag's cache
+    (`$KIRAG_CACHE_DIR`, default ~/.cache/kirag/gguf), named by the source's path, size and
+    modification time so an updated source is requantized again."""
+    import hashlib
+    import os
+
+    gguf_path = Path(gguf_path).resolve()
+    stat = gguf_path.stat()
+    stamp = hashlib.sha256(f"{gguf_path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    root = Path(cache_dir or os.environ.get("KIRAG_CACHE_DIR") or Path.home() / ".cache" / "kirag")
+    out = root / "gguf" / f"{gguf_path.stem}.{stamp[:12]}.{weight_type.lower()}.gguf"
+    return out if out.is_file() else requantize_gguf(gguf_path, out, weight_type)

@@ -75,7 +75,7 @@ def load_engine(model: str = DEFAULT_LLM, engine: str = "auto", **options) -> LL
 # options that belong to one engine, to say where an option went wrong
 OPTION_HOMES = {
     "dtype": "transformers or vllm",
-    "quantize": "transformers (dynamic int8 on CPU)",
+    "quantize": "transformers (dynamic int8 on CPU) or llamacpp (a GGUF type: q4_0, q8_0, ...)",
     "device": "transformers",
     "max_context": "transformers",
     "quantization": "vllm (AWQ/GPTQ/FP8 checkpoints on a GPU)",
