@@ -180,7 +180,7 @@ def test_llamacpp_requantizes_a_gguf_once_into_the_cache(
     engine = LlamaCppEngine(str(smollm2_gguf), n_ctx=512, quantize="q8_0")
     made = list((tmp_path / "gguf").glob("*.q8_0.gguf"))
     assert len(made) == 1 and made[0].read_bytes()[:4] == b"GGUF"
-    assert engine.model_id.endswith(":q8_0")
+    assert engine.model_id.endswith(":q8_0") and engine.quantize == "q8_0"
     assert not list((tmp_path / "gguf").glob(".*"))  # no temporary file left behind
     stamp = made[0].stat().st_mtime_ns
     assert requantized_gguf(smollm2_gguf, "q8_0") == made[0]

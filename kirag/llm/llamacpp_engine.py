@@ -65,6 +65,7 @@ class LlamaCppEngine:
             verbose=False,
         )
         self.model_id = model_id or str(model_path)
+        self.quantize = quantize.lower() if quantize else None
         self.context_length = n_ctx
         self.n_vocab = self.llm.n_vocab()
         self.eos = self.llm.token_eos()
