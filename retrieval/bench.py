@@ -155,10 +155,12 @@ def _child_json(script: str, args: Sequence, what: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def bench_documents(label: str, size: int) -> list:
-    """The sample itself, or `size` synthetic passages sampled from it (seeded)."""
-    documents = sample_documents()
-    return documents if label == "sample" else synthetic_corpus(documents, size)
+def bench_corpus(label: str, size: int, pseudo_queries: int) -> tuple[list, dict[str, str]]:
+    """The documents (the sample itself, or `size` synthetic passages sampled from it, seeded)
+    and the benchmark queries, reading the sample once."""
+    sample = sample_documents()
+    documents = sample if label == "sample" else synthetic_corpus(sample, size)
+    return documents, benchmark_queries(sample, pseudo_queries)
 
 
 def lucene_side(label: str, size: int, pseudo_queries: int, root: Path) -> dict:
@@ -167,8 +169,7 @@ def lucene_side(label: str, size: int, pseudo_queries: int, root: Path) -> dict:
     timings of bm25s); its top-10 lists come back for the agreement figures."""
     from kirag.retrieval.bm25 import BM25Retriever
 
-    documents = bench_documents(label, size)
-    queries = benchmark_queries(sample_documents(), pseudo_queries)
+    documents, queries = bench_corpus(label, size, pseudo_queries)
     texts = list(queries.values())
     lucene, seconds = _timed(
         BM25Retriever.build, documents, root / f"{label}-lucene", backend="lucene", overwrite=True
@@ -196,8 +197,7 @@ def bench_bm25(label: str, size: int, pseudo_queries: int, root: Path) -> dict:
 
     from kirag.types import Hit
 
-    documents = bench_documents(label, size)
-    queries = benchmark_queries(sample_documents(), pseudo_queries)
+    documents, queries = bench_corpus(label, size, pseudo_queries)
     texts = list(queries.values())
     out: dict = {"corpus": label, "documents": len(documents), "queries": len(queries)}
     kirag, seconds = _timed(BM25Retriever.build, documents, root / f"{label}-bm25s", overwrite=True)
