@@ -192,3 +192,76 @@ def test_llamacpp_requantizes_a_gguf_once_into_the_cache(
     engine.close()
     with pytest.raises(KiragError, match="unknown GGUF type 'q3_x'"):
         LlamaCppEngine(str(smollm2_gguf), quantize="q3_x")
+
+
+def test_common_prefix_and_cache_groups():
+    from kirag.llm.llamacpp_engine import common_prefix, fit_groups
+
+    assert common_prefix([1, 2, 3], [1, 2, 4, 5]) == 2 and common_prefix([], [1]) == 0
+    assert fit_groups([3, 3, 3, 3, 3], max_items=2, max_cells=10) == [[0, 1], [2, 3], [4]]
+    assert fit_groups([6, 5, 12, 1], max_items=8, max_cells=10) == [[0], [1], [2], [3]]
+
+
+@pytest.fixture(scope="module")
+def f16_gguf(smollm2_gguf, tmp_path_factory):
+    """The packaged model in f16: no activation quantization, so batching changes its numbers
+    only by rounding (Q4/Q8 kernels quantize activations, which amplifies such changes)."""
+    pytest.importorskip("llama_cpp")
+    from kirag.llm.convert import requantized_gguf
+
+    return requantized_gguf(smollm2_gguf, "f16", tmp_path_factory.mktemp("gguf"))
+
+
+def test_llamacpp_sequences_side_by_side_match_one_at_a_time(f16_gguf):
+    """Packed prompts, a copied shared prefix and batched decoding give the numbers of one
+    prompt at a time from an empty cache (to f16 rounding): no token sees another sequence."""
+    from kirag.llm.llamacpp_engine import LlamaCppEngine
+
+    prompts = [PROMPT, OTHER, PROMPT.replace("Animal Farm?", "Nineteen Eighty-Four?")]
+    together = LlamaCppEngine(str(f16_gguf), n_ctx=512)
+    alone = LlamaCppEngine(str(f16_gguf), n_ctx=512, reuse_prefix=False)
+    try:
+        packed = together.next_token_logprobs(prompts, [" true", " false"])
+        single = alone.next_token_logprobs(prompts, [" true", " false"])
+        assert together.prefix_hits == 0 and together.evaluated_tokens < alone.evaluated_tokens
+        for a, b in zip(packed, single, strict=True):
+            assert a[" true"] == pytest.approx(b[" true"], abs=0.02)
+        batched = together.generate_detailed(prompts, 10)
+        sequential = alone.generate_detailed(prompts, 10)
+        assert [g.token_ids for g in batched] == [g.token_ids for g in sequential]
+    finally:
+        together.close()
+        alone.close()
+
+
+def test_llamacpp_rethink_continues_its_own_sequence(llamacpp_engine):
+    """Rank1's forced prompt (prompt + thought + </think>) only evaluates what follows the
+    thought: each prompt's sequence stays in the cache after its generation."""
+    prompts = [PROMPT, OTHER]
+    thoughts = llamacpp_engine.generate_detailed(prompts, 12)
+    hits, evaluated = llamacpp_engine.prefix_hits, llamacpp_engine.evaluated_tokens
+    forced = [f"{p}{g.text}\n</think>" for p, g in zip(prompts, thoughts, strict=True)]
+    llamacpp_engine.next_token_logprobs(forced, [" true"])
+    assert llamacpp_engine.prefix_hits == hits + 2
+    assert llamacpp_engine.evaluated_tokens - evaluated < 2 * 8
+
+
+def test_llamacpp_small_cache_splits_groups_and_evicts(smollm2_gguf):
+    """More prompts than a 128-cell cache holds at once: groups that fit, the least recently
+    used sequences evicted, every prompt answered."""
+    from kirag.llm.llamacpp_engine import LlamaCppEngine
+
+    small = LlamaCppEngine(str(smollm2_gguf), n_ctx=128, kv_cells=128, n_parallel=4)
+    prompts = [PROMPT, OTHER, PROMPT + " The", OTHER + " A"]
+    try:
+        ids = [small._prompt_ids(p) for p in prompts]
+        assert len(small._groups(ids, 16)) > 1
+        out = small.generate_detailed(prompts, 16)
+        assert len(out) == 4 and all(g.token_ids for g in out)
+        assert sum(map(len, small._sequences.values())) <= small.kv_cells
+        again = small.next_token_logprobs(prompts, [" true"])
+        assert len(again) == 4 and all(v[" true"] < 0 for v in again)
+    finally:
+        small.close()
+    with pytest.raises(ValueError, match="at least n_ctx"):
+        LlamaCppEngine(str(smollm2_gguf), n_ctx=512, kv_cells=256)

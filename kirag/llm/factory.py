@@ -86,6 +86,9 @@ OPTION_HOMES = {
     "n_ctx": "llamacpp",
     "n_threads": "llamacpp",
     "reuse_prefix": "llamacpp",
+    "n_parallel": "llamacpp",
+    "kv_cells": "llamacpp",
+    "flash_attn": "llamacpp",
 }
 _INTERNAL = {"self", "model_path", "model_id", "local"}
 
