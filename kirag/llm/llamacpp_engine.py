@@ -153,6 +153,7 @@ class LlamaCppEngine:
         self.evaluated_tokens = 0
         self._sequences: dict[int, list[int]] = {}  # sequence id -> tokens held in the cache
         self._last_use: dict[int, int] = {}
+        self._group: set[int] = set()  # the sequences of the prompts being evaluated now
         self._clock = 0
         self._template = self._model.metadata().get("tokenizer.chat_template")
 
@@ -202,10 +203,10 @@ class LlamaCppEngine:
         self._llama_cpp.llama_memory_seq_rm(self._memory, seq, keep, -1)
         self._sequences[seq] = self._sequences.get(seq, [])[:keep]
 
-    def _make_room(self, needed: int, members: set[int]) -> None:
-        """Evict the least recently used sequences outside `members` until `needed` more cells
-        fit (counting a shared prefix once per sequence: an overestimate, on the safe side)."""
-        idle = sorted((s for s in self._sequences if s not in members), key=self._last_use.get)
+    def _make_room(self, needed: int) -> None:
+        """Evict the least recently used sequences outside the current group until `needed`
+        more cells fit (a shared prefix counted once per sequence: on the safe side)."""
+        idle = sorted((s for s in self._sequences if s not in self._group), key=self._last_use.get)
         while idle and sum(map(len, self._sequences.values())) + needed > self.kv_cells:
             seq = idle.pop(0)
             self._drop(seq)
@@ -236,12 +237,13 @@ class LlamaCppEngine:
                 free = [s for s in unused if s not in self._sequences]
                 seqs[j] = free[0] if free else min(unused, key=self._last_use.get)
         self._clock += 1
+        self._group = set(seqs)  # type: ignore[arg-type]
         for seq, keep in zip(seqs, kept, strict=True):
             self._drop(seq, keep)
             self._last_use[seq] = self._clock
             self.prefix_hits += keep > 0
         needed = sum(len(p) - k for p, k in zip(prompts, kept, strict=True)) + reserve
-        self._make_room(needed, set(seqs))
+        self._make_room(needed)
         return seqs, kept  # type: ignore[return-value]
 
     def _share_prefix(self, prompts: list[list[int]], seqs: list[int], kept: list[int]) -> None:
@@ -279,7 +281,7 @@ class LlamaCppEngine:
             for i, (_, seq, token, position, want) in enumerate(chunk):
                 batch.token[i], batch.pos[i], batch.logits[i] = token, position, want
                 batch.seq_id[i][0], batch.n_seq_id[i] = seq, 1
-            self._decode_batch(set(s for _, s, *_ in chunk))
+            self._decode_batch()
             for i, (item, *_, want) in enumerate(chunk):
                 if want:
                     pointer = llama_cpp.llama_get_logits_ith(self._ctx.ctx, i)
@@ -289,12 +291,10 @@ class LlamaCppEngine:
             self.evaluated_tokens += len(tokens)
         return logits
 
-    def _decode_batch(self, members: set[int]) -> None:
+    def _decode_batch(self) -> None:
         code = self._llama_cpp.llama_decode(self._ctx.ctx, self._batch)
-        if code == 1:  # no free cells in the cache: drop every other sequence and retry
-            for seq in [s for s in self._sequences if s not in members]:
-                self._drop(seq)
-                del self._sequences[seq]
+        if code == 1:  # no free cells (fragmented): evict every sequence outside the group
+            self._make_room(self.kv_cells + 1)
             code = self._llama_cpp.llama_decode(self._ctx.ctx, self._batch)
         if code != 0:
             raise RuntimeError(
