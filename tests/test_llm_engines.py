@@ -265,3 +265,32 @@ def test_llamacpp_small_cache_splits_groups_and_evicts(smollm2_gguf):
         small.close()
     with pytest.raises(ValueError, match="at least n_ctx"):
         LlamaCppEngine(str(smollm2_gguf), n_ctx=512, kv_cells=256)
+
+
+def test_llamacpp_interrupted_decode_leaves_an_empty_cache(smollm2_gguf, monkeypatch):
+    """A crash in the middle of a batch (here: the second llama_decode raises) must not leave
+    sequences whose bookkeeping disagrees with the cache: the next call starts empty and
+    scores exactly as a fresh engine does."""
+    from kirag.llm.llamacpp_engine import LlamaCppEngine
+
+    engine = LlamaCppEngine(str(smollm2_gguf), n_ctx=256, n_batch=32)
+    prompts = [PROMPT, OTHER]
+    try:
+        fresh = engine.next_token_logprobs(prompts, [" true"])
+        engine.generate_detailed(prompts, 8)
+        real, calls = engine._decode_batch, []
+
+        def crash_on_second():
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            real()
+
+        monkeypatch.setattr(engine, "_decode_batch", crash_on_second)
+        with pytest.raises(KeyboardInterrupt):
+            engine.next_token_logprobs(["Aristotle taught Alexander. " * 8] * 2, [" true"])
+        monkeypatch.setattr(engine, "_decode_batch", real)
+        assert engine._sequences == {}
+        assert engine.next_token_logprobs(prompts, [" true"]) == fresh
+    finally:
+        engine.close()

@@ -56,9 +56,16 @@ def test_rethink_cleanup_follows_the_reference(reasoning, cleaned):
     assert rs.forced_prompt("P", reasoning) == f"P\n{cleaned}\n</think>"
 
 
-@pytest.fixture(scope="module", params=["llamacpp", "transformers"])
+@pytest.fixture(scope="module", params=["llamacpp", "exact_llamacpp", "transformers"])
 def engine(request):
     return request.getfixturevalue(f"{request.param}_engine")
+
+
+def _tolerance(engine) -> float:
+    """Exact engines score a pair the same whatever else is batched with it; llama.cpp's batched
+    sequences move the Q4_1 P(true) with how the tokens were packed (measured on 48 pairs with
+    P(true) 0.02-0.13: median 0.004, max 0.025 from one prompt at a time)."""
+    return 5e-2 if getattr(engine, "reuse_prefix", False) else 1e-6
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +88,7 @@ def test_budget_zero_scores_at_once(engine, docs):
     for hit in hits:
         doc = next(d for d in docs if d.id == hit.doc_id)
         assert hit.score == pytest.approx(
-            _manual_forced(engine, QUERY, doc), abs=1e-6 if engine.name == "transformers" else 5e-3
+            _manual_forced(engine, QUERY, doc), abs=_tolerance(engine)
         )
         assert hit.metadata["fallback"] == "none" and hit.metadata["reasoning"] == ""
         assert 0.0 < hit.score < 1.0
@@ -95,10 +102,7 @@ def test_unfinished_thoughts_take_the_rethink_fallback(engine, docs):
         doc = next(d for d in docs if d.id == hit.doc_id)
         assert hit.metadata["fallback"] == "rethink" and hit.metadata["thinking_tokens"] <= 6
         expected = _manual_forced(engine, QUERY, doc, hit.metadata["reasoning"])
-        # llama.cpp's numbers move ~1e-3 with how much of the prompt came from its KV cache
-        assert hit.score == pytest.approx(
-            expected, abs=1e-6 if engine.name == "transformers" else 5e-3
-        )
+        assert hit.score == pytest.approx(expected, abs=_tolerance(engine))
 
 
 THOUGHT = "Is the passage relevant, true or false? The answer is"
@@ -201,14 +205,15 @@ def test_batch_size_and_llamacpp_prefix_reuse(smollm2_gguf, llamacpp_engine, doc
     one = Rank1Reranker(engine=exact, thinking_budget=8, batch_size=1).rerank(QUERY, docs)
     three = Rank1Reranker(engine=exact, thinking_budget=8, batch_size=3).rerank(QUERY, docs)
     assert [(h.doc_id, h.score) for h in one] == [(h.doc_id, h.score) for h in three]
-    # with KV-prefix reuse (the default, faster) the evaluation order moves P(true) a little
+    # batched sequences with KV-prefix reuse (the default, faster) move P(true) a little
     fast = {
         h.doc_id: h.score
         for h in Rank1Reranker(engine=llamacpp_engine, thinking_budget=8, batch_size=3).rerank(
             QUERY, docs
         )
     }
-    assert all(abs(fast[h.doc_id] - h.score) < 0.01 for h in one)
+    worst = max(abs(fast[h.doc_id] - h.score) for h in one)
+    assert worst < 0.05, worst
 
 
 class Counting:

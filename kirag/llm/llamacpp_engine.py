@@ -4,8 +4,9 @@ vLLM: their prompt tokens are packed into shared evaluation batches, greedy deco
 every sequence by one token per `llama_decode`, and a prompt reuses the cached tokens of its
 longest common prefix — with a sequence kept from an earlier call (Rank1's "rethink" prompt
 continues its own thought) or with the other prompts of its batch (a shared instruction + query
-is evaluated once and copied). llama.cpp's quantized arithmetic depends slightly on how tokens
-are batched (P(true) moves by up to ~1e-2 on the Q4_1 SmolLM2), so `reuse_prefix=False`
+is evaluated once and copied). llama.cpp's quantized kernels quantize activations, so how tokens
+are batched moves the numbers (Q4_1 SmolLM2, 48 Rank1 pairs with P(true) 0.02-0.13: median 0.004,
+max 0.025 from one prompt at a time; f16: ~3e-4), so `reuse_prefix=False`
 evaluates one prompt at a time from an empty cache: bit-identical results whatever ran before."""
 
 from __future__ import annotations
@@ -275,17 +276,23 @@ class LlamaCppEngine:
             for i, token in enumerate(tokens)
         ]
         logits: list[np.ndarray | None] = [None] * len(work)
-        for start in range(0, len(flat), self.n_batch):
-            chunk = flat[start : start + self.n_batch]
-            batch.n_tokens = len(chunk)
-            for i, (_, seq, token, position, want) in enumerate(chunk):
-                batch.token[i], batch.pos[i], batch.logits[i] = token, position, want
-                batch.seq_id[i][0], batch.n_seq_id[i] = seq, 1
-            self._decode_batch()
-            for i, (item, *_, want) in enumerate(chunk):
-                if want:
-                    pointer = llama_cpp.llama_get_logits_ith(self._ctx.ctx, i)
-                    logits[item] = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,)).copy()
+        try:
+            for start in range(0, len(flat), self.n_batch):
+                chunk = flat[start : start + self.n_batch]
+                batch.n_tokens = len(chunk)
+                for i, (_, seq, token, position, want) in enumerate(chunk):
+                    batch.token[i], batch.pos[i], batch.logits[i] = token, position, want
+                    batch.seq_id[i][0], batch.n_seq_id[i] = seq, 1
+                self._decode_batch()
+                for i, (item, *_, want) in enumerate(chunk):
+                    if want:
+                        pointer = llama_cpp.llama_get_logits_ith(self._ctx.ctx, i)
+                        logits[item] = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,)).copy()
+        except BaseException:
+            # interrupted halfway: what the cache holds is unknown, so start the next call empty
+            self._llama_cpp.llama_memory_clear(self._memory, True)
+            self._sequences.clear()
+            raise
         for seq, tokens, _ in work:
             self._sequences[seq].extend(tokens)
             self.evaluated_tokens += len(tokens)
