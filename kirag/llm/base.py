@@ -96,6 +96,17 @@ def log_softmax_top(logits, chosen: int, k: int = TOP_LOGPROBS) -> dict[int, flo
     return {i: float(logits[i] - log_total) for i in ids}
 
 
+def common_prefix(ids: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens all the token lists in `ids` share."""
+    first = ids[0]
+    length = min(len(i) for i in ids)
+    for position in range(length):
+        token = first[position]
+        if any(other[position] != token for other in ids[1:]):
+            return position
+    return length
+
+
 def cut_at_stop(text: str, stop: Sequence[str], start: int = 0) -> tuple[str, str | None]:
     """`text` up to the earliest stop string found at or after `start` (and that stop string)."""
     best, found = None, None

@@ -22,6 +22,7 @@ import numpy as np
 from kirag.llm.base import (
     Generation,
     chat_prompt_fallback,
+    common_prefix,
     cut_at_stop,
     log_softmax_top,
     single_token_id,
@@ -31,16 +32,6 @@ from kirag.optional import require
 log = logging.getLogger(__name__)
 
 _backend_ready = False
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """How many leading tokens `a` and `b` share."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def fit_groups(sizes: Sequence[int], max_items: int, max_cells: int) -> list[list[int]]:
@@ -221,7 +212,7 @@ class LlamaCppEngine:
             self._sequences.clear()
         matches = sorted(
             (
-                (common_prefix(tokens, prompt), j, seq)
+                (common_prefix([tokens, prompt]), j, seq)
                 for j, prompt in enumerate(prompts)
                 for seq, tokens in self._sequences.items()
             ),
@@ -251,8 +242,7 @@ class LlamaCppEngine:
         """Evaluate the prefix all prompts of a group share once and copy it to the others."""
         if len(prompts) < 2:
             return
-        shared = min(common_prefix(prompts[0], p) for p in prompts[1:])
-        shared = min(shared, min(map(len, prompts)) - 1)
+        shared = min(common_prefix(prompts), min(map(len, prompts)) - 1)
         if shared <= min(kept):
             return
         donor = kept.index(max(kept))

@@ -21,6 +21,7 @@ from kirag.errors import KiragError
 from kirag.llm.base import (
     Generation,
     chat_prompt_fallback,
+    common_prefix,
     cut_at_stop,
     log_softmax_top,
     single_token_id,
@@ -166,7 +167,7 @@ class TransformersEngine:
         """Run the prompts; return (last-position logits, cache, attention mask, next positions).
         A long prefix shared by all prompts is encoded once and its cache repeated."""
         torch = self.torch
-        shared = _common_prefix(ids) if len(ids) > 1 else 0
+        shared = common_prefix(ids) if len(ids) > 1 else 0
         shared = min(shared, min(len(i) for i in ids) - 1)
         past, prefix_len = None, 0
         if shared >= MIN_SHARED_PREFIX:
@@ -250,7 +251,7 @@ class TransformersEngine:
         if not prompts:
             return []
         prompt_ids = [self._prompt_ids(p) for p in prompts]
-        shared = _common_prefix(prompt_ids) if len(prompt_ids) > 1 else 0
+        shared = common_prefix(prompt_ids) if len(prompt_ids) > 1 else 0
         shared = min(shared, min(len(i) for i in prompt_ids) - 1)
         out = []
         with torch.inference_mode():
@@ -282,16 +283,6 @@ def _eos_ids(model, tokenizer) -> set[int]:
     if tokenizer.eos_token_id is not None:
         ids.add(tokenizer.eos_token_id)
     return ids
-
-
-def _common_prefix(ids: list[list[int]]) -> int:
-    first = ids[0]
-    length = min(len(i) for i in ids)
-    for position in range(length):
-        token = first[position]
-        if any(other[position] != token for other in ids[1:]):
-            return position
-    return length
 
 
 def _single_token(engine, text: str) -> int:
