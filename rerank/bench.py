@@ -1,7 +1,8 @@
 """`kirag bench rerank`: Rank1 scoring on real (question, passage) pairs from the Wikipedia
 sample — the bundled multi-hop questions and their BM25 top-k — for each engine and precision
 (transformers fp32, transformers dynamic int8, llama.cpp GGUF Q4_1 as packaged and requantized
-to Q4_0, Q8_0 and IQ4_NL; same model) at several thinking budgets: pairs/s, peak memory, and agreement with fp32
+to Q4_0, Q8_0 and IQ4_NL, and in f32 as llama.cpp's own full-precision reference; same model)
+at several thinking budgets: pairs/s, peak memory, and agreement with fp32
 (Spearman of P(true), top-10 overlap, nDCG@10 against the gold supporting passages). Also the
 speed-up of batching and of prefix reuse against one-at-a-time scoring, measured in the same run.
 Every configuration runs in its own process so its peak memory is its own."""
@@ -27,7 +28,16 @@ CONFIGS = {
     # Q8_0 holds the Q4_1 weights almost exactly and has fast CPU prompt kernels too
     "llamacpp-q8_0": {"engine": "llamacpp", "options": {"quantize": "q8_0"}},
     "llamacpp-iq4_nl": {"engine": "llamacpp", "options": {"quantize": "iq4_nl"}},
+    # the same weights in full precision inside llama.cpp (f32 weights and KV cache; flash
+    # attention off, its CPU kernel moves log-probs by ~5e-3 against ~1e-5 without): how far
+    # another implementation's arithmetic alone moves the scores
+    "llamacpp-f32": {
+        "engine": "llamacpp",
+        "options": {"quantize": "f32", "kv_type": "f32", "flash_attn": False},
+    },
 }
+# a second reference: agreement with llama.cpp's own full precision isolates quantization
+F32_INSIDE_LLAMACPP = "llamacpp-f32"
 
 CHILD = """
 import json, sys, time
@@ -74,6 +84,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated subset of {', '.join(CONFIGS)}",
     )
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--keep-scores",
+        action="store_true",
+        help="keep every configuration's P(true) per pair in the results (agreement re-checkable)",
+    )
     parser.add_argument(
         "--speedup-questions",
         type=int,
@@ -126,9 +141,11 @@ def _child(spec: dict) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def agreement(pairs, scores: list[float], reference: list[float], qrels: dict) -> dict:
+def agreement(
+    pairs, scores: list[float], reference: list[float], qrels: dict, against: str = "fp32"
+) -> dict:
     """Spearman of P(true) with the reference, mean top-10 overlap per question, and nDCG@10 of
-    both rankings against the gold passages."""
+    both rankings against the gold passages (keys end in `_vs_{against}`)."""
     from kirag.eval.metrics import evaluate
     from scipy import stats
 
@@ -149,10 +166,10 @@ def agreement(pairs, scores: list[float], reference: list[float], qrels: dict) -
     rho = stats.spearmanr(scores, reference).statistic if len(set(scores)) > 1 else float("nan")
     judged = {q: qrels[q] for q in by_query}
     return {
-        "spearman_vs_fp32": float(rho),
-        "top10_overlap_vs_fp32": float(np.mean(overlaps)),
+        f"spearman_vs_{against}": float(rho),
+        f"top10_overlap_vs_{against}": float(np.mean(overlaps)),
         "ndcg10": evaluate(ours_run, judged, ["nDCG@10"]).aggregate["nDCG@10"],
-        "ndcg10_fp32": evaluate(ref_run, judged, ["nDCG@10"]).aggregate["nDCG@10"],
+        f"ndcg10_{against}": evaluate(ref_run, judged, ["nDCG@10"]).aggregate["nDCG@10"],
     }
 
 
@@ -165,6 +182,7 @@ def run(args: argparse.Namespace) -> dict:
     out: dict = {
         "pairs_available": len(pairs),
         "candidates_per_question": args.candidates,
+        "configs": {name: CONFIGS[name] for name in configs},
         "budgets": {},
     }
     first_stage = {}
@@ -183,11 +201,12 @@ def run(args: argparse.Namespace) -> dict:
             }
             results[name] = _child(spec)
         reference = results.get("transformers-fp32", {}).get("p_true")
+        inside = results.get(F32_INSIDE_LLAMACPP, {}).get("p_true")
         for name, result in results.items():
             row = {
                 k: (round(v, 4) if isinstance(v, float) else v)
                 for k, v in result.items()
-                if k != "p_true"
+                if k != "p_true" or args.keep_scores
             }
             if reference and "p_true" in result:
                 row.update(
@@ -196,6 +215,9 @@ def run(args: argparse.Namespace) -> dict:
                         for k, v in agreement(chosen, result["p_true"], reference, qrels).items()
                     }
                 )
+            if inside and "p_true" in result and name.startswith("llamacpp-"):
+                found = agreement(chosen, result["p_true"], inside, qrels, against="llamacpp_f32")
+                row.update({k: round(v, 4) for k, v in found.items() if "_vs_" in k})
             section[name] = row
         fp32 = results.get("transformers-fp32", {}).get("pairs_per_second")
         for name in configs:

@@ -235,6 +235,34 @@ def test_llamacpp_sequences_side_by_side_match_one_at_a_time(f16_gguf):
         alone.close()
 
 
+def test_llamacpp_in_full_precision_equals_the_transformers_fp32_engine(
+    smollm2_gguf, transformers_engine, tmp_path
+):
+    """f32 weights (the packaged Q4_1 dequantized exactly), an f32 KV cache and flash attention
+    off (its CPU kernel moves log-probs by ~5e-3): llama.cpp's batched sequences compute what
+    transformers computes in fp32, up to summation order (measured ~1e-5) — the full-precision
+    reference for the quantized GGUF types in `kirag bench rerank`."""
+    pytest.importorskip("llama_cpp")
+    from kirag.llm.convert import requantized_gguf
+    from kirag.llm.llamacpp_engine import LlamaCppEngine
+
+    f32 = requantized_gguf(smollm2_gguf, "f32", tmp_path)
+    engine = LlamaCppEngine(str(f32), n_ctx=512, kv_type="f32", flash_attn=False)
+    try:
+        prompts = [PROMPT, OTHER]
+        ours = engine.next_token_logprobs(prompts, [" true", " false"])
+        reference = transformers_engine.next_token_logprobs(prompts, [" true", " false"])
+        for a, b in zip(ours, reference, strict=True):
+            assert a[" true"] == pytest.approx(b[" true"], abs=1e-4)
+            assert a[" false"] == pytest.approx(b[" false"], abs=1e-4)
+        ids = [g.token_ids for g in engine.generate_detailed(prompts, 8)]
+        assert ids == [g.token_ids for g in transformers_engine.generate_detailed(prompts, 8)]
+    finally:
+        engine.close()
+    with pytest.raises(KiragError, match=r"unknown KV cache type 'q2'.*known: f16, f32"):
+        LlamaCppEngine(str(f32), n_ctx=512, kv_type="q2")
+
+
 def test_llamacpp_rethink_continues_its_own_sequence(llamacpp_engine):
     """Rank1's forced prompt (prompt + thought + </think>) only evaluates what follows the
     thought: each prompt's sequence stays in the cache after its generation."""

@@ -33,7 +33,9 @@ def gguf_to_hf(gguf_path: str | Path, out_dir: str | Path, overwrite: bool = Fal
 
 
 # the GGUF weight types llama.cpp can requantize to that are worth offering for CPU inference
-GGUF_TYPES = ("f16", "q8_0", "q6_k", "q5_0", "q5_1", "q4_0", "q4_1", "q4_k_m", "iq4_nl")
+# (f32: the dequantized weights exactly, computed in full precision — the reference a quantized
+# type is compared with inside llama.cpp)
+GGUF_TYPES = ("f32", "f16", "q8_0", "q6_k", "q5_0", "q5_1", "q4_0", "q4_1", "q4_k_m", "iq4_nl")
 
 
 def requantize_gguf(
@@ -53,6 +55,8 @@ def requantize_gguf(
     llama_cpp = require("llama_cpp", "llamacpp", "requantizing a GGUF")
     key = weight_type.lower()
     ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{key.upper()}", None)
+    if key == "f32":
+        ftype = llama_cpp.LLAMA_FTYPE_ALL_F32
     if key not in GGUF_TYPES or ftype is None:
         raise KiragError(
             f"unknown GGUF type {weight_type!r} for the llama.cpp engine; known: "

@@ -89,6 +89,7 @@ OPTION_HOMES = {
     "n_parallel": "llamacpp",
     "kv_cells": "llamacpp",
     "flash_attn": "llamacpp",
+    "kv_type": "llamacpp",
 }
 _INTERNAL = {"self", "model_path", "model_id", "local"}
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kirag.errors import KiragError
 from kirag.llm.base import (
     Generation,
     chat_prompt_fallback,
@@ -30,6 +31,8 @@ from kirag.llm.base import (
 from kirag.optional import require
 
 log = logging.getLogger(__name__)
+
+KV_TYPES = ("f16", "f32", "bf16", "q8_0")
 
 _backend_ready = False
 
@@ -81,6 +84,7 @@ class LlamaCppEngine:
         n_parallel: int = 8,
         kv_cells: int | None = None,
         flash_attn: bool = True,
+        kv_type: str = "f16",
         quantize: str | None = None,
         model_id: str | None = None,
     ):
@@ -88,6 +92,19 @@ class LlamaCppEngine:
         from llama_cpp import _internals
         from llama_cpp._logger import set_verbose
 
+        self.reuse_prefix = reuse_prefix
+        # one prompt at a time without reuse: the batching of tokens changes the arithmetic
+        self.n_parallel = max(1, n_parallel) if reuse_prefix else 1
+        self.kv_cells = kv_cells or (2 * n_ctx if self.n_parallel > 1 else n_ctx)
+        self.flash_attn = flash_attn
+        kv_ggml_type = getattr(llama_cpp, f"GGML_TYPE_{kv_type.upper()}", None)
+        if kv_type.lower() not in KV_TYPES or kv_ggml_type is None:
+            raise KiragError(
+                f"unknown KV cache type {kv_type!r} for the llama.cpp engine; known: "
+                f"{', '.join(KV_TYPES)}"
+            )
+        if self.kv_cells < n_ctx:
+            raise ValueError(f"kv_cells ({self.kv_cells}) must hold at least n_ctx ({n_ctx})")
         if quantize:
             # another GGUF weight type (e.g. q4_0: llama.cpp's fastest CPU prompt kernels),
             # requantized once into kirag's cache
@@ -108,13 +125,6 @@ class LlamaCppEngine:
         self._model = _internals.LlamaModel(
             path_model=str(model_path), params=model_params, verbose=False
         )
-        self.reuse_prefix = reuse_prefix
-        # one prompt at a time without reuse: the batching of tokens changes the arithmetic
-        self.n_parallel = max(1, n_parallel) if reuse_prefix else 1
-        self.kv_cells = kv_cells or (2 * n_ctx if self.n_parallel > 1 else n_ctx)
-        self.flash_attn = flash_attn
-        if self.kv_cells < n_ctx:
-            raise ValueError(f"kv_cells ({self.kv_cells}) must hold at least n_ctx ({n_ctx})")
         # llama-cpp-python decodes on half the cores by default; all of them decode 1.6x faster
         # here (SmolLM2-135M on 2 cores: 91 vs 58 tokens/s)
         n_threads = n_threads or os.cpu_count() or 1
@@ -131,6 +141,8 @@ class LlamaCppEngine:
             if flash_attn
             else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         )
+        # the KV cache's precision: f16 (llama.cpp's default), f32 (full precision), q8_0
+        params.type_k = params.type_v = kv_ggml_type
         self._ctx = _internals.LlamaContext(model=self._model, params=params, verbose=False)
         self._memory = llama_cpp.llama_get_memory(self._ctx.ctx)
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
@@ -138,6 +150,7 @@ class LlamaCppEngine:
         self.seed = seed
         self.model_id = model_id or str(model_path)
         self.quantize = quantize.lower() if quantize else None
+        self.kv_type = kv_type.lower()
         self.context_length = n_ctx
         self.n_vocab = self._model.n_vocab()
         self.eos = self._model.token_eos()
