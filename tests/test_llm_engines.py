@@ -261,6 +261,8 @@ def test_llamacpp_in_full_precision_equals_the_transformers_fp32_engine(
         engine.close()
     with pytest.raises(KiragError, match=r"unknown KV cache type 'q2'.*known: f16, f32"):
         LlamaCppEngine(str(f32), n_ctx=512, kv_type="q2")
+    with pytest.raises(KiragError, match="q8_0 KV cache needs flash_attn=True"):
+        LlamaCppEngine(str(f32), n_ctx=512, kv_type="q8_0", flash_attn=False)
 
 
 def test_llamacpp_rethink_continues_its_own_sequence(llamacpp_engine):

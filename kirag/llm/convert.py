@@ -54,9 +54,11 @@ def requantize_gguf(
 
     llama_cpp = require("llama_cpp", "llamacpp", "requantizing a GGUF")
     key = weight_type.lower()
-    ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{key.upper()}", None)
-    if key == "f32":
-        ftype = llama_cpp.LLAMA_FTYPE_ALL_F32
+    ftype = (
+        llama_cpp.LLAMA_FTYPE_ALL_F32
+        if key == "f32"
+        else getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{key.upper()}", None)
+    )
     if key not in GGUF_TYPES or ftype is None:
         raise KiragError(
             f"unknown GGUF type {weight_type!r} for the llama.cpp engine; known: "

@@ -103,6 +103,8 @@ class LlamaCppEngine:
                 f"unknown KV cache type {kv_type!r} for the llama.cpp engine; known: "
                 f"{', '.join(KV_TYPES)}"
             )
+        if kv_type.lower() == "q8_0" and not flash_attn:
+            raise KiragError("a q8_0 KV cache needs flash_attn=True in llama.cpp")
         if self.kv_cells < n_ctx:
             raise ValueError(f"kv_cells ({self.kv_cells}) must hold at least n_ctx ({n_ctx})")
         if quantize:
@@ -141,7 +143,7 @@ class LlamaCppEngine:
             if flash_attn
             else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         )
-        # the KV cache's precision: f16 (llama.cpp's default), f32 (full precision), q8_0
+        # the KV cache's precision (f16: llama.cpp's default; f32: full precision)
         params.type_k = params.type_v = kv_ggml_type
         self._ctx = _internals.LlamaContext(model=self._model, params=params, verbose=False)
         self._memory = llama_cpp.llama_get_memory(self._ctx.ctx)
