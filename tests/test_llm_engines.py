@@ -195,10 +195,11 @@ def test_llamacpp_requantizes_a_gguf_once_into_the_cache(
 
 
 def test_common_prefix_and_cache_groups():
-    from kirag.llm.base import common_prefix
+    from kirag.llm.base import common_prefix, shared_prefix
     from kirag.llm.llamacpp_engine import fit_groups
 
     assert common_prefix([[1, 2, 3], [1, 2, 4, 5]]) == 2 and common_prefix([[], [1]]) == 0
+    assert shared_prefix([[1, 2, 3], [1, 2, 3, 4]]) == 2 and shared_prefix([[1, 2, 3]]) == 0
     assert fit_groups([3, 3, 3, 3, 3], max_items=2, max_cells=10) == [[0, 1], [2, 3], [4]]
     assert fit_groups([6, 5, 12, 1], max_items=8, max_cells=10) == [[0], [1], [2], [3]]
 

@@ -107,6 +107,14 @@ def common_prefix(ids: Sequence[Sequence[int]]) -> int:
     return length
 
 
+def shared_prefix(ids: Sequence[Sequence[int]]) -> int:
+    """The prefix several prompts can evaluate once: their common prefix, leaving each prompt at
+    least its last token to evaluate itself (0 for a single prompt)."""
+    if len(ids) < 2:
+        return 0
+    return min(common_prefix(ids), min(len(i) for i in ids) - 1)
+
+
 def cut_at_stop(text: str, stop: Sequence[str], start: int = 0) -> tuple[str, str | None]:
     """`text` up to the earliest stop string found at or after `start` (and that stop string)."""
     best, found = None, None

@@ -26,6 +26,7 @@ from kirag.llm.base import (
     common_prefix,
     cut_at_stop,
     log_softmax_top,
+    shared_prefix,
     single_token_id,
 )
 from kirag.optional import require
@@ -255,10 +256,8 @@ class LlamaCppEngine:
 
     def _share_prefix(self, prompts: list[list[int]], seqs: list[int], kept: list[int]) -> None:
         """Evaluate the prefix all prompts of a group share once and copy it to the others."""
-        if len(prompts) < 2:
-            return
-        shared = min(common_prefix(prompts), min(map(len, prompts)) - 1)
-        if shared <= min(kept):
+        shared = shared_prefix(prompts)
+        if not shared or shared <= min(kept):
             return
         donor = kept.index(max(kept))
         if kept[donor] < shared:

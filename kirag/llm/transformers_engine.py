@@ -21,9 +21,9 @@ from kirag.errors import KiragError
 from kirag.llm.base import (
     Generation,
     chat_prompt_fallback,
-    common_prefix,
     cut_at_stop,
     log_softmax_top,
+    shared_prefix,
     single_token_id,
 )
 from kirag.models import hub_offline
@@ -167,8 +167,7 @@ class TransformersEngine:
         """Run the prompts; return (last-position logits, cache, attention mask, next positions).
         A long prefix shared by all prompts is encoded once and its cache repeated."""
         torch = self.torch
-        shared = common_prefix(ids) if len(ids) > 1 else 0
-        shared = min(shared, min(len(i) for i in ids) - 1)
+        shared = shared_prefix(ids)
         past, prefix_len = None, 0
         if shared >= MIN_SHARED_PREFIX:
             prefix = torch.tensor([ids[0][:shared]], device=self.device)
@@ -251,8 +250,7 @@ class TransformersEngine:
         if not prompts:
             return []
         prompt_ids = [self._prompt_ids(p) for p in prompts]
-        shared = common_prefix(prompt_ids) if len(prompt_ids) > 1 else 0
-        shared = min(shared, min(len(i) for i in prompt_ids) - 1)
+        shared = shared_prefix(prompt_ids)
         out = []
         with torch.inference_mode():
             prefix_cache = None
