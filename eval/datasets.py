@@ -19,7 +19,11 @@ from kirag.io.topics import read_topics
 from kirag.types import Document, Query
 
 QAFormat = Literal["auto", "hotpotqa", "2wikimultihopqa", "musique", "kirag"]
-TWOWIKI_TYPES = {"comparison", "inference", "compositional", "bridge_comparison"}
+# Fields and question types that only one of the two datasets has ("comparison" is in both).
+TWOWIKI_FIELDS = ("evidences", "evidences_id", "answer_id", "entity_ids")
+TWOWIKI_ONLY_TYPES = {"inference", "compositional", "bridge_comparison"}
+HOTPOT_FIELDS = ("level",)
+HOTPOT_ONLY_TYPES = {"bridge"}
 
 
 @dataclass
@@ -267,14 +271,12 @@ def load_kirag_questions(path: str | Path) -> list[MultiHopExample]:
 
 
 def detect_qa_format(path: Path) -> str:
+    """The format of a QA file: a JSON list is HotpotQA or 2WikiMultiHopQA (told apart over all
+    its records, see `hotpot_or_2wiki`), JSONL is MuSiQue or kirag's own."""
     with open_binary(path) as fh:
         head = fh.read(4096).decode("utf-8", "replace").lstrip("\ufeff \t\r\n")
     if head.startswith("["):
-        records = _read_json_list(path)
-        first = records[0] if records else {}
-        if "evidences" in first or first.get("type") in TWOWIKI_TYPES:
-            return "2wikimultihopqa"
-        return "hotpotqa"
+        return hotpot_or_2wiki(_read_json_list(path), path)
     first_line = head.splitlines()[0] if head else ""
     if '"paragraphs"' in first_line:
         return "musique"
@@ -284,6 +286,50 @@ def detect_qa_format(path: Path) -> str:
         "not a HotpotQA / 2WikiMultiHopQA JSON list, a MuSiQue JSONL or a kirag multi-hop JSONL",
         path,
     )
+
+
+def hotpot_or_2wiki(records: list, source: Path) -> str:
+    """HotpotQA or 2WikiMultiHopQA from what only one of them has, looked for in every record:
+    2Wiki's `evidences` (and its id fields) or types, HotpotQA's `level` or "bridge" type. Both
+    share "comparison" questions, so the first record alone decides nothing. A file with no
+    sign of 2Wiki is HotpotQA (its test files carry no type or level); one with signs of both
+    is an error."""
+    twowiki = hotpot = None
+    for number, record in enumerate(records, 1):
+        if not isinstance(record, dict):
+            continue
+        kind = record.get("type")
+        if twowiki is None and (
+            any(f in record for f in TWOWIKI_FIELDS) or kind in TWOWIKI_ONLY_TYPES
+        ):
+            twowiki = number
+        if hotpot is None and (
+            any(f in record for f in HOTPOT_FIELDS) or kind in HOTPOT_ONLY_TYPES
+        ):
+            hotpot = number
+        if twowiki and hotpot:
+            raise InputError(
+                f"mixes HotpotQA (question #{hotpot}) and 2WikiMultiHopQA (question #{twowiki}) "
+                "records",
+                source,
+            )
+    return "2wikimultihopqa" if twowiki else "hotpotqa"
+
+
+def qa_format_for_target(path: str | Path, target: str = "auto") -> str:
+    """The format to load a QA dataset file in when predictions in `target`'s format are scored
+    against it: the target's own for a HotpotQA / 2Wiki JSON list (the user decides what the
+    detection cannot), kirag's multi-hop JSONL under the HotpotQA target, else the detected
+    format, which must then be the target's."""
+    path = Path(path)
+    detected = detect_qa_format(path)
+    if target == "auto" or target == detected:
+        return detected
+    if detected in ("hotpotqa", "2wikimultihopqa") and target in ("hotpotqa", "2wikimultihopqa"):
+        return target
+    if detected == "kirag" and target == "hotpotqa":
+        return detected
+    raise InputError(f"predictions for {target} cannot be scored against a {detected} file", path)
 
 
 LOADERS = {

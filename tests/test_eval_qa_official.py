@@ -1,7 +1,10 @@
 """Dataset-level QA scoring on cases written from the official evaluation scripts' rules:
-2WikiMultiHopQA (answer aliases, case-insensitive supporting-fact titles, evidence triples with
-aliases, joint of three parts, separate maxima of precision and recall over aliases) and
-MuSiQue (SQuAD F1 without the yes/no rule, answerable questions only, MuSiQue-Full groups)."""
+hotpot_evaluate_v1.py (each prediction map scored on its own, joint only with both),
+2wikimultihop_evaluate_v1.1.py (answer aliases, supporting facts deduplicated before their
+titles are lower-cased, evidence triples with aliases, joint of three parts, separate maxima of
+precision and recall over aliases) and MuSiQue's evaluate_v1.0.py (SQuAD F1 without the yes/no
+rule, answerable questions only, support F1 1 when gold and prediction are both empty,
+MuSiQue-Full groups); and how a dataset file is recognised."""
 
 from __future__ import annotations
 
@@ -9,11 +12,12 @@ import copy
 import json
 
 import pytest
-from kirag.eval.datasets import load_questions
+from kirag.eval.datasets import detect_qa_format, load_questions, qa_format_for_target
 from kirag.eval.qa import f1, f1_score, squad_f1, token_f1
 from kirag.eval.qa_eval import evaluate_predictions
 from kirag.eval.submission import QAPrediction
 
+from kirag.cli import main
 from kirag.errors import InputError
 
 TWOWIKI = {
@@ -182,3 +186,95 @@ def test_musique_full_groups(tmp_path):
 
 def test_f1_is_the_contract_name():
     assert f1 is f1_score and f1("the Saturn V", ["Saturn V"]) == 1.0
+
+
+# HotpotQA's dev file opens with a comparison question, a type 2WikiMultiHopQA has too.
+HOTPOT_COMPARISON = {
+    "_id": "5a8b57f25542995d1e6f1371",
+    "answer": "yes",
+    "question": "Were Scott Derrickson and Ed Wood of the same nationality?",
+    "supporting_facts": [["Scott Derrickson", 0], ["Ed Wood", 0]],
+    "context": [
+        ["Ed Wood", ["Edward Davis Wood Jr. was an American filmmaker.", "He was an actor."]],
+        ["Scott Derrickson", ["Scott Derrickson is an American director."]],
+    ],
+    "type": "comparison",
+    "level": "hard",
+}
+HOTPOT_BRIDGE = {
+    "_id": "5a8c7595554299585d9e36b6",
+    "answer": "Chief of Protocol",
+    "question": "What government position was held by the woman who portrayed Corliss Archer?",
+    "supporting_facts": [["Kiss and Tell", 0], ["Shirley Temple", 1]],
+    "context": [
+        ["Kiss and Tell", ["Kiss and Tell stars Shirley Temple as Corliss Archer."]],
+        ["Shirley Temple", ["Shirley Temple was an actress.", "She was Chief of Protocol."]],
+    ],
+    "type": "bridge",
+    "level": "medium",
+}
+
+
+def _hotpot_predictions(path, **maps):
+    answers = {HOTPOT_COMPARISON["_id"]: "yes", HOTPOT_BRIDGE["_id"]: "Chief of Protocol"}
+    facts = {r["_id"]: r["supporting_facts"] for r in (HOTPOT_COMPARISON, HOTPOT_BRIDGE)}
+    path.write_text(json.dumps({"answer": answers, "sp": facts} | maps))
+    return path
+
+
+def test_hotpot_file_opening_with_a_comparison_question_is_hotpotqa(tmp_path, capsys):
+    dev = tmp_path / "hotpot_dev_distractor_v1.json"
+    dev.write_text(json.dumps([HOTPOT_COMPARISON, HOTPOT_BRIDGE]))
+    assert detect_qa_format(dev) == "hotpotqa"
+    assert {e.dataset for e in load_questions(dev)} == {"hotpotqa"}
+    # the README's command: perfect predictions score 1 everywhere, with no 2Wiki metrics
+    out = tmp_path / "res.json"
+    argv = ["eval", "--predictions", str(_hotpot_predictions(tmp_path / "pred.json"))]
+    assert main([*argv, "--questions", str(dev), "--output", str(out)]) == 0
+    aggregate = json.loads(out.read_text())["aggregate"]
+    assert aggregate == {k: 1.0 for k in ("EM", "F1", "sp_EM", "sp_F1", "joint_EM", "joint_F1")}, (
+        capsys.readouterr()
+    )
+
+
+def test_hotpot_or_2wiki_is_decided_on_fields_only_one_has(tmp_path):
+    def fmt(*records):
+        (tmp_path / "q.json").write_text(json.dumps(list(records)))
+        return detect_qa_format(tmp_path / "q.json")
+
+    plain = {k: v for k, v in HOTPOT_COMPARISON.items() if k not in ("type", "level")}
+    comparison_2wiki = dict(TWOWIKI, _id="w2", type="comparison")
+    assert fmt(comparison_2wiki, TWOWIKI) == "2wikimultihopqa"  # 2Wiki's `evidences`
+    no_evidence = {k: v for k, v in TWOWIKI.items() if not k.startswith(("evidences", "answer"))}
+    # a test file (no answers, no evidences): a later record's 2Wiki-only type decides
+    assert fmt(dict(no_evidence, type="comparison"), no_evidence) == "2wikimultihopqa"
+    assert fmt(plain, HOTPOT_BRIDGE) == "hotpotqa"  # HotpotQA's `level`
+    assert fmt(plain, plain) == "hotpotqa"  # HotpotQA's test files: no type, no level
+    with pytest.raises(InputError, match=r"mixes HotpotQA \(question #1\) and 2Wiki.*#2"):
+        fmt(HOTPOT_BRIDGE, TWOWIKI)
+
+
+def test_target_decides_how_the_dataset_file_is_read(tmp_path, capsys):
+    # No `level`, a comparison question first: nothing says which dataset; --target does.
+    records = [
+        {k: v for k, v in r.items() if k != "level"} for r in (HOTPOT_COMPARISON, HOTPOT_BRIDGE)
+    ]
+    (tmp_path / "q.json").write_text(json.dumps(records))
+    predictions = _hotpot_predictions(tmp_path / "pred.json")
+    out = tmp_path / "res.json"
+    argv = ["eval", "--predictions", str(predictions), "--questions", str(tmp_path / "q.json")]
+    assert main([*argv, "--target", "hotpotqa", "--output", str(out)]) == 0
+    aggregate = json.loads(out.read_text())["aggregate"]
+    assert "evi_F1" not in aggregate and aggregate["joint_F1"] == 1.0
+    # the same file read as 2Wiki: its evidence metrics and a three-part joint
+    empty_evidence = {r["_id"]: [] for r in records}
+    _hotpot_predictions(predictions, evidence=empty_evidence)
+    assert main([*argv, "--target", "2wikimultihopqa", "--output", str(out)]) == 0
+    aggregate = json.loads(out.read_text())["aggregate"]
+    assert aggregate["evi_F1"] == 0.0 and aggregate["joint_F1"] == 0.0
+    assert aggregate["sp_F1"] == 1.0
+    assert qa_format_for_target(tmp_path / "q.json", "2wikimultihopqa") == "2wikimultihopqa"
+    assert main([*argv, "--target", "musique"]) == 2
+    assert "predictions for musique cannot be scored against a hotpotqa file" in (
+        capsys.readouterr().err
+    )

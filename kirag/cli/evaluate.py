@@ -61,7 +61,8 @@ def register(subparsers) -> None:
         "--target",
         choices=["auto", "hotpotqa", "2wikimultihopqa", "musique"],
         default="auto",
-        help="prediction format (auto: from the dataset)",
+        help="the benchmark: how the dataset file is read and the predictions' format "
+        "(auto: detected from the dataset file)",
     )
     parser.add_argument("--per-query", help="write per-query values as JSON here")
     parser.add_argument("--output", help="write the results (aggregates, comparisons) as JSON here")
@@ -193,14 +194,13 @@ def _label(path: str, taken: dict) -> str:
 
 
 def _evaluate_qa(args: argparse.Namespace) -> dict:
-    from kirag.eval.datasets import detect_qa_format, load_questions
+    from kirag.eval.datasets import load_questions, qa_format_for_target
     from kirag.eval.qa_eval import evaluate_predictions
     from kirag.eval.submission import read_qa_predictions
 
-    examples = load_questions(args.questions, aliases=args.aliases)
-    target = args.target if args.target != "auto" else detect_qa_format(Path(args.questions))
-    if target == "kirag":
-        target = "hotpotqa"
+    fmt = qa_format_for_target(args.questions, args.target)
+    examples = load_questions(args.questions, fmt, aliases=args.aliases)
+    target = "hotpotqa" if fmt == "kirag" else fmt
     predictions = read_qa_predictions(target, args.predictions)
     result = evaluate_predictions(predictions, examples)
     width = max(len(k) for k in result["aggregate"])
