@@ -26,9 +26,11 @@ from kirag.errors import InputError
 def evaluate_predictions(
     predictions: Sequence[QAPrediction], examples: Sequence[MultiHopExample]
 ) -> dict:
-    """Averages and per-question values. HotpotQA / 2Wiki / kirag: over all examples, a missing
-    prediction scoring 0 (as the official scripts do); MuSiQue: predictions must follow the
-    dataset line by line (as its script requires)."""
+    """Averages and per-question values. HotpotQA / 2Wiki / kirag: over all examples; as in the
+    official scripts each part (answer, supporting facts, evidence) is scored on its own, a
+    part the predictions lack for a question scores 0 there, and the joint metrics count only
+    questions with every part (0 otherwise). MuSiQue: predictions must follow the dataset line
+    by line (as its script requires)."""
     dataset = examples[0].dataset if examples else "hotpotqa"
     if dataset == "musique":
         return _evaluate_musique(predictions, examples)
@@ -36,30 +38,45 @@ def evaluate_predictions(
     per_question: dict[str, dict[str, float]] = {}
     with_facts = any(e.supporting_facts for e in examples)
     twowiki = dataset == "2wikimultihopqa"
+    missing: dict[str, list[str]] = {"answer": [], "sp": [], "evidence": []}
+    zero = SetScores(0.0, 0.0, 0.0, 0.0)
     for example in examples:
         prediction = by_id.get(example.id)
+        answer = prediction.answer if prediction else None
+        facts = prediction.supporting_facts if prediction else None
+        evidence = prediction.evidence if prediction else None
         row: dict[str, float] = {}
-        answer = prediction.answer if prediction else ""
-        golds = example.answers or [""]
-        best = _answer_scores(answer, golds, independent_maxima=twowiki)
-        row["EM"] = exact_match(answer, golds) if prediction else 0.0
-        row["F1"] = best.f1 if prediction else 0.0
+        complete = True
+        if answer is None:
+            missing["answer"].append(example.id)
+            best, complete = F1(0.0, 0.0, 0.0), False
+            row["EM"] = row["F1"] = 0.0
+        else:
+            golds = example.answers or [""]
+            best = _answer_scores(answer, golds, independent_maxima=twowiki)
+            row["EM"], row["F1"] = exact_match(answer, golds), best.f1
         parts: list[SetScores] = []
         if with_facts:
-            sp = supporting_fact_scores(
-                prediction.supporting_facts if prediction else [],
-                example.supporting_facts,
-                lower_titles=twowiki,
-            )
+            if facts is None:
+                missing["sp"].append(example.id)
+                sp, complete = zero, False
+            else:
+                sp = supporting_fact_scores(facts, example.supporting_facts, lower_titles=twowiki)
             parts.append(sp)
             row.update({"sp_EM": sp.em, "sp_F1": sp.f1})
         if twowiki:
-            gold = example.metadata.get("evidence_alternatives") or [[e] for e in example.evidences]
-            evi = evidence_scores(prediction.evidence if prediction else [], gold)
+            if evidence is None:
+                missing["evidence"].append(example.id)
+                evi, complete = zero, False
+            else:
+                gold = example.metadata.get("evidence_alternatives") or [
+                    [e] for e in example.evidences
+                ]
+                evi = evidence_scores(evidence, gold)
             parts.append(evi)
             row.update({"evi_EM": evi.em, "evi_F1": evi.f1})
         if parts:
-            joint = joint_scores(best, row["EM"], *parts) if prediction else SetScores(0, 0, 0, 0)
+            joint = joint_scores(best, row["EM"], *parts) if complete else zero
             row.update({"joint_EM": joint.em, "joint_F1": joint.f1})
         if example.gold_doc_ids and prediction and prediction.supporting_doc_ids:
             gold_docs = set(example.gold_doc_ids)
@@ -67,7 +84,10 @@ def evaluate_predictions(
             row["support_recall"] = len(gold_docs & set(found)) / len(gold_docs)
             row["support_precision"] = len(gold_docs & set(found)) / len(found)
         per_question[example.id] = row
-    return _summary(per_question, len(examples), [e.id for e in examples if e.id not in by_id])
+    lacking = {qid for ids in missing.values() for qid in ids}
+    result = _summary(per_question, len(examples), [e.id for e in examples if e.id in lacking])
+    result["missing_parts"] = {k: len(v) for k, v in missing.items() if v}
+    return result
 
 
 def _answer_scores(answer: str, golds: Sequence[str], independent_maxima: bool) -> F1:

@@ -317,14 +317,16 @@ def validate_trec_submission(
 class QAPrediction:
     """One question's prediction: the answer and, where the dataset asks for them, supporting
     facts ((title, sentence index) pairs), supporting paragraph indices (MuSiQue), evidence
-    triples (2Wiki), and answerability (MuSiQue)."""
+    triples (2Wiki), and answerability (MuSiQue). None: a prediction file read back has no
+    entry for the question in that part's map (the official scripts score each map on its own,
+    a missing entry scoring 0); a file written needs every part."""
 
     id: str
-    answer: str
-    supporting_facts: list[tuple[str, int]] = field(default_factory=list)
+    answer: str | None
+    supporting_facts: list[tuple[str, int]] | None = field(default_factory=list)
     supporting_doc_ids: list[str] = field(default_factory=list)
     support_idxs: list[int] = field(default_factory=list)
-    evidence: list[list[str]] = field(default_factory=list)
+    evidence: list[list[str]] | None = field(default_factory=list)
     answerable: bool = True
 
 
@@ -372,15 +374,27 @@ def _check_ids(
                     f"predictions: {len(unknown)} predictions for unknown questions "
                     f"(e.g. {sorted(unknown)[0]!r})"
                 )
+    parts = {"answer": "answer", "supporting_facts": "sp", "evidence": "evidence"}
+    needed = {
+        "musique": ["answer"],
+        "2wikimultihopqa": list(parts),
+    }.get(target, ["answer", "supporting_facts"])
+    for name in needed:
+        lacking = [p.id for p in predictions if getattr(p, name) is None]
+        if lacking:
+            raise InputError(
+                f'predictions: {len(lacking)} questions have no "{parts[name]}" entry '
+                f"(e.g. {lacking[0]!r})"
+            )
     for p in predictions:
         if not isinstance(p.answer, str):
             raise InputError(f"prediction {p.id!r}: answer must be a string")
-        for fact in p.supporting_facts:
+        for fact in p.supporting_facts or []:
             if len(fact) != 2 or not isinstance(fact[0], str) or not isinstance(fact[1], int):
                 raise InputError(
                     f"prediction {p.id!r}: supporting facts are [title, sentence index] pairs"
                 )
-        for triple in p.evidence:
+        for triple in p.evidence or []:
             if len(triple) != 3 or not all(isinstance(x, str) for x in triple):
                 raise InputError(
                     f"prediction {p.id!r}: evidence items are [subject, relation, object]"
@@ -469,28 +483,37 @@ def read_qa_predictions(target: str, path: str | Path) -> list[QAPrediction]:
             + (", id -> [[subject, relation, object], ...])" if len(keys) == 3 else ")"),
             path,
         )
+    maps = {k: data[k] for k in keys}
     out = []
-    for qid, answer in data["answer"].items():
-        facts = data["sp"].get(qid, [])
-        evidence = data.get("evidence", {}).get(qid, [])
-        if not isinstance(answer, str):
+    for qid in dict.fromkeys(qid for m in maps.values() for qid in m):
+        has = {k: qid in m for k, m in maps.items()}  # absent: None; null is malformed
+        answer, facts = maps["answer"].get(qid), maps["sp"].get(qid)
+        evidence = maps["evidence"].get(qid) if "evidence" in maps else []
+        if has["answer"] and not isinstance(answer, str):
             raise InputError(f"prediction {qid!r}: answer must be a string, not {answer!r}", path)
-        if not isinstance(facts, list) or not all(
-            isinstance(f, list) and len(f) == 2 and isinstance(f[0], str) and type(f[1]) is int
-            for f in facts
+        if has["sp"] and not (
+            isinstance(facts, list)
+            and all(
+                isinstance(f, list) and len(f) == 2 and isinstance(f[0], str) and type(f[1]) is int
+                for f in facts
+            )
         ):
             raise InputError(
                 f"prediction {qid!r}: sp must be a list of [title, sentence index] pairs", path
             )
-        if not isinstance(evidence, list) or not all(
-            isinstance(e, list) and len(e) == 3 and all(isinstance(x, str) for x in e)
-            for e in evidence
+        if has.get("evidence") and not (
+            isinstance(evidence, list)
+            and all(
+                isinstance(e, list) and len(e) == 3 and all(isinstance(x, str) for x in e)
+                for e in evidence
+            )
         ):
             raise InputError(
                 f"prediction {qid!r}: evidence must be a list of [subject, relation, object]",
                 path,
             )
-        out.append(QAPrediction(qid, answer, [tuple(f) for f in facts], evidence=evidence))
+        facts = [tuple(f) for f in facts] if facts is not None else None
+        out.append(QAPrediction(qid, answer, facts, evidence=evidence))
     return out
 
 

@@ -15,7 +15,7 @@ import pytest
 from kirag.eval.datasets import detect_qa_format, load_questions, qa_format_for_target
 from kirag.eval.qa import f1, f1_score, squad_f1, token_f1
 from kirag.eval.qa_eval import evaluate_predictions
-from kirag.eval.submission import QAPrediction
+from kirag.eval.submission import QAPrediction, read_qa_predictions, validate_qa_predictions
 
 from kirag.cli import main
 from kirag.errors import InputError
@@ -278,3 +278,44 @@ def test_target_decides_how_the_dataset_file_is_read(tmp_path, capsys):
     assert "predictions for musique cannot be scored against a hotpotqa file" in (
         capsys.readouterr().err
     )
+
+
+def test_each_prediction_map_is_scored_on_its_own(tmp_path, capsys):
+    # hotpot_evaluate_v1: an id is looked up in "answer" and in "sp" separately; a part that is
+    # missing scores 0 and the joint metrics count only ids present in both maps.
+    dev = tmp_path / "dev.json"
+    dev.write_text(json.dumps([HOTPOT_COMPARISON, HOTPOT_BRIDGE]))
+    c, b = HOTPOT_COMPARISON["_id"], HOTPOT_BRIDGE["_id"]
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps({"answer": {c: "yes"}, "sp": {b: [["Kiss and Tell", 0]]}}))
+    predictions = {p.id: p for p in read_qa_predictions("hotpotqa", pred)}
+    assert predictions[b].answer is None and predictions[c].supporting_facts is None
+    result = evaluate_predictions(list(predictions.values()), load_questions(dev))
+    # c: answer 1, no sp; b: sp P 1 R 1/2 (F1 2/3), no answer; neither has a joint
+    assert result["aggregate"] == pytest.approx(
+        {"EM": 0.5, "F1": 0.5, "sp_EM": 0.0, "sp_F1": 1 / 3, "joint_EM": 0.0, "joint_F1": 0.0}
+    )
+    assert result["missing_parts"] == {"answer": 1, "sp": 1}
+    # a file of supporting facts only: sp_EM is what the facts earn, not 0
+    facts_only = {r["_id"]: r["supporting_facts"] for r in (HOTPOT_COMPARISON, HOTPOT_BRIDGE)}
+    pred.write_text(json.dumps({"answer": {}, "sp": facts_only}))
+    out = tmp_path / "res.json"
+    argv = ["eval", "--predictions", str(pred), "--questions", str(dev), "--output", str(out)]
+    assert main(argv) == 0
+    aggregate = json.loads(out.read_text())["aggregate"]
+    assert aggregate["sp_EM"] == 1.0 and aggregate["EM"] == aggregate["joint_F1"] == 0.0
+    assert "missing predictions: 2 (2 without answer)" in capsys.readouterr().out
+    # a submission, though, needs every map complete
+    assert 'have no "answer" entry' in validate_qa_predictions("hotpotqa", pred)[0]
+
+
+def test_2wiki_evidence_without_an_answer_is_scored(twowiki, tmp_path):
+    pred = tmp_path / "pred.json"
+    pred.write_text(
+        json.dumps({"answer": {}, "sp": {}, "evidence": {"w1": [["X", "director", "Bob"]]}})
+    )
+    aggregate = evaluate_predictions(read_qa_predictions("2wikimultihopqa", pred), twowiki)[
+        "aggregate"
+    ]
+    assert aggregate["evi_F1"] == pytest.approx(2 / 3) and aggregate["evi_EM"] == 0.0
+    assert aggregate["F1"] == aggregate["sp_F1"] == aggregate["joint_F1"] == 0.0

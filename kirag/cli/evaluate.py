@@ -206,8 +206,12 @@ def _evaluate_qa(args: argparse.Namespace) -> dict:
     width = max(len(k) for k in result["aggregate"])
     for metric, value in result["aggregate"].items():
         print(f"{metric:<{width}}  {value:.4f}")
+    lacking = ", ".join(
+        f"{n} without {part}" for part, n in result.get("missing_parts", {}).items()
+    )
     print(
-        f"questions: {result['questions']}, missing predictions: {len(result['missing_predictions'])}"
+        f"questions: {result['questions']}, missing predictions: "
+        f"{len(result['missing_predictions'])}{f' ({lacking})' if lacking else ''}"
     )
     return {
         "aggregate": result["aggregate"],
