@@ -98,28 +98,37 @@ class SetScores:
 
 
 def supporting_fact_scores(
-    predicted: Iterable[Sequence], gold: Iterable[Sequence], lower_titles: bool = False
+    predicted: Iterable[Sequence | int],
+    gold: Iterable[Sequence | int],
+    lower_titles: bool = False,
+    empty_is_exact: bool = False,
 ) -> SetScores:
-    """HotpotQA's update_sp: set precision / recall / F1 of (title, sentence id) pairs; EM when
-    the sets are equal. 2WikiMultiHopQA compares titles case-insensitively (`lower_titles`).
-    MuSiQue's support metric is the same on paragraph indices."""
-    pred_set, gold_set = (
-        {_fact(p, lower_titles) for p in predicted},
-        {_fact(g, lower_titles) for g in gold},
-    )
-    tp = len(pred_set & gold_set)
-    fp, fn = len(pred_set - gold_set), len(gold_set - pred_set)
+    """HotpotQA's update_sp: precision / recall / F1 of the distinct (title, sentence id) pairs;
+    EM when nothing is missed or extra. `lower_titles`: 2WikiMultiHopQA's normalize_sp, which
+    lower-cases the titles after removing duplicates, so one fact given in two casings counts
+    twice. MuSiQue's SupportMetric is the same on paragraph indices, with `empty_is_exact`:
+    no gold and no predicted support scores EM 1 and F1 1 (HotpotQA's rule gives F1 0)."""
+    pred = [_fact(f, lower_titles) for f in dict.fromkeys(map(_hashable, predicted))]
+    golds = [_fact(g, lower_titles) for g in dict.fromkeys(map(_hashable, gold))]
+    pred_set, gold_set = set(pred), set(golds)
+    tp = sum(1 for f in pred if f in gold_set)
+    fp, fn = len(pred) - tp, sum(1 for g in golds if g not in pred_set)
+    if empty_is_exact and not pred and not golds:
+        return SetScores(1.0, 1.0, 0.0, 0.0)
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return SetScores(float(fp + fn == 0), f1, precision, recall)
 
 
-def _fact(fact, lower_titles: bool):
-    if isinstance(fact, int):
+def _hashable(fact: Sequence | int) -> tuple | int:
+    return fact if isinstance(fact, int) else tuple(fact)
+
+
+def _fact(fact: tuple | int, lower_titles: bool) -> tuple | int:
+    if isinstance(fact, int) or not lower_titles or not fact:
         return fact
-    fact = tuple(fact)
-    return (fact[0].lower(), *fact[1:]) if lower_titles and fact else fact
+    return (str(fact[0]).lower(), *fact[1:])
 
 
 def evidence_scores(

@@ -125,7 +125,7 @@ def _evaluate_musique(
             )
         golds = example.answers or [""]
         gold_idxs = [d.metadata["idx"] for d in example.documents if d.metadata["is_supporting"]]
-        support = supporting_fact_scores(prediction.support_idxs, gold_idxs)
+        support = supporting_fact_scores(prediction.support_idxs, gold_idxs, empty_is_exact=True)
         answer = {
             "EM": max(exact_match(prediction.answer, g) for g in golds),
             "F1": max(squad_f1(prediction.answer, g) for g in golds),

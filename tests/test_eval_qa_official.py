@@ -319,3 +319,48 @@ def test_2wiki_evidence_without_an_answer_is_scored(twowiki, tmp_path):
     ]
     assert aggregate["evi_F1"] == pytest.approx(2 / 3) and aggregate["evi_EM"] == 0.0
     assert aggregate["F1"] == aggregate["sp_F1"] == aggregate["joint_F1"] == 0.0
+
+
+def test_2wiki_deduplicates_supporting_facts_before_lowering_titles(twowiki, tmp_path):
+    # normalize_sp(set(map(tuple, prediction))): the set is taken first, so ("X", 0) and
+    # ("x", 0) are two predictions that both match the gold ("X", 0) once lower-cased:
+    # tp 2, fp 0, fn 1 ("Bob", 1) -> P 1, R 2/3, F1 0.8 (deduplicating after: P 1, R 1/2)
+    prediction = QAPrediction("w1", "Jane", [("X", 0), ("x", 0)], evidence=[])
+    aggregate = evaluate_predictions([prediction], twowiki)["aggregate"]
+    assert aggregate["sp_F1"] == pytest.approx(0.8) and aggregate["sp_EM"] == 0.0
+    # the same fact twice in one casing is one prediction; both casings of every gold fact: EM
+    both = QAPrediction("w1", "Jane", [("X", 0), ("X", 0), ("x", 0), ("BOB", 1), ("Bob", 1)])
+    assert evaluate_predictions([both], twowiki)["aggregate"]["sp_EM"] == 1.0
+    # HotpotQA compares titles as given: ("x", 0) is a wrong fact there
+    (tmp_path / "h.json").write_text(json.dumps([HOTPOT_BRIDGE]))
+    hotpot = load_questions(tmp_path / "h.json")
+    facts = [("Kiss and Tell", 0), ("kiss and tell", 0)]
+    aggregate = evaluate_predictions(
+        [QAPrediction(HOTPOT_BRIDGE["_id"], "Chief of Protocol", facts)], hotpot
+    )["aggregate"]
+    assert aggregate["sp_F1"] == pytest.approx(0.5)
+
+
+def test_musique_support_of_nothing_against_nothing_is_exact(tmp_path):
+    # SupportMetric: "In case everything is empty, set both f1, em to be 1.0" (HotpotQA's
+    # update_sp, which it copies, gives EM 1 and F1 0 there)
+    no_support = copy.deepcopy(MUSIQUE_OTHER)
+    for paragraph in no_support["paragraphs"]:
+        paragraph["is_supporting"] = False
+    unanswerable = dict(no_support, answerable=False)
+    examples = load_questions(_write_jsonl(tmp_path / "m.jsonl", [no_support, unanswerable]))
+    predictions = [
+        QAPrediction("2hop__2", "Porsche", support_idxs=[], answerable=True),
+        QAPrediction("2hop__2", "", support_idxs=[], answerable=False),
+    ]
+    aggregate = evaluate_predictions(predictions, examples)["aggregate"]
+    assert aggregate["support_F1"] == 1.0 and aggregate["support_EM"] == 1.0
+    assert aggregate["group_support_sufficiency_F1"] == 1.0  # the groups use the same metric
+    wrong = [QAPrediction("2hop__2", "Porsche", support_idxs=[1]), predictions[1]]
+    assert evaluate_predictions(wrong, examples)["aggregate"]["support_F1"] == 0.0
+    records = [HOTPOT_COMPARISON, dict(HOTPOT_BRIDGE, supporting_facts=[])]
+    (tmp_path / "h.json").write_text(json.dumps(records))
+    hotpot = load_questions(tmp_path / "h.json")
+    result = evaluate_predictions([QAPrediction(HOTPOT_BRIDGE["_id"], "x", [])], hotpot)
+    row = result["per_question"][HOTPOT_BRIDGE["_id"]]
+    assert (row["sp_EM"], row["sp_F1"]) == (1.0, 0.0)  # HotpotQA's own rule for nothing vs nothing
