@@ -148,6 +148,13 @@ def _evaluate_musique(
         for name in ("EM", "F1", "support_EM", "support_F1")
     }
     if any(not e.answerable for e in examples):
+        single = [qid for qid, g in groups.items() if len(g["gold"]) != 2]
+        if single:
+            raise InputError(
+                f"MuSiQue-Full: {len(single)} questions lack their answerable or unanswerable "
+                f"version (e.g. {single[0]!r}); the group metrics need both, as evaluate_v1.0 "
+                "asserts"
+            )
         scored = [g for g in groups.values() if "answer" in g]
         right = [g["predicted"] == g["gold"] for g in scored]
         n = max(len(scored), 1)

@@ -182,6 +182,9 @@ def test_musique_full_groups(tmp_path):
     assert aggregate["answerability_accuracy"] == pytest.approx(0.75)
     with pytest.raises(InputError, match="duplicate question id"):
         load_questions(_write_jsonl(tmp_path / "dup.jsonl", [MUSIQUE_OTHER, MUSIQUE_OTHER]))
+    # an unanswerable question without its answerable twin: the script's assertion fails
+    with pytest.raises(InputError, match="1 questions lack their answerable or unanswerable"):
+        evaluate_predictions(predictions[1:], examples[1:])
 
 
 def test_f1_is_the_contract_name():
