@@ -46,7 +46,9 @@ def load_msmarco_passage(folder: str | Path, split: str = "dev") -> RankingDatas
     qrels = _first_existing(
         folder, [f"qrels.{split}.small.tsv", f"qrels.{split}.tsv"], required=False
     )
-    collection = _first_existing(folder, ["collection.tsv", "collection.tsv.gz"], required=False)
+    collection = _first_existing(
+        folder, ["collection.tsv", "collection.tsv.gz", "collection.tsv.bz2"], required=False
+    )
     return RankingDataset(
         f"msmarco-passage-{split}",
         read_corpus(collection) if collection else None,

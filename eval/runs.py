@@ -46,16 +46,39 @@ def _parse_trec(line: str) -> list[tuple[str, Hit]]:
         ) from None
 
 
-def _parse_msmarco(line: str) -> list[tuple[str, Hit]]:
-    parts = line.split("\t") if "\t" in line else line.split()
+def msmarco_columns(line: str) -> tuple[str, str, int, float | None]:
+    """(qid, pid, rank, score or None) of an MS MARCO run line: `qid<TAB>pid<TAB>rank`, an
+    optional fourth column the score. Tab-separated only, as msmarco_eval.py reads it (it splits
+    on tabs, so a space-separated line is not valid there). Raises ValueError."""
+    parts = [p.strip() for p in line.strip().split("\t")]
+    if len(parts) == 1 and len(line.split()) in (3, 4):
+        raise ValueError(
+            "columns separated by spaces: MS MARCO runs are tab-separated "
+            "(qid<TAB>pid<TAB>rank), as msmarco_eval.py requires"
+        )
     if len(parts) not in (3, 4):
-        raise InputError(f"expected 3 columns (qid, pid, rank) or 4 (+score), found {len(parts)}")
+        raise ValueError(
+            f"expected 3 tab-separated columns (qid, pid, rank) or 4 (+score), found {len(parts)}"
+        )
+    if any(not p or " " in p for p in parts):
+        raise ValueError("an empty column or one with spaces inside (columns are tab-separated)")
     try:
         rank = int(parts[2])
-        score = float(parts[3]) if len(parts) == 4 else -float(rank)
     except ValueError:
-        raise InputError(f"rank must be an integer: {parts[2]!r}") from None
-    return [(parts[0], Hit(parts[1], score, rank))]
+        raise ValueError(f"rank must be an integer: {parts[2]!r}") from None
+    try:
+        score = float(parts[3]) if len(parts) == 4 else None
+    except ValueError:
+        raise ValueError(f"score must be a number: {parts[3]!r}") from None
+    return parts[0], parts[1], rank, score
+
+
+def _parse_msmarco(line: str) -> list[tuple[str, Hit]]:
+    try:
+        qid, pid, rank, score = msmarco_columns(line)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return [(qid, Hit(pid, score if score is not None else -float(rank), rank))]
 
 
 def _parse_jsonl(line: str) -> list[tuple[str, Hit]]:
@@ -125,14 +148,14 @@ def read_run_scores(
         (fmt, value)
     )
     run: dict[str, dict[str, float]] = {}
-    columns = 6 if fmt == "trec" else None
+    trec, by_rank = fmt == "trec", score_column is not None
     with open_binary(path) as fh:
         for lineno, raw in enumerate(fh, 1):
             parts = raw.split()
             if not parts:
                 continue
             try:
-                if columns == 6:
+                if trec:
                     if len(parts) != 6:
                         raise ValueError(
                             f"expected 6 columns (qid Q0 docid rank score tag), found {len(parts)}"
@@ -142,16 +165,16 @@ def read_run_scores(
                         parts[2].decode(),
                         float(parts[score_column]),
                     )
-                else:
-                    if len(parts) not in (3, 4):
-                        raise ValueError(
-                            f"expected 3 columns (qid, pid, rank) or 4, found {len(parts)}"
-                        )
-                    qid, docid = parts[0].decode(), parts[1].decode()
-                    if score_column is not None:
-                        score = float(int(parts[score_column]))
-                    else:
-                        score = float(parts[3]) if len(parts) == 4 else -float(int(parts[2]))
+                elif (
+                    len(parts) == 3
+                    and 32 not in raw  # no space
+                    and len(raw) == len(parts[0]) + len(parts[1]) + len(parts[2]) + 3
+                ):  # the common MS MARCO line, `qid<TAB>pid<TAB>rank<LF>`, read fast
+                    qid, docid, rank = parts[0].decode(), parts[1].decode(), int(parts[2])
+                    score = float(rank) if by_rank else -float(rank)
+                else:  # any other MS MARCO line: the full rules and their messages
+                    qid, docid, rank, given = msmarco_columns(raw.decode())
+                    score = float(rank) if by_rank else given if given is not None else -float(rank)
             except (ValueError, UnicodeDecodeError) as exc:
                 raise InputError(str(exc), path, lineno) from None
             docs = run.get(qid)

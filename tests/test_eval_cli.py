@@ -3,15 +3,19 @@ judged queries missing from a run, checked against pytrec_eval called directly."
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import json
 import random
 
 import pytest
 import pytrec_eval
-from kirag.eval.runs import write_run
+from kirag.eval.runs import read_run, read_run_scores, write_run
 
 from kirag.cli import main
+from kirag.errors import InputError
 from kirag.io.qrels import read_qrels
+from kirag.io.topics import read_topics
 from kirag.types import Hit
 
 
@@ -119,3 +123,56 @@ def test_eval_check_reports_what_trec_eval_would_reorder(tmp_path, capsys):
     # trec_eval's order: b before a (tie broken by document id, descending): RR 1 for query 1,
     # query 2 is judged but missing: 0 -> mean 0.5
     assert "0.5000" in out
+
+
+def test_msmarco_files_compressed_with_bz2_are_read(tmp_path, data_dir, devsmall, capsys):
+    # MS MARCO ships several files as .bz2; kirag reads bz2 wherever it reads gzip (the one
+    # place inputs are opened), whatever the file is called
+    run = _partial_run(devsmall, 50, seed=4)
+    write_run(run, tmp_path / "run.tsv")
+    (tmp_path / "run.tsv.bz2").write_bytes(bz2.compress((tmp_path / "run.tsv").read_bytes()))
+    qrels_text = gzip.decompress(
+        (data_dir / "qrels.msmarco-passage.dev-subset.txt.gz").read_bytes()
+    )
+    (tmp_path / "qrels.dev.small.tsv").write_bytes(bz2.compress(qrels_text))  # plain name
+    results = {}
+    for run_file, qrels_path in (
+        ("run.tsv", data_dir / "qrels.msmarco-passage.dev-subset.txt.gz"),
+        ("run.tsv.bz2", tmp_path / "qrels.dev.small.tsv"),
+    ):
+        out = tmp_path / f"{run_file}.json"
+        argv = ["eval", "--run", str(tmp_path / run_file), "--qrels", str(qrels_path)]
+        assert main([*argv, "--preset", "msmarco", "--output", str(out)]) == 0
+        results[run_file] = json.loads(out.read_text())["aggregate"][run_file]
+    assert results["run.tsv.bz2"] == results["run.tsv"] and results["run.tsv"]["MRR@10"] > 0
+    topics = gzip.decompress((data_dir / "topics.msmarco-passage.dev-subset.txt.gz").read_bytes())
+    (tmp_path / "queries.dev.small.tsv.bz2").write_bytes(bz2.compress(topics))
+    assert len(read_topics(tmp_path / "queries.dev.small.tsv.bz2")) == len(devsmall)
+    # a truncated download is named, not a traceback
+    (tmp_path / "cut.tsv.bz2").write_bytes((tmp_path / "run.tsv.bz2").read_bytes()[:2000])
+    with pytest.raises(InputError, match=r"cut\.tsv\.bz2: corrupt or truncated bz2 file"):
+        read_run_scores(tmp_path / "cut.tsv.bz2")
+    argv = ["eval", "--run", str(tmp_path / "cut.tsv.bz2"), "--qrels", str(qrels_path)]
+    assert main([*argv, "--preset", "msmarco"]) == 2
+    assert "corrupt or truncated bz2 file" in capsys.readouterr().err
+
+
+def test_msmarco_runs_are_tab_separated_as_the_official_script_reads_them(tmp_path, capsys):
+    # msmarco_eval.py splits each line on tabs: a space-separated run is not valid there
+    (tmp_path / "qrels.tsv").write_text("1\t0\t7\t1\n")
+    (tmp_path / "run.tsv").write_text("1\t5\t1\n1 7 2\n")
+    argv = ["eval", "--run", str(tmp_path / "run.tsv"), "--qrels", str(tmp_path / "qrels.tsv")]
+    assert main([*argv, "--preset", "msmarco"]) == 2
+    err = capsys.readouterr().err
+    assert "run.tsv:2: columns separated by spaces: MS MARCO runs are tab-separated" in err
+    for reader in (read_run, read_run_scores):
+        with pytest.raises(InputError, match=r"run\.tsv:2: columns separated by spaces"):
+            reader(tmp_path / "run.tsv")
+    # an empty column between two tabs: the script's int('') fails; so does kirag
+    (tmp_path / "run.tsv").write_text("1\t\t7\t1\n")
+    with pytest.raises(InputError, match=r"run\.tsv:1: an empty column"):
+        read_run_scores(tmp_path / "run.tsv", value="rank")
+    # spaces around tab-separated values, Windows line ends and a score column are fine
+    (tmp_path / "run.tsv").write_text("1 \t5\t1\r\n1\t7 \t2\t0.5\n")
+    assert main([*argv, "--preset", "msmarco"]) == 0 and "0.5000" in capsys.readouterr().out
+    assert read_run_scores(tmp_path / "run.tsv") == {"1": {"5": -1.0, "7": 0.5}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import json
 import types
@@ -64,6 +65,14 @@ def test_jsoncollection_folder_reads_every_file_in_order(tmp_path):
     with gzip.open(tmp_path / "a.jsonl.gz", "wt") as fh:
         fh.write(json.dumps({"id": "a", "contents": "ay"}) + "\n")
     assert [d.id for d in read_corpus(tmp_path)] == ["a", "b"]
+
+
+def test_bz2_files_and_folders(tmp_path):
+    (tmp_path / "c.jsonl.bz2").write_bytes(bz2.compress(b'{"id": "c", "contents": "sea"}\n'))
+    write_lines(tmp_path / "b.jsonl", jsonl([{"id": "b", "contents": "bee"}]))
+    assert [d.id for d in read_corpus(tmp_path)] == ["b", "c"]
+    (tmp_path / "collection.tsv").write_bytes(bz2.compress(b"0\tfirst\n1\tsecond\n"))
+    assert [d.text for d in read_corpus(tmp_path / "collection.tsv")] == ["first", "second"]
 
 
 def test_msmarco_tsv_and_gzip_whatever_the_name(tmp_path):

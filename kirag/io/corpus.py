@@ -147,16 +147,19 @@ def corpus_files(path: Path) -> list[Path]:
         return [path]
     if not path.exists():
         raise InputError("no such corpus file or folder", path)
-    for name in ("corpus.jsonl", "corpus.jsonl.gz"):
+    for name in ("corpus.jsonl", "corpus.jsonl.gz", "corpus.jsonl.bz2"):
         if (path / name).is_file():
             return [path / name]
     files = sorted(
         p
         for p in path.iterdir()
-        if p.is_file() and p.name.lower().removesuffix(".gz").endswith(CORPUS_SUFFIXES)
+        if p.is_file()
+        and p.name.lower().removesuffix(".gz").removesuffix(".bz2").endswith(CORPUS_SUFFIXES)
     )
     if not files:
-        raise InputError("folder holds no corpus files (.jsonl, .tsv, optionally .gz)", path)
+        raise InputError(
+            "folder holds no corpus files (.jsonl, .tsv, optionally .gz or .bz2)", path
+        )
     return files
 
 

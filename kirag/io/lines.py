@@ -1,4 +1,4 @@
-"""Line-by-line reading of text files (gzip transparently) with an error policy.
+"""Line-by-line reading of text files (gzip and bz2 transparently) with an error policy.
 
 Every reader in kirag.io is built on `read_records`: a malformed line raises an InputError that
 names the file and line, or, with `on_error="skip"`, is counted in a ReadReport and skipped.
@@ -6,8 +6,11 @@ names the file and line, or, with `on_error="skip"`, is counted in a ReadReport 
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import io
 import logging
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +24,7 @@ OnError = Literal["raise", "skip"]
 T = TypeVar("T")
 
 GZIP_MAGIC = b"\x1f\x8b"
+BZ2_MAGIC = b"BZh"  # then the block size, a digit 1-9
 MAX_PROBLEMS_KEPT = 20
 
 
@@ -46,17 +50,44 @@ class ReadReport:
 
 
 def open_binary(path: str | Path) -> IO[bytes]:
-    """Open a file for binary reading, decompressing gzip whatever the file is called."""
+    """Open a file for binary reading, decompressing gzip or bz2 whatever the file is called
+    (recognised by their magic bytes). This is where every kirag input file is opened: corpora,
+    topics, qrels, runs and QA datasets."""
     path = Path(path)
     if not path.exists():
         raise InputError("no such file", path)
     if path.is_dir():
         raise InputError("is a folder, expected a file", path)
     with open(path, "rb") as probe:
-        magic = probe.read(2)
-    if magic == GZIP_MAGIC:
-        return gzip.open(path, "rb")
+        magic = probe.read(4)
+    if magic[:2] == GZIP_MAGIC:
+        return io.BufferedReader(_Decompressed(gzip.open(path, "rb"), path, "gzip"))
+    if magic[:3] == BZ2_MAGIC and magic[3:4].isdigit() and magic[3:4] != b"0":
+        return io.BufferedReader(_Decompressed(bz2.open(path, "rb"), path, "bz2"))
     return open(path, "rb")
+
+
+class _Decompressed(io.RawIOBase):
+    """A compressed file's bytes, with a corrupt or truncated stream reported as an InputError
+    naming the file (gzip and bz2 raise OSError or EOFError part-way through a read)."""
+
+    def __init__(self, stream: IO[bytes], path: Path, kind: str) -> None:
+        self._stream, self._path, self._kind = stream, path, kind
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            return self._stream.readinto(buffer)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(
+                f"corrupt or truncated {self._kind} file ({exc})", self._path
+            ) from None
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
 
 
 def iter_lines(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[int, str | InputError]]:
