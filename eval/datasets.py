@@ -190,6 +190,12 @@ def load_2wikimultihopqa(
         alternatives = []
         for i, (subject, relation, obj) in enumerate(example.evidences):
             subjects, objects = {subject}, {obj}
+            if ids and ids[i][1] != relation:
+                raise InputError(
+                    f"question #{number}: evidence {i + 1}'s relation is {relation!r} in "
+                    f"evidences but {ids[i][1]!r} in evidences_id",
+                    path,
+                )
             if ids:
                 subjects |= table.get(ids[i][0], set())
                 objects |= table.get(ids[i][2], set())

@@ -19,7 +19,10 @@ than the script in two places (a passage ranked twice is an error where the scri
 a message; a rank below 1 is an error where the script silently files it at the end of its
 list) and more lenient in one (ranks beyond 1,000 are allowed where the script rejects the
 file; only the top 10 count anyway). Nor does it credit passage id 0 in the empty rank slots
-that the script pads with zeros.
+that the script pads with zeros. Reading the files (kirag.eval.runs, kirag.io.qrels) differs
+in what the script cannot read: ids need not be integers, blank lines are skipped, qrels may be
+space-separated, files may be compressed; MS MARCO runs are tab-separated, as the script
+requires. The README's evaluation section lists every difference.
 """
 
 from __future__ import annotations

@@ -91,6 +91,15 @@ def test_2wiki_takes_separate_maxima_of_precision_and_recall(tmp_path):
     assert aggregate["EM"] == 0.0 and aggregate["joint_EM"] == 0.0
 
 
+def test_2wiki_evidence_ids_must_match_the_evidences(tmp_path):
+    # the official script asserts that each evidences_id relation is the evidence's relation
+    record = dict(TWOWIKI, evidences_id=[["Q10", "director", "Q11"], ["Q11", "father", "Q1"]])
+    (tmp_path / "dev.json").write_text(json.dumps([record]))
+    (tmp_path / "al.json").write_text(json.dumps(ALIASES[0]) + "\n")
+    with pytest.raises(InputError, match="evidence 2's relation is 'mother' in evidences but"):
+        load_questions(tmp_path / "dev.json", aliases=tmp_path / "al.json")
+
+
 def test_2wiki_aliases_only_for_2wiki(tmp_path):
     (tmp_path / "m.jsonl").write_text(json.dumps(MUSIQUE_ANSWERABLE) + "\n")
     with pytest.raises(InputError, match="aliases files are for 2WikiMultiHopQA"):
