@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -276,6 +277,16 @@ def load_kirag_questions(path: str | Path) -> list[MultiHopExample]:
         except (KeyError, TypeError) as exc:
             raise InputError(f"not a kirag multi-hop record ({exc!r})", path, lineno) from None
     return examples
+
+
+BUNDLED_QUESTIONS = "multihop_enwiki.jsonl"
+
+
+def load_bundled_questions() -> list[MultiHopExample]:
+    """The 31 bundled bridge questions over the Wikipedia sample (kirag's multi-hop JSONL)."""
+    return load_kirag_questions(
+        Path(str(resources.files("kirag.data").joinpath(BUNDLED_QUESTIONS)))
+    )
 
 
 def detect_qa_format(path: Path) -> str:

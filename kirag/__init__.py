@@ -6,8 +6,7 @@ The light names (types, readers, model resolution) import at once; the heavy com
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from kirag.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -28,14 +27,11 @@ _LAZY: dict[str, str] = {
     "load_engine": "kirag.llm.factory",
     "Rank1Reranker": "kirag.rerank.rank1",
     "CrossEncoderReranker": "kirag.rerank.cross_encoder",
-    "KiRAG": "kirag.pipeline",
+    "KiRAG": "kirag.rag.pipeline",
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'kirag' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

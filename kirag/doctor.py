@@ -147,7 +147,7 @@ def sanity_checks(passages: int = 300) -> list[Check]:
         )
 
     def spacy_triples():
-        from kirag.extraction import make_extractor
+        from kirag.knowledge.extraction import make_extractor
 
         extractor = make_extractor("spacy")
         start = time.perf_counter()

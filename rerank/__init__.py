@@ -5,10 +5,9 @@ Heavy backends import on first use: `from kirag.rerank import Rank1Reranker` is 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from kirag.rerank.base import Reranker
+
+from kirag.lazy import lazy_exports
 
 _LAZY = {
     "Rank1Reranker": "kirag.rerank.rank1",
@@ -18,10 +17,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'kirag.rerank' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = ["Reranker", *_LAZY]

@@ -83,11 +83,9 @@ def with_documents(hits: Sequence[Hit], corpus: DocStore, qid: str = "") -> list
     from kirag.errors import InputError
 
     copies = [Hit(h.doc_id, h.score, h.rank, h.document, dict(h.metadata)) for h in hits]
-    need = [h for h in copies if h.document is None]
-    for hit, doc in zip(need, corpus.get_many([h.doc_id for h in need]), strict=True):
-        if doc is None:
-            raise InputError(f"query {qid!r}: document {hit.doc_id!r} is not in the corpus")
-        hit.document = doc
+    unknown = corpus.attach(copies)
+    if unknown:
+        raise InputError(f"query {qid!r}: document {unknown[0].doc_id!r} is not in the corpus")
     return copies
 
 

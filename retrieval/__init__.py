@@ -5,10 +5,9 @@ Heavy backends import on first use: `from kirag.retrieval import BM25Retriever` 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from kirag.retrieval.base import Retriever
+
+from kirag.lazy import lazy_exports
 
 _LAZY = {
     "BM25Retriever": "kirag.retrieval.bm25",
@@ -21,10 +20,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'kirag.retrieval' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = ["Retriever", *_LAZY]

@@ -319,14 +319,3 @@ class BM25Retriever(IndexedRetriever):
     def analyze(self, text: str) -> list[str]:
         """The terms a query or document becomes (bm25s backend's analysis)."""
         return self.analyzer(text)
-
-
-def top10_overlap(a: dict[str, list], b: dict[str, list], depth: int = 10) -> float:
-    """Mean |top-depth(a) ∩ top-depth(b)| / depth over the queries of `a` (a benchmark helper)."""
-    values = []
-    for qid, hits in a.items():
-        left = {h.doc_id for h in hits[:depth]}
-        right = {h.doc_id for h in b.get(qid, [])[:depth]}
-        if left or right:
-            values.append(len(left & right) / max(min(depth, max(len(left), len(right))), 1))
-    return float(np.mean(values)) if values else 1.0

@@ -211,6 +211,7 @@ class DenseRetriever(IndexedRetriever):
         self.index = load_faiss_index(
             self.path / "index.faiss", use_gpu=use_gpu, ef_search=ef_search, nprobe=nprobe
         )
+        self._vectors: np.ndarray | None = None
 
     @classmethod
     def build(
@@ -249,6 +250,12 @@ class DenseRetriever(IndexedRetriever):
             corpus, index_dir, cls.kind, build_backend, overwrite=overwrite, on_error=on_error
         )
         return cls(index_dir, encoder=encoder)
+
+    def passage_vectors(self, positions: Sequence[int]) -> np.ndarray:
+        """The stored passage embeddings at corpus positions (memory-mapped, not re-encoded)."""
+        if self._vectors is None:
+            self._vectors = np.load(self.path / "embeddings.npy", mmap_mode="r")
+        return np.asarray(self._vectors[np.asarray(positions, dtype=np.int64)])
 
     def _search_texts(self, texts: Sequence[str], k: int, threads: int = 1) -> list[Scored]:
         vectors = self.encoder.encode_queries(texts)

@@ -11,22 +11,44 @@ from kirag.retrieval.index_base import read_manifest
 
 from kirag.errors import IndexLoadError
 
-# index kind -> "module:Class" (a class taking the index folder as first argument)
-RETRIEVERS = {
+ENTRY_POINT_GROUP = "kirag.retrievers"
+
+# index kind -> "module:Class" (a class taking the index folder as first argument). Packages add
+# their own kinds with register_retriever or through the "kirag.retrievers" entry point (KiRAG's
+# triple index registers "triples" that way), so this layer names none of them.
+_RETRIEVERS: dict[str, str] = {
     "bm25": "kirag.retrieval.bm25:BM25Retriever",
     "dense": "kirag.retrieval.dense:DenseRetriever",
-    "triples": "kirag.pipeline:KiRAGRetriever",
 }
 
 
+def register_retriever(kind: str, target: str) -> None:
+    """Make index folders whose manifest says `kind` load as `target` ("module:Class")."""
+    if ":" not in target:
+        raise ValueError(f"retriever target {target!r} is not 'module:Class'")
+    _RETRIEVERS[kind] = target
+
+
+def _entry_points() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def retriever_kinds() -> dict[str, str]:
+    """Every index kind this installation can load, with its "module:Class"."""
+    return _entry_points() | _RETRIEVERS
+
+
 def load_retriever(index_dir: str | Path, **options) -> Retriever:
-    """The retriever for an index folder built by `kirag index` (bm25, dense or triples)."""
+    """The retriever for an index folder built by `kirag index` (bm25, dense, triples, ...)."""
     kind = read_manifest(index_dir).get("kind")
-    if kind not in RETRIEVERS:
+    kinds = retriever_kinds()
+    if kind not in kinds:
         raise IndexLoadError(
-            f"{index_dir}: unknown index kind {kind!r}; known: {', '.join(RETRIEVERS)}"
+            f"{index_dir}: unknown index kind {kind!r}; known: {', '.join(sorted(kinds))}"
         )
-    module_name, class_name = RETRIEVERS[kind].split(":")
+    module_name, class_name = kinds[kind].split(":")
     return getattr(importlib.import_module(module_name), class_name)(index_dir, **options)
 
 

@@ -8,7 +8,7 @@ input's score in `metadata["scores"]` (None where an input did not return the do
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Literal
 
 from kirag.retrieval.base import Retriever
@@ -100,14 +100,6 @@ def linear_fusion(
     return _fused(totals, rankings, depth)
 
 
-def fuse(rankings: Sequence[Sequence[Hit]], fusion: str = "rrf", **options) -> list[Hit]:
-    if fusion == "rrf":
-        return reciprocal_rank_fusion(rankings, **options)
-    if fusion == "linear":
-        return linear_fusion(rankings, **options)
-    raise KiragError(f"unknown fusion {fusion!r}; known: {', '.join(FUSIONS)}")
-
-
 class HybridRetriever:
     """Any retrievers fused into one: each retrieves `depth` candidates, the fusion ranks them."""
 
@@ -142,7 +134,7 @@ class HybridRetriever:
         rankings = [r.search(query, depth) for r in self.retrievers]
         hits = self._fuse(rankings, k)
         if with_documents and self.docstore is not None:
-            _attach(self.docstore, hits)
+            self.docstore.attach(hits)
         return hits
 
     def batch_search(
@@ -155,24 +147,5 @@ class HybridRetriever:
         ]
         out = {qid: self._fuse([run.get(qid, []) for run in per_retriever], k) for qid, _ in pairs}
         if with_documents and self.docstore is not None:
-            _attach(self.docstore, [h for hits in out.values() for h in hits])
+            self.docstore.attach([h for hits in out.values() for h in hits])
         return out
-
-
-def _attach(docstore, hits: Sequence[Hit]) -> None:
-    for hit, doc in zip(hits, docstore.get_many([h.doc_id for h in hits]), strict=True):
-        hit.document = doc
-
-
-def fuse_runs(
-    runs: Sequence[Mapping[str, Sequence[Hit]]],
-    fusion: str = "rrf",
-    depth: int | None = None,
-    **options,
-) -> dict[str, list[Hit]]:
-    """Fuse whole runs query by query (queries present in any run)."""
-    qids = list(dict.fromkeys(qid for run in runs for qid in run))
-    return {
-        qid: fuse([run.get(qid, []) for run in runs], fusion, depth=depth, **options)
-        for qid in qids
-    }

@@ -1,9 +1,9 @@
 """What every retriever stored in an index folder shares: the manifest, the document store,
 atomic building, query normalisation and pyserini-shaped search / batch_search.
 
-An index folder always holds `manifest.json` (written last), `docs.sqlite` (the passages) and
-`kirag-config.json` (the resolved configuration of the command that built it, when built by the
-CLI), plus the backend's own files.
+An index folder always holds `manifest.json` (written last), `docs.sqlite` (the passages; an
+index nested in a triple index shares its parent's instead) and `kirag-config.json` (the resolved
+configuration of the command that built it, when built by the CLI), plus the backend's own files.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +65,25 @@ def build_index_folder(
     on_error: OnError = "raise",
 ) -> Path:
     """Stream the corpus into a DocStore inside a temporary folder, let `build` write the
-    backend files there (it returns manifest entries), write the manifest, rename the folder."""
+    backend files there (it returns manifest entries), write the manifest, rename the folder.
+
+    A corpus that is the DocStore of the parent folder (an index nested in a triple index) is
+    shared, not stored again: the manifest points at it (`"docstore": "../docs.sqlite"`)."""
     index_dir = Path(index_dir)
+    shared_docstore = (
+        corpus
+        if isinstance(corpus, DocStore)
+        and corpus.path.resolve().parent == index_dir.resolve().parent
+        else None
+    )
     with atomic_directory(index_dir, overwrite=overwrite) as tmp:
-        documents = progress(corpus_documents(corpus, on_error), desc="reading corpus", unit="doc")
-        docstore = DocStore.build(tmp / DocStore.FILENAME, documents)
+        if shared_docstore is not None:
+            docstore, location = shared_docstore, f"../{shared_docstore.path.name}"
+        else:
+            documents = progress(
+                corpus_documents(corpus, on_error), desc="reading corpus", unit="doc"
+            )
+            docstore, location = DocStore.build(tmp / DocStore.FILENAME, documents), None
         if len(docstore) == 0:
             raise IndexLoadError("the corpus holds no documents: nothing to index")
         entries = build(tmp, docstore)
@@ -79,11 +92,24 @@ def build_index_folder(
             "kirag_version": __version__,
             "documents": len(docstore),
             "corpus_fingerprint": docstore.fingerprint,
+            **({"docstore": location} if location else {}),
             **entries,
         }
-        docstore.close()
+        if shared_docstore is None:
+            docstore.close()
         write_json(tmp / MANIFEST, manifest)
     return index_dir
+
+
+def docstore_path(index_dir: Path, manifest: Mapping[str, Any]) -> Path:
+    """Where an index's passages are: its own docs.sqlite, or the parent folder's one it shares
+    (only that: a manifest cannot point a loader anywhere else)."""
+    location = manifest.get("docstore")
+    if location is None:
+        return index_dir / DocStore.FILENAME
+    if location != f"../{DocStore.FILENAME}":
+        raise IndexLoadError(f"{index_dir}: unknown document store location {location!r}")
+    return index_dir.parent / DocStore.FILENAME
 
 
 def query_pairs(queries: Queries) -> list[tuple[str, str]]:
@@ -107,7 +133,7 @@ class IndexedRetriever(ABC):
     def __init__(self, index_dir: str | Path):
         self.path = Path(index_dir)
         self.manifest = read_manifest(self.path, self.kind)
-        self.docstore = DocStore(self.path / DocStore.FILENAME)
+        self.docstore = DocStore(docstore_path(self.path, self.manifest))
         if len(self.docstore) != self.manifest["documents"]:
             raise IndexLoadError(
                 f"{self.path}: document store and manifest disagree; rebuild the index"
@@ -150,13 +176,4 @@ class IndexedRetriever(ABC):
 
     def attach_documents(self, hits: Sequence[Hit]) -> None:
         """Fill `hit.document` from the document store."""
-        for hit, doc in zip(hits, self.docstore.get_many([h.doc_id for h in hits]), strict=True):
-            hit.document = doc
-
-
-def map_threads(function: Callable, items: Sequence, threads: int) -> list:
-    """`function` over `items`, in order, on `threads` threads (1: in this thread)."""
-    if threads <= 1 or len(items) <= 1:
-        return [function(item) for item in items]
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(function, items))
+        self.docstore.attach(hits)

@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from kirag.chains import IterativeRetriever
-from kirag.constructor import ChainConstructor, parse_decision
 from kirag.errors import IndexLoadError, KiragError
-from kirag.triple_index import TripleIndex, build_entity_graph
-from kirag.triples import Triple
+from kirag.knowledge.triple_index import TripleIndex, build_entity_graph
+from kirag.knowledge.triples import Triple
+from kirag.rag.chains import IterativeRetriever
+from kirag.rag.constructor import ChainConstructor, parse_decision
 
 # a bundled bridge question whose two passages are both in the 314-passage test slice
 BRIDGE = "In what year did the country whose coast the Portuguese explorer Diogo Cão reached in 1484 achieve independence?"
@@ -41,7 +41,6 @@ def test_triple_index_files_and_lookups(index, index_dir):
         ".json",
         ".sqlite",
         ".faiss",
-        ".npy",
     }  # no pickle
     hits = index.search(["Rachel Notley premier of Alberta"], k=5)[0]
     assert any("Rachel Notley" in h.triple.tail for h in hits)
@@ -70,11 +69,42 @@ def test_entity_graph_links_triples_through_shared_entities():
 
 
 def test_missing_and_partial_indexes_are_refused(tmp_path, index_dir):
-    with pytest.raises(IndexLoadError, match="not a kirag triple index"):
+    with pytest.raises(IndexLoadError, match="not a complete kirag index"):
         TripleIndex(tmp_path)
     bm25 = index_dir / "bm25"
-    with pytest.raises(IndexLoadError, match="not a triple index"):
+    with pytest.raises(IndexLoadError, match="a 'bm25' index, expected 'triples'"):
         TripleIndex(bm25)
+
+
+def test_the_folder_stores_the_corpus_once_and_the_triple_vectors_once(index, index_dir, tmp_path):
+    """Format 2: one docs.sqlite shared by the nested document indexes (through their manifests),
+    the triple vectors only in FAISS; a format-1 folder is refused with how to rebuild it."""
+    import shutil
+
+    import numpy as np
+
+    assert sorted(p.name for p in index_dir.rglob("docs.sqlite")) == ["docs.sqlite"]
+    assert not list(index_dir.glob("*.npy"))  # the triple vectors live in triples.faiss only
+    for name in ("bm25", "dense"):
+        nested = json.loads((index_dir / name / "manifest.json").read_text())
+        assert nested["docstore"] == "../docs.sqlite"
+    documents = index.document_retrievers()
+    assert set(documents) == {"bm25", "dense"}
+    assert documents["bm25"].search("Alberta premier", k=3)[0].doc_id.startswith("Alberta")
+    # scoring graph-expanded candidates reads the vectors FAISS stores: equal to re-encoding
+    positions = index.positions_of_documents(["Alberta#0"])[:5]
+    query = index.encoder.encode(["premier of Alberta"])[0]
+    texts = [index.triples([p])[0] for p in positions]
+    from kirag.knowledge.triple_index import triple_embedding_text
+
+    fresh = index.encoder.encode([triple_embedding_text(t) for t in texts]) @ query
+    np.testing.assert_allclose(index.score(query, positions), fresh, atol=1e-5)
+    old = tmp_path / "old-format"
+    shutil.copytree(index_dir, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    (old / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
+    with pytest.raises(IndexLoadError, match=r"format 1.*kirag index triples .*--overwrite"):
+        TripleIndex(old)
 
 
 def test_aligner_chains_bridge_two_articles(index):
@@ -149,9 +179,9 @@ def test_llm_constructor_mode_runs_with_the_packaged_model(index, llamacpp_engin
 def test_pipeline_answers_and_baselines(index_dir, llamacpp_engine):
     from kirag.retrieval.factory import load_retriever
 
-    from kirag.baselines import IterativeRAG, SingleShotRAG
-    from kirag.pipeline import KiRAG, KiRAGRetriever
-    from kirag.reader import Reader, clean_answer
+    from kirag.rag.baselines import RetrieveReadRetrieve, SingleShotRAG
+    from kirag.rag.pipeline import KiRAG, KiRAGRetriever
+    from kirag.rag.reader import Reader, clean_answer
 
     kirag = KiRAG(index_dir, max_turns=2)
     assert kirag.mode == "aligner"
@@ -169,7 +199,7 @@ def test_pipeline_answers_and_baselines(index_dir, llamacpp_engine):
     bm25 = load_retriever(index_dir / "bm25")
     single = SingleShotRAG(bm25, reader).run([BRIDGE], k=5)[0]
     assert len(single.hits) == 5 and single.llm_calls == 1
-    iterative = IterativeRAG(bm25, reader, rounds=2).run([BRIDGE], k=5)[0]
+    iterative = RetrieveReadRetrieve(bm25, reader, rounds=2).run([BRIDGE], k=5)[0]
     assert (
         len(iterative.queries) == 2
         and iterative.llm_calls == 2
@@ -186,8 +216,8 @@ def test_pipeline_answers_and_baselines(index_dir, llamacpp_engine):
 def test_llm_extraction_resumes_to_the_same_store(
     tmp_path, exact_llamacpp_engine, enwiki_slice_docs
 ):
-    from kirag.extraction import TripleStore, extract_corpus
-    from kirag.llm_extractor import LLMTripleExtractor
+    from kirag.knowledge.extraction import TripleStore, extract_corpus
+    from kirag.knowledge.llm_extractor import LLMTripleExtractor
 
     # no KV-prefix reuse: bit-identical results whatever ran before
     extractor = LLMTripleExtractor(engine=exact_llamacpp_engine, max_tokens=40, batch_size=2)
@@ -271,7 +301,7 @@ def test_index_and_answer_commands(tmp_path, index_dir, capsys):
 
 
 def test_llm_extraction_cuts_documents_to_the_context(exact_llamacpp_engine, enwiki_slice_docs):
-    from kirag.llm_extractor import LLMTripleExtractor
+    from kirag.knowledge.llm_extractor import LLMTripleExtractor
     from kirag.types import Document
 
     engine = exact_llamacpp_engine

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from kirag.extraction import TripleStore, content_hash, extract_corpus, make_extractor
-from kirag.sentences import SentenceSplitter, link_sentence
-from kirag.triples import Triple, dedupe_triples, entity_key, normalize_entity, parse_triples
+from kirag.knowledge.extraction import TripleStore, content_hash, extract_corpus, make_extractor
+from kirag.knowledge.sentences import SentenceSplitter, link_sentence
+from kirag.knowledge.triples import (
+    Triple,
+    dedupe_triples,
+    entity_key,
+    normalize_entity,
+    parse_triples,
+)
 from kirag.types import Document
 
 

@@ -9,12 +9,13 @@ import shutil
 import numpy as np
 import pytest
 from kirag.retrieval.analysis import EnglishAnalyzer
-from kirag.retrieval.bm25 import BM25Retriever, top10_overlap
+from kirag.retrieval.bm25 import BM25Retriever
 from kirag.retrieval.dense import DenseRetriever, Encoder, work_dir_for
 from kirag.retrieval.factory import load_retriever, load_retrievers
 from kirag.retrieval.faiss_index import build_faiss_index, gpu_count
 from kirag.retrieval.hybrid import HybridRetriever, linear_fusion, reciprocal_rank_fusion
 
+from kirag.bench.harness import top10_overlap
 from kirag.errors import IndexLoadError, KiragError
 from kirag.types import Hit, Query
 
@@ -48,9 +49,9 @@ def dense_index(tmp_path_factory, enwiki_slice, encoder):
 
 @pytest.fixture(scope="module")
 def questions():
-    from kirag.multihop import load_fixture
+    from kirag.eval.datasets import load_bundled_questions
 
-    return {q.id: q.question for q in load_fixture()}
+    return {q.id: q.question for q in load_bundled_questions()}
 
 
 def test_analyzer_is_close_to_lucene_english():
@@ -327,3 +328,27 @@ def test_sparse_scorer_equals_brute_force_with_ties(threads):
         order = matching[np.lexsort((tie_ranks[matching], -totals[matching]))][:10]
         assert positions.tolist() == order.tolist()
         assert scores.tolist() == totals[order].tolist()
+
+
+def test_index_kinds_are_an_open_registry(tmp_path):
+    """Packages register their own index kinds (KiRAG's "triples" comes through the
+    "kirag.retrievers" entry point); load_retriever opens whatever the manifest names."""
+    from kirag.retrieval.factory import register_retriever, retriever_kinds
+
+    kinds = retriever_kinds()
+    assert kinds["triples"] == "kirag.rag.pipeline:KiRAGRetriever"
+    assert {"bm25", "dense"} <= set(kinds)
+    folder = tmp_path / "plugin-index"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps({"kind": "plugin-kind"}))
+    with pytest.raises(IndexLoadError, match="unknown index kind 'plugin-kind'"):
+        load_retriever(folder)
+    with pytest.raises(ValueError, match="module:Class"):
+        register_retriever("plugin-kind", "pathlib.Path")
+    register_retriever("plugin-kind", "pathlib:Path")
+    try:
+        assert load_retriever(folder) == folder  # the registered class, given the folder
+    finally:
+        from kirag.retrieval import factory
+
+        factory._RETRIEVERS.pop("plugin-kind")

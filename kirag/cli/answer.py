@@ -102,7 +102,7 @@ def register(subparsers) -> None:
 
 
 def build_kirag(args: argparse.Namespace):
-    from kirag.pipeline import KiRAG
+    from kirag.rag.pipeline import KiRAG
 
     reranker = None
     if args.rerank:

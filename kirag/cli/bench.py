@@ -1,7 +1,6 @@
-"""`kirag bench NAME`: the benchmarks. Each lives beside the code it measures, in a module with
-`add_arguments(parser)` and `run(args) -> dict`; results print as JSON and are written with the
-run's configuration when `--output` is given. Ratios are against baselines measured in the same
-run, never against numbers from elsewhere."""
+"""`kirag bench NAME`: the benchmarks of the kirag.bench wing. Results print as JSON and are
+written with the run's configuration when `--output` is given. Ratios are against baselines
+measured in the same run, never against numbers from elsewhere."""
 
 from __future__ import annotations
 
@@ -9,22 +8,8 @@ import argparse
 import importlib
 import json
 
+from kirag.bench import BENCHMARKS
 from kirag.cli.common import add_command, add_seed
-
-# benchmark name -> module defining add_arguments(parser) and run(args) -> dict
-BENCHMARKS = {
-    "retrieval": "kirag.retrieval.bench",
-    "eval": "kirag.eval.bench",
-    "rerank": "kirag.rerank.bench",
-    "kirag": "kirag.bench",
-}
-
-HELP = {
-    "retrieval": "BM25 backends vs raw bm25s vs Lucene; dense encoding; FAISS Flat vs HNSW",
-    "eval": "evaluating a dev-small-shaped run vs calling pytrec_eval directly",
-    "rerank": "Rank1 scoring: engines and precisions, thinking budgets, batching and prefix reuse",
-    "kirag": "triple extraction speed, questions/min and LLM calls of KiRAG vs baselines",
-}
 
 
 def register(subparsers) -> None:
@@ -32,8 +17,9 @@ def register(subparsers) -> None:
         subparsers, "bench", help="run a benchmark (retrieval, eval, rerank, kirag)"
     )
     names = parser.add_subparsers(dest="benchmark", metavar="NAME", required=True)
-    for name, module_name in BENCHMARKS.items():
-        sub = add_command(names, name, help=HELP[name])
+    for name, benchmark in BENCHMARKS.items():
+        module_name = benchmark.module
+        sub = add_command(names, name, help=benchmark.help)
         sub.add_argument("--output", help="write the results JSON here (config written beside it)")
         add_seed(sub)
         sub.set_defaults(func=run, bench_module=module_name)

@@ -158,7 +158,7 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _build_triples(args: argparse.Namespace) -> dict:
-    from kirag.triple_index import build_from_corpus
+    from kirag.knowledge.triple_index import build_from_corpus
 
     stats = build_from_corpus(
         args.corpus,

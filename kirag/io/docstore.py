@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from kirag.errors import IndexLoadError, InputError
-from kirag.types import Document
+from kirag.types import Document, Hit
 
 SCHEMA = """
 CREATE TABLE docs (
@@ -103,6 +103,13 @@ class DocStore:
             for row in self._db.execute(sql, chunk):
                 found[row[0]] = _document(row)
         return [found.get(doc_id) for doc_id in doc_ids]
+
+    def attach(self, hits: Sequence[Hit]) -> list[Hit]:
+        """Fill `hit.document` of the hits that have none; returns the hits whose id is unknown."""
+        need = [h for h in hits if h.document is None]
+        for hit, doc in zip(need, self.get_many([h.doc_id for h in need]), strict=True):
+            hit.document = doc
+        return [h for h in need if h.document is None]
 
     def ids_at(self, positions: Sequence[int]) -> list[str]:
         """Document ids at corpus positions (as returned by a vector or BM25 index)."""

@@ -61,6 +61,8 @@ class TransformersEngine:
         local: bool = True,
         model_id: str | None = None,
         max_context: int | None = None,
+        min_shared_prefix: int = MIN_SHARED_PREFIX,
+        scoring_min_shared_prefix: int = SCORING_MIN_SHARED_PREFIX,
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -112,6 +114,9 @@ class TransformersEngine:
             else min(self.eos_ids, default=0)
         )
         self.prefix_shared_batches = 0
+        # shortest shared prefix encoded once: for batched generation and for one-at-a-time scoring
+        self.min_shared_prefix = min_shared_prefix
+        self.scoring_min_shared_prefix = scoring_min_shared_prefix
         # transformers renamed past_key_values -> cache (5.2x); support both spellings
         parameters = inspect.signature(self.model.forward).parameters
         self._cache_arg = "cache" if "cache" in parameters else "past_key_values"
@@ -169,7 +174,7 @@ class TransformersEngine:
         torch = self.torch
         shared = shared_prefix(ids)
         past, prefix_len = None, 0
-        if shared >= MIN_SHARED_PREFIX:
+        if shared >= self.min_shared_prefix:
             prefix = torch.tensor([ids[0][:shared]], device=self.device)
             _, past = self._forward(input_ids=prefix)
             past.batch_repeat_interleave(len(ids))
@@ -242,7 +247,7 @@ class TransformersEngine:
         """Log-probs of `candidates` as the next token. Prompts are run one at a time: padding a
         batch to its longest prompt cost ~3x on Rank1 pairs of mixed length (measured: 0.46 vs
         1.29 pairs/s on the sample; one 4,367-token passage pads the whole batch). A long prefix
-        shared by all prompts (SCORING_MIN_SHARED_PREFIX) is encoded once and its cache copied."""
+        shared by all prompts (`scoring_min_shared_prefix` tokens or more) is encoded once and its cache copied."""
         import copy
 
         torch = self.torch
@@ -254,7 +259,7 @@ class TransformersEngine:
         out = []
         with torch.inference_mode():
             prefix_cache = None
-            if shared >= SCORING_MIN_SHARED_PREFIX:
+            if shared >= self.scoring_min_shared_prefix:
                 _, prefix_cache = self._forward(
                     input_ids=torch.tensor([prompt_ids[0][:shared]], device=self.device)
                 )
@@ -281,12 +286,3 @@ def _eos_ids(model, tokenizer) -> set[int]:
     if tokenizer.eos_token_id is not None:
         ids.add(tokenizer.eos_token_id)
     return ids
-
-
-def _single_token(engine, text: str) -> int:
-    ids = engine.token_ids(text)
-    if len(ids) != 1:
-        raise ValueError(
-            f"{text!r} is {len(ids)} tokens for this model; a candidate must be one token"
-        )
-    return ids[0]

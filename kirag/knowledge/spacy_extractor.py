@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from kirag.triples import Triple, dedupe_triples, normalize_entity
+from kirag.knowledge.triples import Triple, dedupe_triples, normalize_entity
 from kirag.types import Document
 
 SUBJECT_DEPS = {"nsubj", "nsubjpass", "csubj"}
@@ -44,7 +44,7 @@ class DependencyTripleExtractor:
     name = "spacy"
 
     def __init__(self, pipeline: str = "auto", batch_size: int = 32):
-        from kirag.sentences import load_spacy
+        from kirag.knowledge.sentences import load_spacy
 
         self.nlp = load_spacy(pipeline, parser=True)
         self.batch_size = batch_size

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from kirag.reader import Reader
+from kirag.rag.reader import Reader
 from kirag.retrieval.base import Retriever
 from kirag.types import Hit
 
@@ -42,7 +42,7 @@ class SingleShotRAG:
         return results
 
 
-class IterativeRAG:
+class RetrieveReadRetrieve:
     """Retrieve -> read -> retrieve with "question + generated answer" (ITER-RETGEN style). Each
     round's reader sees that round's top documents; the final ranking fuses the rounds' rankings
     with reciprocal-rank fusion, so later rounds can lift second-hop documents into the top."""
@@ -83,11 +83,9 @@ class IterativeRAG:
 
 def _with_documents(retriever: Retriever, query: str, k: int) -> list[Hit]:
     hits = retriever.search(query, k)
-    missing = [h for h in hits if h.document is None]
     store = getattr(retriever, "docstore", None)
-    if missing and store is not None:
-        for hit, doc in zip(missing, store.get_many([h.doc_id for h in missing]), strict=True):
-            hit.document = doc
+    if store is not None:
+        store.attach(hits)
     return hits
 
 

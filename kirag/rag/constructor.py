@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from kirag.eval.qa import token_f1
+from kirag.answers import token_f1
+from kirag.knowledge.triples import Triple, parse_triples
 from kirag.llm.base import LLMEngine
-from kirag.triples import Triple, parse_triples
 
 MATCH_F1 = 0.6
 _ANSWER = re.compile(r"answer\s+is\s*:?\s*(.+)", re.IGNORECASE)
@@ -26,7 +26,9 @@ _NUMBER_PICK = re.compile(r"next\s+triple\s*:?\s*\[?(\d+)\]?(?!\s*[;|])", re.IGN
 @cache
 def load_constructor_prompt() -> dict:
     return json.loads(
-        resources.files("kirag").joinpath("prompts", "chain_constructor.json").read_text("utf-8")
+        resources.files("kirag.rag")
+        .joinpath("prompts", "chain_constructor.json")
+        .read_text("utf-8")
     )
 
 

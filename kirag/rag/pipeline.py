@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from kirag.chains import ChainResult, IterativeRetriever
 from kirag.errors import KiragError
-from kirag.triple_index import TripleIndex
+from kirag.knowledge.triple_index import TripleIndex
+from kirag.rag.chains import ChainResult, IterativeRetriever
 from kirag.types import Hit
 
 Mode = Literal["auto", "aligner", "llm"]
@@ -97,8 +97,8 @@ class KiRAG:
         self.mode = mode
         constructor = None
         if mode == "llm":
-            from kirag.constructor import ChainConstructor
             from kirag.llm.factory import load_engine
+            from kirag.rag.constructor import ChainConstructor
 
             constructor = ChainConstructor(load_engine(constructor_model, engine=engine))
         aligner_model = None
@@ -117,23 +117,21 @@ class KiRAG:
         self.reader = None
         if reader_model:
             from kirag.llm.factory import load_engine
-            from kirag.reader import Reader
+            from kirag.rag.reader import Reader
 
             self.reader = Reader(load_engine(reader_model, engine=engine))
         self.reader_k = reader_k
         self.reranker = reranker
 
     def _doc_retriever(self):
-        """The first-stage document indexes kept inside the triple index folder (bm25/, dense/):
-        RRF of both when both are there."""
-        from kirag.retrieval.factory import load_retrievers
+        """The first-stage document indexes kept inside the triple index folder: RRF of both
+        when both are there."""
+        from kirag.retrieval.hybrid import HybridRetriever
 
-        found = [
-            self.index.path / name
-            for name in ("bm25", "dense")
-            if (self.index.path / name / "manifest.json").exists()
-        ]
-        return load_retrievers(found, fusion="rrf", depth=50) if found else None
+        found = list(self.index.document_retrievers().values())
+        if len(found) > 1:
+            return HybridRetriever(found, fusion="rrf", depth=50)
+        return found[0] if found else None
 
     def retrieve(self, question: str, k: int = 10) -> ChainResult:
         result = self.retriever.retrieve(question, k=k)

@@ -6,48 +6,13 @@ reading the run and the judgments."""
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-METRICS = ("MRR@10", "nDCG@10", "MAP", "R@1000")
-PYTREC_MEASURES = ("recip_rank", "ndcg_cut_10", "map", "recall_1000")
+from kirag.bench.harness import run_child
 
-CHILD = """
-import json, sys, time
-from kirag.memory import peak_rss_mb
-mode, run_path, qrels_path = sys.argv[1:4]
-start = time.perf_counter()
-if mode == "pytrec_eval":
-    import pytrec_eval
-    qrels = {}
-    for line in open(qrels_path):
-        q, _, d, g = line.split()
-        qrels.setdefault(q, {})[d] = int(g)
-    run = {}
-    for line in open(run_path):
-        q, _, d, _, s, _ = line.split()
-        run.setdefault(q, {})[d] = float(s)
-    # recip_rank on the top 10 (MRR@10) needs its own truncated run, as trec_eval has no cutoff for it
-    top10 = {q: dict(sorted(docs.items(), key=lambda x: -x[1])[:10]) for q, docs in run.items()}
-    values = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut_10", "map", "recall_1000"}).evaluate(run)
-    rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(top10)
-    aggregate = {m: sum(v[m] for v in values.values()) / len(values) for m in ("ndcg_cut_10", "map", "recall_1000")}
-    aggregate["recip_rank@10"] = sum(v["recip_rank"] for v in rr.values()) / len(rr)
-else:
-    import contextlib, io, os
-    from kirag.cli import main
-    out = run_path + ".eval.json"
-    with contextlib.redirect_stdout(io.StringIO()):
-        main(["eval", "--run", run_path, "--qrels", qrels_path,
-              "--metrics", "MRR@10", "nDCG@10", "MAP", "R@1000", "--output", out])
-    aggregate = json.load(open(out))["aggregate"][os.path.basename(run_path)]
-seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "aggregate": aggregate}))
-"""
+METRICS = ("MRR@10", "nDCG@10", "MAP", "R@1000")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,7 +56,7 @@ def run(args: argparse.Namespace) -> dict:
     qrels_path = (
         Path(args.qrels)
         if args.qrels
-        else Path(__file__).resolve().parents[1]
+        else Path(__file__).resolve().parents[2]
         / "tests"
         / "data"
         / "qrels.msmarco-passage.dev-subset.txt.gz"
@@ -107,13 +72,7 @@ def run(args: argparse.Namespace) -> dict:
         lines = generate_run(qrels, args.queries, args.hits, run_path)
         out: dict = {"queries": min(args.queries, len(qrels)), "lines": lines}
         for mode in ("pytrec_eval", "kirag"):
-            result = subprocess.run(
-                [sys.executable, "-c", CHILD, mode, str(run_path), str(plain_qrels)],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            data = json.loads(result.stdout.strip().splitlines()[-1])
+            data = run_child("kirag.bench.children.evaluate", (mode, run_path, plain_qrels), mode)
             out[mode] = {
                 "seconds": round(data["seconds"], 2),
                 "peak_rss_mb": round(data["peak_rss_mb"], 1),

@@ -16,7 +16,7 @@ from kirag.types import Document
 @cache
 def load_reader_prompt() -> dict:
     return json.loads(
-        resources.files("kirag").joinpath("prompts", "reader.json").read_text("utf-8")
+        resources.files("kirag.rag").joinpath("prompts", "reader.json").read_text("utf-8")
     )
 
 

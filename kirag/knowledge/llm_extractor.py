@@ -9,16 +9,18 @@ from collections.abc import Sequence
 from functools import cached_property
 from importlib import resources
 
+from kirag.knowledge.sentences import SentenceSplitter, link_sentence
+from kirag.knowledge.triples import Triple, dedupe_triples, parse_triples
 from kirag.llm.base import LLMEngine, room_for_text
-from kirag.sentences import SentenceSplitter, link_sentence
-from kirag.triples import Triple, dedupe_triples, parse_triples
 from kirag.types import Document
 
 PROMPT_FILE = "triple_extraction.json"
 
 
 def load_extraction_prompt() -> dict:
-    return json.loads(resources.files("kirag").joinpath("prompts", PROMPT_FILE).read_text("utf-8"))
+    return json.loads(
+        resources.files("kirag.knowledge").joinpath("prompts", PROMPT_FILE).read_text("utf-8")
+    )
 
 
 class LLMTripleExtractor:

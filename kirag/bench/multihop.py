@@ -72,9 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def bench_extraction(documents, llm_docs: int, spacy_docs: int, max_tokens: int) -> dict:
-    from kirag.extraction import TripleStore, extract_corpus, make_extractor
+    from kirag.knowledge.extraction import TripleStore, extract_corpus, make_extractor
+    from kirag.knowledge.llm_extractor import LLMTripleExtractor
     from kirag.llm.factory import load_engine
-    from kirag.llm_extractor import LLMTripleExtractor
 
     out = {}
     extractors = {
@@ -123,7 +123,7 @@ def load_annotations() -> list[dict]:
 def triple_matches(predicted: tuple[str, str, str], gold: tuple[str, str, str]) -> bool:
     """Same fact: heads and tails overlap (token F1 >= 0.5 each); relations are worded too
     freely to compare."""
-    from kirag.eval.qa import token_f1
+    from kirag.answers import token_f1
 
     return (
         token_f1(predicted[0], gold[0]) >= MATCH_F1 and token_f1(predicted[2], gold[2]) >= MATCH_F1
@@ -154,9 +154,9 @@ def precision_recall(predictions: list[list[tuple]], gold: list[list[tuple]]) ->
 
 def bench_precision(max_tokens: int) -> dict:
     """Each annotated sentence is extracted as a one-sentence document titled by its article."""
-    from kirag.extraction import make_extractor
+    from kirag.knowledge.extraction import make_extractor
+    from kirag.knowledge.llm_extractor import LLMTripleExtractor
     from kirag.llm.factory import load_engine
-    from kirag.llm_extractor import LLMTripleExtractor
     from kirag.types import Document
 
     annotations = load_annotations()
@@ -187,11 +187,11 @@ def systems(
     rerank_rows: bool = True,
 ) -> dict:
     """name -> function(questions) -> list[SystemOutput], all over the same corpus."""
-    from kirag.baselines import IterativeRAG, SingleShotRAG
+    from kirag.bench.harness import SystemOutput
     from kirag.llm.factory import load_engine
-    from kirag.multihop import SystemOutput
-    from kirag.pipeline import KiRAG
-    from kirag.reader import Reader
+    from kirag.rag.baselines import RetrieveReadRetrieve, SingleShotRAG
+    from kirag.rag.pipeline import KiRAG
+    from kirag.rag.reader import Reader
     from kirag.retrieval.factory import load_retriever
     from kirag.retrieval.hybrid import HybridRetriever
 
@@ -236,7 +236,9 @@ def systems(
         return run
 
     def iterative(questions):
-        results = IterativeRAG(rrf, reader, rounds=2).run([q.question for q in questions], k=10)
+        results = RetrieveReadRetrieve(rrf, reader, rounds=2).run(
+            [q.question for q in questions], k=10
+        )
         return [SystemOutput(r.hits, r.answer, r.llm_calls) for r in results]
 
     def kirag_run(**options):
@@ -282,7 +284,7 @@ def bench_multihop(
     extra: dict | None = None,
     rerank_rows: bool = True,
 ) -> dict:
-    from kirag.multihop import evaluate_system, format_table
+    from kirag.bench.harness import evaluate_system, format_table
 
     rows, scores = [], {}
     compared = systems(index_dir, bm25_dir, dense_dir, rerank_rows=rerank_rows)
@@ -302,9 +304,9 @@ def bench_multihop(
 
 def build_indexes(corpus, root: Path, name: str) -> tuple[Path, Path, Path]:
     """BM25, dense and spaCy-triple indexes of one corpus (reused when already built)."""
+    from kirag.knowledge.triple_index import build_from_corpus
     from kirag.retrieval.bm25 import BM25Retriever
     from kirag.retrieval.dense import DenseRetriever
-    from kirag.triple_index import build_from_corpus
 
     bm25, dense, triples = root / f"{name}-bm25", root / f"{name}-dense", root / f"{name}-triples"
     if not (bm25 / "manifest.json").exists():
@@ -327,7 +329,7 @@ def subcorpus(questions, bm25_dir: Path, dense_dir: Path, depth: int) -> list:
     from kirag.io.corpus import read_corpus
     from kirag.retrieval.factory import load_retriever
 
-    keep = {d for q in questions for d in q.supporting_ids}
+    keep = {d for q in questions for d in q.gold_doc_ids}
     for path in (bm25_dir, dense_dir):
         retriever = load_retriever(path)
         for hits in retriever.batch_search({q.id: q.question for q in questions}, k=depth).values():
@@ -344,11 +346,11 @@ def _checkpoint(args: argparse.Namespace, out: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
+    from kirag.eval.datasets import load_bundled_questions
     from kirag.io.corpus import read_corpus
-    from kirag.multihop import load_fixture
 
     sections = {s.strip() for s in args.sections.split(",")}
-    questions = load_fixture()
+    questions = load_bundled_questions()
     if args.questions:
         questions = questions[: args.questions]
     documents = list(read_corpus("enwiki-sample"))
@@ -376,14 +378,14 @@ def run(args: argparse.Namespace) -> dict:
         sub_triples, sub_bm25, sub_dense = build_indexes(corpus, root, f"sub{args.subcorpus_depth}")
         llm_index = root / f"sub{args.subcorpus_depth}-llm-triples"
         if not (llm_index / "manifest.json").exists():
-            from kirag.triple_index import build_from_corpus
+            from kirag.knowledge.triple_index import build_from_corpus
 
             build_from_corpus(
                 corpus, llm_index, extractor="llm", extractor_options={"model": "smollm2-135m", "engine_name": "llamacpp", "max_tokens": args.llm_max_tokens},
                 overwrite=True, cache=root / "extraction-cache.sqlite", batch_size=8,
             )  # fmt: skip
-        from kirag.multihop import SystemOutput
-        from kirag.pipeline import KiRAG
+        from kirag.bench.harness import SystemOutput
+        from kirag.rag.pipeline import KiRAG
 
         def llm_kirag(**options):
             pipeline = KiRAG(llm_index, **options)

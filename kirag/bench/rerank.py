@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from kirag.bench.harness import run_child
 
 CONFIGS = {
     "transformers-fp32": {"engine": "transformers", "options": {}},
@@ -38,36 +38,6 @@ CONFIGS = {
 }
 # a second reference: agreement with llama.cpp's own full precision isolates quantization
 F32_INSIDE_LLAMACPP = "llamacpp-f32"
-
-CHILD = """
-import json, sys, time
-from kirag.memory import peak_rss_mb
-spec = json.loads(open(sys.argv[1]).read())
-from kirag.llm.factory import load_engine
-from kirag.rerank.rank1 import Rank1Reranker
-import kirag.llm.transformers_engine as te
-if spec.get("no_prefix_sharing"):
-    te.MIN_SHARED_PREFIX = te.SCORING_MIN_SHARED_PREFIX = 10**9
-if spec.get("force_prefix_sharing"):
-    te.SCORING_MIN_SHARED_PREFIX = te.MIN_SHARED_PREFIX
-options = dict(spec["options"])
-if spec["engine"] == "llamacpp":
-    options["reuse_prefix"] = spec.get("reuse_prefix", True)
-engine = load_engine("smollm2-135m", spec["engine"], **options)
-pairs = [tuple(p) for p in spec["pairs"]]
-reranker = Rank1Reranker(engine=engine, thinking_budget=spec["budget"], batch_size=spec["batch_size"])
-start = time.perf_counter()
-scores = reranker.score(pairs)
-seconds = time.perf_counter() - start
-print(json.dumps({
-    "seconds": seconds,
-    "pairs_per_second": len(pairs) / seconds,
-    "peak_rss_mb": peak_rss_mb(),
-    "p_true": [s.p_true for s in scores],
-    "fallbacks": reranker.fallbacks,
-    "thinking_tokens": sum(s.thinking_tokens for s in scores),
-}))
-"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,11 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def build_pairs(candidates: int) -> tuple[list[tuple[str, str, str, str]], dict]:
     """(qid, question, doc_id, passage) for each bundled question and its BM25 top-k over the
     sample, and the gold supporting passages as qrels."""
+    from kirag.eval.datasets import load_bundled_questions
     from kirag.retrieval.bm25 import BM25Retriever
 
-    from kirag.multihop import load_fixture
-
-    questions = load_fixture()
+    questions = load_bundled_questions()
     with tempfile.TemporaryDirectory() as tmp:
         retriever = BM25Retriever.build("enwiki-sample", Path(tmp) / "bm25")
         run = retriever.batch_search(
@@ -116,29 +85,21 @@ def build_pairs(candidates: int) -> tuple[list[tuple[str, str, str, str]], dict]
             for h in run[q.id]
         ]
         retriever.docstore.close()
-    qrels = {q.id: {d: 1 for d in q.supporting_ids} for q in questions}
+    qrels = {q.id: {d: 1 for d in q.gold_doc_ids} for q in questions}
     return pairs, qrels
 
 
 def _child(spec: dict) -> dict:
+    """One configuration in its own process; a failure is reported as the row's error."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(spec, fh)
     try:
-        result = subprocess.run(
-            [sys.executable, "-c", CHILD, fh.name],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "KIRAG_PROGRESS": "0"},
-        )
+        return run_child("kirag.bench.children.rank1", [fh.name], spec["engine"])
+    except RuntimeError as exc:
+        lines = str(exc).strip().splitlines()
+        return {"error": lines[-1] if lines else "failed"}
     finally:
         os.unlink(fh.name)
-    if result.returncode != 0:
-        return {
-            "error": result.stderr.strip().splitlines()[-1]
-            if result.stderr.strip()
-            else f"exit {result.returncode}"
-        }
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def agreement(
@@ -146,9 +107,9 @@ def agreement(
 ) -> dict:
     """Spearman of P(true) with the reference, mean top-10 overlap per question, and nDCG@10 of
     both rankings against the gold passages (keys end in `_vs_{against}`)."""
-    from kirag.eval.metrics import evaluate
     from scipy import stats
 
+    from kirag.eval.metrics import evaluate
     from kirag.types import rank_hits
 
     by_query: dict[str, dict[str, list]] = {}
@@ -238,36 +199,34 @@ def _speedups(pairs, qids: list[str], batch_size: int) -> dict:
     and llama.cpp one prompt at a time from an empty cache vs its batched sequences with KV-prefix
     reuse."""
     chosen = [(p[1], p[3]) for p in pairs if p[0] in set(qids)]
+    from kirag.llm.transformers_engine import MIN_SHARED_PREFIX
+
+    never = {"min_shared_prefix": 10**9, "scoring_min_shared_prefix": 10**9}
     runs = {
         "transformers_one_at_a_time": {
             "engine": "transformers",
-            "options": {},
+            "options": never,
             "batch_size": 1,
-            "no_prefix_sharing": True,
         },
         "transformers_batched_no_prefix_sharing": {
             "engine": "transformers",
-            "options": {},
+            "options": never,
             "batch_size": batch_size,
-            "no_prefix_sharing": True,
         },
         "transformers_batched_prefix_sharing": {
             "engine": "transformers",
-            "options": {},
+            "options": {"scoring_min_shared_prefix": MIN_SHARED_PREFIX},
             "batch_size": batch_size,
-            "force_prefix_sharing": True,
         },
         "llamacpp_one_at_a_time": {
             "engine": "llamacpp",
-            "options": {},
+            "options": {"reuse_prefix": False},
             "batch_size": batch_size,
-            "reuse_prefix": False,
         },
         "llamacpp_batched_prefix_reuse": {
             "engine": "llamacpp",
-            "options": {},
+            "options": {"reuse_prefix": True},
             "batch_size": batch_size,
-            "reuse_prefix": True,
         },
     }
     out: dict = {"pairs": len(chosen), "budget": 0}

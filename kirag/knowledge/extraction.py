@@ -11,14 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from kirag.errors import KiragError
+from kirag.knowledge.triples import Triple
 from kirag.progress import progress
-from kirag.triples import Triple
 from kirag.types import Document
 
 
@@ -34,8 +34,8 @@ class TripleExtractor(Protocol):
 
 
 EXTRACTORS = {
-    "spacy": "kirag.spacy_extractor:DependencyTripleExtractor",
-    "llm": "kirag.llm_extractor:LLMTripleExtractor",
+    "spacy": "kirag.knowledge.spacy_extractor:DependencyTripleExtractor",
+    "llm": "kirag.knowledge.llm_extractor:LLMTripleExtractor",
 }
 
 
@@ -106,21 +106,6 @@ class TripleStore:
             (doc_id, extractor_id),
         ).fetchone()
         return [Triple.from_dict(t) for t in json.loads(row[0])] if row else None
-
-    def iter_triples(
-        self, extractor_id: str, doc_ids: Iterable[str] | None = None
-    ) -> Iterator[Triple]:
-        """All cached triples of an extractor (of `doc_ids` when given), in document order of
-        insertion."""
-        wanted = set(doc_ids) if doc_ids is not None else None
-        rows = self._db.execute(
-            "SELECT doc_id, triples FROM extractions WHERE extractor = ? ORDER BY rowid",
-            (extractor_id,),
-        )
-        for doc_id, payload in rows:
-            if wanted is None or doc_id in wanted:
-                for data in json.loads(payload):
-                    yield Triple.from_dict(data)
 
     def dump(self) -> list[tuple[str, str, str, str]]:
         """Every row, sorted: for comparing two stores."""

@@ -1,55 +1,61 @@
-"""Multi-hop evaluation harness: KiRAG and the baselines on the same questions and corpus,
-scored with the same metrics (supporting-passage Recall@k, answer EM/F1), with their cost
-(questions per minute, LLM calls per question)."""
+"""What every benchmark shares: timing, rounding, child processes (each with its own peak
+memory), ranking overlap, Markdown tables, and the multi-hop harness that scores KiRAG and its
+baselines on the same questions with the same metrics (supporting-passage Recall@k, answer
+EM/F1) and cost (questions per minute, LLM calls per question)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 
-from kirag.errors import InputError
+from kirag.eval.datasets import MultiHopExample
 from kirag.types import Hit
 
-BUNDLED_QUESTIONS = "multihop_enwiki.jsonl"
+
+def timed(function, *args, **kwargs):
+    """(value, seconds) of one call."""
+    start = time.perf_counter()
+    value = function(*args, **kwargs)
+    return value, time.perf_counter() - start
 
 
-@dataclass(slots=True)
-class MultiHopQuestion:
-    id: str
-    question: str
-    answers: list[str]
-    supporting_ids: list[str]
+def rounded(values: dict, digits: int = 4) -> dict:
+    return {k: round(v, digits) if isinstance(v, float) else v for k, v in values.items()}
 
 
-def load_fixture(path: str | Path | None = None) -> list[MultiHopQuestion]:
-    """The bundled bridge questions over the Wikipedia sample, or a JSONL file of the same shape
-    (`id`, `question`, `answers`, `supporting_ids`)."""
-    if path is None:
-        text = resources.files("kirag.data").joinpath(BUNDLED_QUESTIONS).read_text("utf-8")
-        source = BUNDLED_QUESTIONS
-    else:
-        text, source = Path(path).read_text("utf-8"), str(path)
-    questions = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            questions.append(
-                MultiHopQuestion(
-                    str(record["id"]),
-                    record["question"],
-                    list(record["answers"]),
-                    list(record["supporting_ids"]),
-                )
-            )
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise InputError(f"not a multi-hop question record ({exc!r})", source, lineno) from None
-    return questions
+def run_child(module: str, args: Sequence, what: str) -> dict:
+    """Run `python -m module args...` in a fresh process (its own peak RSS, no shared JVM or
+    model) and parse the JSON on the last line of its output; a failure raises with its stderr."""
+    result = subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KIRAG_PROGRESS": "0"},
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{what} child failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def print_json(data: dict) -> None:
+    """What a child process hands back: one JSON line on stdout."""
+    print(json.dumps(data))
+
+
+def top10_overlap(a: dict[str, list], b: dict[str, list], depth: int = 10) -> float:
+    """Mean |top-depth(a) ∩ top-depth(b)| / depth over the queries of `a`."""
+    values = []
+    for qid, hits in a.items():
+        left = {h.doc_id for h in hits[:depth]}
+        right = {h.doc_id for h in b.get(qid, [])[:depth]}
+        if left or right:
+            values.append(len(left & right) / max(min(depth, max(len(left), len(right))), 1))
+    return sum(values) / len(values) if values else 1.0
 
 
 @dataclass
@@ -84,8 +90,8 @@ class SystemScores:
 
 def evaluate_system(
     name: str,
-    run: Callable[[Sequence[MultiHopQuestion]], list[SystemOutput]],
-    questions: Sequence[MultiHopQuestion],
+    run: Callable[[Sequence[MultiHopExample]], list[SystemOutput]],
+    questions: Sequence[MultiHopExample],
     ks: Sequence[int] = (3, 5, 10),
     answers: bool = True,
 ) -> SystemScores:
@@ -99,7 +105,7 @@ def evaluate_system(
     for question, output in zip(questions, outputs, strict=True):
         ranked = [h.doc_id for h in output.hits]
         record = {"id": question.id, "ranked": ranked[: max(ks)], "answer": output.answer}
-        record.update({f"R@{k}": support_recall(ranked, question.supporting_ids, k) for k in ks})
+        record.update({f"R@{k}": support_recall(ranked, question.gold_doc_ids, k) for k in ks})
         if answers:
             record["EM"] = exact_match(output.answer, question.answers)
             record["F1"] = f1_score(output.answer, question.answers)

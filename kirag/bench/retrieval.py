@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
-import random
-import re
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from kirag.memory import peak_rss_mb
+from kirag.bench.corpora import bench_corpus, benchmark_queries, sample_documents
+from kirag.bench.harness import rounded, run_child, timed, top10_overlap
+from kirag.bench.memory import peak_rss_mb
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,55 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def sample_documents() -> list:
-    from kirag.io.corpus import read_corpus
-
-    return list(read_corpus("enwiki-sample"))
-
-
-def sentences_of(documents) -> list[str]:
-    splitter = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
-    return [s for d in documents for s in splitter.split(d.text) if len(s.split()) >= 5]
-
-
-def iter_synthetic(documents, size: int, seed: int = 42):
-    """`size` passages of 2-5 sentences drawn at random from the sample (seeded), one at a time."""
-    from kirag.types import Document
-
-    rng = random.Random(seed)
-    sentences = sentences_of(documents)
-    for i in range(size):
-        yield Document(f"syn{i}", " ".join(rng.sample(sentences, rng.randint(2, 5))))
-
-
-def synthetic_corpus(documents, size: int, seed: int = 42) -> list:
-    return list(iter_synthetic(documents, size, seed))
-
-
-def benchmark_queries(documents, count: int, seed: int = 42) -> dict[str, str]:
-    """The bundled multi-hop questions and pseudo-queries (6-10 word windows of sentences)."""
-    from kirag.multihop import load_fixture
-
-    queries = {q.id: q.question for q in load_fixture()}
-    rng = random.Random(seed)
-    sentences = sentences_of(documents)
-    for i in range(count):
-        words = rng.choice(sentences).split()
-        start = rng.randrange(max(1, len(words) - 10))
-        queries[f"pseudo{i}"] = " ".join(words[start : start + rng.randint(6, 10)])
-    return queries
-
-
-def _timed(function, *args, **kwargs):
-    start = time.perf_counter()
-    value = function(*args, **kwargs)
-    return value, time.perf_counter() - start
-
-
-def _rounded(values: dict) -> dict:
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in values.items()}
-
-
 TIMED_PASSES = 3
 
 
@@ -117,17 +64,8 @@ def _rates(out: dict, name: str, single, batched, texts: list[str]) -> None:
         ("batched", lambda: batched(texts)),
     ):
         run()
-        seconds = min(_timed(run)[1] for _ in range(TIMED_PASSES))
+        seconds = min(timed(run)[1] for _ in range(TIMED_PASSES))
         out[f"{name}_queries_per_s_{mode}"] = len(texts) / seconds
-
-
-LUCENE_CHILD = """
-import json, sys
-from pathlib import Path
-from kirag.retrieval.bench import lucene_side
-label, size, pseudo, root = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
-print(json.dumps(lucene_side(label, size, pseudo, root)))
-"""
 
 
 def _retriever_rates(out: dict, name: str, retriever, texts: list[str]) -> None:
@@ -141,28 +79,6 @@ def _retriever_rates(out: dict, name: str, retriever, texts: list[str]) -> None:
     )
 
 
-def _child_json(script: str, args: Sequence, what: str) -> dict:
-    """Run `script` in a fresh Python process (its own peak RSS, no shared JVM) and parse the
-    JSON on its last line of output."""
-    result = subprocess.run(
-        [sys.executable, "-c", script, *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "KIRAG_PROGRESS": "0"},
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"{what} child failed:\n{result.stderr[-2000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def bench_corpus(label: str, size: int, pseudo_queries: int) -> tuple[list, dict[str, str]]:
-    """The documents (the sample itself, or `size` synthetic passages sampled from it, seeded)
-    and the benchmark queries, reading the sample once."""
-    sample = sample_documents()
-    documents = sample if label == "sample" else synthetic_corpus(sample, size)
-    return documents, benchmark_queries(sample, pseudo_queries)
-
-
 def lucene_side(label: str, size: int, pseudo_queries: int, root: Path) -> dict:
     """Build and time kirag's Lucene backend (run in a child process: the JVM keeps compiling and
     collecting in background threads, which on a 2-core machine would slow the in-process
@@ -171,7 +87,7 @@ def lucene_side(label: str, size: int, pseudo_queries: int, root: Path) -> dict:
 
     documents, queries = bench_corpus(label, size, pseudo_queries)
     texts = list(queries.values())
-    lucene, seconds = _timed(
+    lucene, seconds = timed(
         BM25Retriever.build, documents, root / f"{label}-lucene", backend="lucene", overwrite=True
     )
     out: dict = {"lucene_index_docs_per_s": len(documents) / seconds}
@@ -184,7 +100,7 @@ def lucene_side(label: str, size: int, pseudo_queries: int, root: Path) -> dict:
 
 
 def _lucene_child(label: str, size: int, pseudo_queries: int, root: Path) -> dict:
-    return _child_json(LUCENE_CHILD, (label, size, pseudo_queries, root), "Lucene")
+    return run_child("kirag.bench.children.lucene", (label, size, pseudo_queries, root), "Lucene")
 
 
 def bench_bm25(label: str, size: int, pseudo_queries: int, root: Path) -> dict:
@@ -192,15 +108,15 @@ def bench_bm25(label: str, size: int, pseudo_queries: int, root: Path) -> dict:
     Lucene backend in a child process, on the same documents and queries."""
     import bm25s
     import numpy as np
-    from kirag.retrieval.analysis import EnglishAnalyzer
-    from kirag.retrieval.bm25 import BM25Retriever, top10_overlap
 
+    from kirag.retrieval.analysis import EnglishAnalyzer
+    from kirag.retrieval.bm25 import BM25Retriever
     from kirag.types import Hit
 
     documents, queries = bench_corpus(label, size, pseudo_queries)
     texts = list(queries.values())
     out: dict = {"corpus": label, "documents": len(documents), "queries": len(queries)}
-    kirag, seconds = _timed(BM25Retriever.build, documents, root / f"{label}-bm25s", overwrite=True)
+    kirag, seconds = timed(BM25Retriever.build, documents, root / f"{label}-bm25s", overwrite=True)
     out["kirag_bm25s_index_docs_per_s"] = len(documents) / seconds
 
     analyzer = EnglishAnalyzer()
@@ -210,7 +126,7 @@ def bench_bm25(label: str, size: int, pseudo_queries: int, root: Path) -> dict:
         model.index([analyzer(d.contents) for d in documents], show_progress=False)
         return model
 
-    raw, seconds = _timed(raw_build, "numpy", documents)
+    raw, seconds = timed(raw_build, "numpy", documents)
     out["raw_bm25s_index_docs_per_s"] = len(documents) / seconds
     try:
         import numba  # noqa: F401
@@ -240,16 +156,16 @@ def bench_bm25(label: str, size: int, pseudo_queries: int, root: Path) -> dict:
     _rates(out, "raw_bm25s_numpy", lambda q: search([q]), search, texts)
     if numba_model is not None:
         numba_search = raw_search(numba_model)
-        _, out["raw_bm25s_numba_jit_seconds"] = _timed(numba_search, texts[:2])
+        _, out["raw_bm25s_numba_jit_seconds"] = timed(numba_search, texts[:2])
         _rates(out, "raw_bm25s_numba", lambda q: numba_search([q]), numba_search, texts)
     del raw, numba_model
     gc.collect()
 
     # kirag's first search loads its numba kernels (compiled once per machine, then cached on
     # disk): timed apart, as the raw numba backend's JIT is
-    _, out["kirag_bm25s_first_search_seconds"] = _timed(kirag.search, texts[0], 10)
+    _, out["kirag_bm25s_first_search_seconds"] = timed(kirag.search, texts[0], 10)
     # the first pass over a freshly opened index reads its memory-mapped postings from disk
-    _, seconds = _timed(lambda: [kirag.search(q, k=10) for q in texts])
+    _, seconds = timed(lambda: [kirag.search(q, k=10) for q in texts])
     out["kirag_bm25s_cold_pass_queries_per_s_single"] = len(texts) / seconds
     _retriever_rates(out, "kirag_bm25s", kirag, texts)
     kirag_run = kirag.batch_search(queries, k=10)
@@ -287,42 +203,13 @@ def bench_bm25(label: str, size: int, pseudo_queries: int, root: Path) -> dict:
             kirag_rate / out[f"lucene_queries_per_s_{mode}"]
         )
     out["raw_bm25s_baseline"] = fastest
-    return _rounded(out)
-
-
-ENCODE_CHILD = """
-import json, sys, time
-from kirag.memory import peak_rss_mb
-from pathlib import Path
-from kirag.retrieval.bench import iter_synthetic, sample_documents
-mode, size, out = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
-documents = sample_documents()
-warm = [d.contents for d in documents[:8]]
-if mode == "kirag":
-    # streamed, as kirag index dense streams a corpus: the passages are never all in memory
-    from kirag.retrieval.dense import Encoder, encode_to_shards, merge_shards
-    texts = (d.contents for d in iter_synthetic(documents, size, seed=7))
-    encoder = Encoder("minilm")
-    encoder.encode(warm)
-    start = time.perf_counter()
-    shards = encode_to_shards(encoder, texts, out / "shards", size)
-    merge_shards(shards, out / "embeddings.npy", encoder.dimension)
-else:
-    from kirag.models import load_sentence_transformer
-    texts = [d.contents for d in iter_synthetic(documents, size, seed=7)]
-    model = load_sentence_transformer("minilm")
-    model.encode(warm)
-    start = time.perf_counter()
-    model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
-seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb()}))
-"""
+    return rounded(out)
 
 
 def _encode_child(mode: str, size: int, out: Path) -> dict:
     """Encode `size` synthetic passages in a fresh process (so its peak RSS is its own)."""
     out.mkdir(parents=True, exist_ok=True)
-    return _child_json(ENCODE_CHILD, (mode, size, out), "encoding")
+    return run_child("kirag.bench.children.encode", (mode, size, out), "encoding")
 
 
 def bench_dense(size: int, root: Path, rss_sizes: Sequence[int] = ()) -> dict:
@@ -343,16 +230,16 @@ def bench_dense(size: int, root: Path, rss_sizes: Sequence[int] = ()) -> dict:
         data = _encode_child("kirag", rss_size, root / f"dense-rss-{rss_size}")
         out[f"kirag_{rss_size}_passages_per_s"] = rss_size / data["seconds"]
         out[f"kirag_{rss_size}_peak_rss_mb"] = data["peak_rss_mb"]
-    return _rounded(out)
+    return rounded(out)
 
 
 def _search_rate(index, queries, reps: int) -> float:
-    _, seconds = _timed(lambda: [index.search(queries, 10) for _ in range(reps)])
+    _, seconds = timed(lambda: [index.search(queries, 10) for _ in range(reps)])
     return reps * len(queries) / seconds
 
 
 def _single_query_rate(index, queries) -> float:
-    _, seconds = _timed(lambda: [index.search(queries[i : i + 1], 10) for i in range(len(queries))])
+    _, seconds = timed(lambda: [index.search(queries[i : i + 1], 10) for i in range(len(queries))])
     return len(queries) / seconds
 
 
@@ -361,10 +248,11 @@ def compare_hnsw(vectors, query_vectors, reps: int = 5, ef_values=(16, 32, 64, 1
     (all queries in one call, where Flat's BLAS shines) and one query per call, for several
     efSearch values (kirag's default: 128)."""
     import numpy as np
+
     from kirag.retrieval.faiss_index import build_faiss_index
 
     flat = build_faiss_index(vectors, "flat")
-    hnsw, build_seconds = _timed(build_faiss_index, vectors, "hnsw")
+    hnsw, build_seconds = timed(build_faiss_index, vectors, "hnsw")
     _, truth = flat.search(query_vectors, 10)
     out = {
         "vectors": int(vectors.shape[0]),
@@ -379,7 +267,7 @@ def compare_hnsw(vectors, query_vectors, reps: int = 5, ef_values=(16, 32, 64, 1
         recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, approx, strict=True)])
         batched = _search_rate(hnsw, query_vectors, reps)
         single = _single_query_rate(hnsw, query_vectors)
-        out[f"ef{ef}"] = _rounded(
+        out[f"ef{ef}"] = rounded(
             {
                 "hnsw_recall_at_10_vs_flat": float(recall),
                 "hnsw_queries_per_s_batched": batched,
@@ -388,7 +276,7 @@ def compare_hnsw(vectors, query_vectors, reps: int = 5, ef_values=(16, 32, 64, 1
                 "hnsw_speedup_over_flat_single": single / out["flat_queries_per_s_single"],
             }
         )
-    return _rounded(out)
+    return rounded(out)
 
 
 def mixed_vectors(vectors, size: int, seed: int = 42):
@@ -413,7 +301,7 @@ def bench_faiss(documents, queries: dict[str, str], scale: int) -> dict:
     from kirag.retrieval.dense import Encoder
 
     encoder = Encoder("minilm")
-    vectors, seconds = _timed(encoder.encode, [d.contents for d in documents])
+    vectors, seconds = timed(encoder.encode, [d.contents for d in documents])
     query_vectors = encoder.encode(list(queries.values()))
     out = {"sample_encode_passages_per_s": round(len(documents) / seconds, 2)}
     out["sample"] = compare_hnsw(vectors, query_vectors)

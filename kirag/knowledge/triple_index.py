@@ -1,14 +1,17 @@
 """The triple index: knowledge triples embedded as text in FAISS, the map triple -> document ->
 sentence in SQLite, and an entity graph (networkx) for neighbourhood expansion.
 
-Folder layout (written atomically; `manifest.json` last):
-    manifest.json       what was built and how (extractor id, encoder, dimension, counts)
+Folder layout (format 2; written atomically; `manifest.json` last):
+    manifest.json       what was built and how (extractor id, encoder, dimension, counts) and the
+                        document indexes inside (`document_indexes`: name -> sub-folder)
     triples.sqlite      one row per triple (position = FAISS id), with its document and sentence
-    triples.faiss       the vectors (FAISS's own file format)
-    embeddings.npy      the same vectors, for scoring graph-expanded candidates without re-encoding
+    triples.faiss       the triple vectors, stored once (FAISS's own file format); graph-expanded
+                        candidates are scored with the vectors the index reconstructs
     graph.json          the entity graph, networkx node-link JSON
-    docs.sqlite         the corpus passages (DocStore), for readers and document ranking
-No pickle anywhere: everything loads as data.
+    docs.sqlite         the corpus passages (DocStore), stored once: the document indexes share it
+    bm25/, dense/       first-stage document indexes (their manifests point at ../docs.sqlite)
+No pickle anywhere: everything loads as data. A format-1 folder (corpus stored three times,
+triple vectors twice) is refused with the command that rebuilds it.
 """
 
 from __future__ import annotations
@@ -24,11 +27,11 @@ import numpy as np
 from kirag.atomic import atomic_directory, write_json
 from kirag.errors import IndexLoadError, OutputExistsError
 from kirag.io.docstore import DocStore
-from kirag.triples import Triple, entity_key
+from kirag.knowledge.triples import Triple, entity_key
 from kirag.types import Document
 
 KIND = "triples"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def triple_embedding_text(triple: Triple) -> str:
@@ -50,21 +53,19 @@ class TripleIndex:
     touch these entities, and which triples come from these documents."""
 
     def __init__(self, path: str | Path, encoder=None):
-        self.path = Path(path)
-        manifest_path = self.path / "manifest.json"
-        if not manifest_path.is_file():
-            raise IndexLoadError(
-                f"{self.path}: not a kirag triple index (no manifest.json; missing or an interrupted build)"
-            )
-        self.manifest = json.loads(manifest_path.read_text("utf-8"))
-        if self.manifest.get("kind") != KIND:
-            raise IndexLoadError(
-                f"{self.path}: a {self.manifest.get('kind')!r} index, not a triple index"
-            )
         from kirag.retrieval.faiss_index import load_faiss_index
+        from kirag.retrieval.index_base import read_manifest
 
+        self.path = Path(path)
+        self.manifest = read_manifest(self.path, KIND)
+        version = self.manifest.get("format_version")
+        if version != FORMAT_VERSION:
+            raise IndexLoadError(
+                f"{self.path}: a triple index in format {version}, this kirag reads format "
+                f"{FORMAT_VERSION}; rebuild it: kirag index triples --corpus CORPUS --index "
+                f"{self.path} --overwrite (the extraction cache makes it quick)"
+            )
         self.faiss = load_faiss_index(self.path / "triples.faiss")
-        self.embeddings = np.load(self.path / "embeddings.npy", mmap_mode="r")
         self._db = sqlite3.connect(
             f"file:{self.path / 'triples.sqlite'}?mode=ro", uri=True, check_same_thread=False
         )
@@ -72,11 +73,11 @@ class TripleIndex:
         self.graph = _load_graph(self.path / "graph.json")
         self._encoder = encoder
         self._titles: dict[str, list[str]] | None = None
-        self._passages: np.ndarray | None = None
+        self._document_retrievers: dict[str, object] | None = None
         self._passage_row: dict[str, int] = {}
-        if len(self) != self.embeddings.shape[0]:
+        if len(self) != self.faiss.ntotal:
             raise IndexLoadError(
-                f"{self.path}: {len(self)} triples but {self.embeddings.shape[0]} vectors"
+                f"{self.path}: {len(self)} triples but {self.faiss.ntotal} vectors"
             )
 
     @property
@@ -120,22 +121,42 @@ class TripleIndex:
         """Similarity of one encoded query to the stored vectors at `positions`."""
         if not positions:
             return np.zeros(0, dtype=np.float32)
-        return np.asarray(self.embeddings[np.asarray(positions)] @ query_vector, dtype=np.float32)
+        vectors = self.faiss.reconstruct_batch(np.asarray(positions, dtype=np.int64))
+        return np.asarray(vectors @ query_vector, dtype=np.float32)
+
+    def document_retrievers(self) -> dict[str, object]:
+        """The first-stage document indexes inside the folder, as the manifest lists them, loaded
+        once (the dense one with this index's encoder: it was built with the same model)."""
+        if self._document_retrievers is None:
+            from kirag.retrieval.dense import DenseRetriever
+            from kirag.retrieval.factory import load_retriever
+
+            self._document_retrievers = {}
+            for name, folder in self.manifest.get("document_indexes", {}).items():
+                if Path(folder).name != folder or folder in ("", ".", ".."):
+                    raise IndexLoadError(f"{self.path}: document index {name!r} at {folder!r}")
+                path = self.path / folder
+                self._document_retrievers[name] = (
+                    DenseRetriever(path, encoder=self.encoder)
+                    if name == "dense"
+                    else load_retriever(path)
+                )
+        return self._document_retrievers
 
     @property
     def has_passage_vectors(self) -> bool:
-        """Whether the folder holds a dense document index (dense/) built with the same encoder."""
-        return (self.path / "dense" / "manifest.json").exists()
+        """Whether the folder holds a dense document index built with the same encoder."""
+        return "dense" in self.manifest.get("document_indexes", {})
 
     def passage_scores(self, query_vector: np.ndarray, triples: Sequence[Triple]) -> np.ndarray:
-        """Similarity of one encoded query to the passage each triple comes from (dense/)."""
-        if self._passages is None:
-            self._passages = np.load(self.path / "dense" / "embeddings.npy", mmap_mode="r")
-            self._passage_row = {doc_id: row for row, doc_id in enumerate(self.docstore.all_ids())}
+        """Similarity of one encoded query to the passage each triple comes from (dense index)."""
         if not triples:
             return np.zeros(0, dtype=np.float32)
-        rows = np.asarray([self._passage_row[t.doc_id] for t in triples])
-        return np.asarray(self._passages[rows] @ query_vector, dtype=np.float32)
+        if not self._passage_row:
+            self._passage_row = {doc_id: row for row, doc_id in enumerate(self.docstore.all_ids())}
+        dense = self.document_retrievers()["dense"]
+        rows = [self._passage_row[t.doc_id] for t in triples]
+        return np.asarray(dense.passage_vectors(rows) @ query_vector, dtype=np.float32)
 
     def neighbours(self, entities: Iterable[str], hops: int = 1) -> set[int]:
         """Positions of the triples within `hops` edges of the given entities (by entity key)."""
@@ -213,6 +234,30 @@ def build_entity_graph(triples: Sequence[Triple]):
     return graph
 
 
+def _write_triple_table(
+    path: Path, triples_by_doc: Iterable[tuple[Document, list[Triple]]]
+) -> list[Triple]:
+    """triples.sqlite: one row per triple, its position (the FAISS id) as the key."""
+    all_triples: list[Triple] = []
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE triples (pos INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, data TEXT NOT NULL)"
+    )
+    for _, triples in triples_by_doc:
+        for triple in triples:
+            row = (
+                len(all_triples),
+                triple.doc_id,
+                json.dumps(triple.to_dict(), ensure_ascii=False),
+            )
+            db.execute("INSERT INTO triples VALUES (?, ?, ?)", row)
+            all_triples.append(triple)
+    db.execute("CREATE INDEX triples_doc ON triples (doc_id)")
+    db.commit()
+    db.close()
+    return all_triples
+
+
 def build_triple_index(
     documents: Iterable[Document],
     triples_by_doc: Iterable[tuple[Document, list[Triple]]],
@@ -235,32 +280,13 @@ def build_triple_index(
     index_dir = Path(index_dir)
     with atomic_directory(index_dir, overwrite=overwrite) as tmp:
         docstore = DocStore.build(tmp / DocStore.FILENAME, documents)
-        all_triples: list[Triple] = []
-        db = sqlite3.connect(tmp / "triples.sqlite")
-        db.execute(
-            "CREATE TABLE triples (pos INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, data TEXT NOT NULL)"
-        )
-        for _, triples in triples_by_doc:
-            for triple in triples:
-                db.execute(
-                    "INSERT INTO triples VALUES (?, ?, ?)",
-                    (
-                        len(all_triples),
-                        triple.doc_id,
-                        json.dumps(triple.to_dict(), ensure_ascii=False),
-                    ),
-                )
-                all_triples.append(triple)
-        db.execute("CREATE INDEX triples_doc ON triples (doc_id)")
-        db.commit()
-        db.close()
+        all_triples = _write_triple_table(tmp / "triples.sqlite", triples_by_doc)
         if not all_triples:
             raise IndexLoadError("no triples were extracted from the corpus: nothing to index")
         vectors = encoder.encode(
             [triple_embedding_text(t) for t in all_triples], batch_size=batch_size
         )
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        np.save(tmp / "embeddings.npy", vectors)
         save_faiss_index(build_faiss_index(vectors, index_type), tmp / "triples.faiss")
         graph = build_entity_graph(all_triples)
         (tmp / "graph.json").write_text(
@@ -286,19 +312,19 @@ def build_triple_index(
                 },
                 "corpus_fingerprint": docstore.fingerprint,
                 "embedding_text": "title: {title}, text: {head} {relation} {tail}",
-                "document_indexes": [
-                    name for name, on in (("bm25", with_bm25), ("dense", with_dense)) if on
-                ],
+                "document_indexes": {
+                    name: name for name, on in (("bm25", with_bm25), ("dense", with_dense)) if on
+                },
             },
         )
         if with_bm25:
             from kirag.retrieval.bm25 import BM25Retriever
 
-            BM25Retriever.build(iter(docstore), tmp / "bm25")
+            BM25Retriever.build(docstore, tmp / "bm25")  # shares docs.sqlite
         if with_dense:
             from kirag.retrieval.dense import DenseRetriever
 
-            DenseRetriever.build(iter(docstore), tmp / "dense", encoder=encoder)
+            DenseRetriever.build(docstore, tmp / "dense", encoder=encoder)
         docstore.close()
     return index_dir
 
@@ -320,8 +346,8 @@ def build_from_corpus(
     """Extract triples from a corpus (cached and resumable) and build a triple index from them.
     The extraction cache lives outside the index (default: `.extraction-cache.sqlite` beside
     it), so an interrupted build keeps every extracted batch."""
-    from kirag.extraction import TripleStore, extract_corpus, make_extractor
     from kirag.io.corpus import read_corpus
+    from kirag.knowledge.extraction import TripleStore, extract_corpus, make_extractor
     from kirag.retrieval.dense import Encoder
 
     index_dir = Path(index_dir)

@@ -1,0 +1,33 @@
+"""The benchmarks wing: `kirag bench NAME`. Each benchmark is a module with
+`add_arguments(parser)` and `run(args) -> dict`; steps that need a process of their own live in
+`kirag.bench.children`. Library packages never import from here (tests/test_layering.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Benchmark:
+    module: str
+    help: str
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "retrieval": Benchmark(
+        "kirag.bench.retrieval",
+        "BM25 backends vs raw bm25s vs Lucene; dense encoding; FAISS Flat vs HNSW",
+    ),
+    "eval": Benchmark(
+        "kirag.bench.evaluation",
+        "evaluating a dev-small-shaped run vs calling pytrec_eval directly",
+    ),
+    "rerank": Benchmark(
+        "kirag.bench.rerank",
+        "Rank1 scoring: engines and precisions, thinking budgets, batching and prefix reuse",
+    ),
+    "kirag": Benchmark(
+        "kirag.bench.multihop",
+        "triple extraction speed, questions/min and LLM calls of KiRAG vs baselines",
+    ),
+}
