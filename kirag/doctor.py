@@ -104,104 +104,102 @@ def _timed(name: str, function: Callable[[], tuple[bool, str, dict]]) -> Check:
 
 def sanity_checks(passages: int = 300) -> list[Check]:
     """Live checks on bundled real passages (about 30 s on 2 CPU cores)."""
-    import itertools
     import tempfile
+    from functools import partial
     from pathlib import Path
 
     from kirag.io.corpus import read_corpus
 
-    documents = list(itertools.islice(read_corpus("enwiki-sample"), 0, None))
+    documents = list(read_corpus("enwiki-sample"))
     keep = {RELEVANT_ID} | {d.id for d in documents[:passages]}
     documents = [d for d in documents if d.id in keep]
-    checks = []
-    tmp = tempfile.TemporaryDirectory()
-
-    def bm25():
-        from kirag.retrieval.bm25 import BM25Retriever
-
-        retriever = BM25Retriever.build(documents, Path(tmp.name) / "bm25")
-        hits = retriever.search(RELEVANT_QUERY, 5)
-        start = time.perf_counter()
-        for _ in range(50):
-            retriever.search(RELEVANT_QUERY, 10)
-        qps = 50 / (time.perf_counter() - start)
-        return (
-            hits[0].doc_id.startswith("Animal_Farm"),
-            f"top hit {hits[0].doc_id}; {qps:.0f} queries/s",
-            {"queries_per_second": qps},
-        )
-
-    def dense():
-        from kirag.retrieval.dense import Encoder
-
-        encoder = Encoder("minilm")
-        texts = [d.contents for d in documents[:48]]
-        start = time.perf_counter()
-        encoder.encode(texts)
-        rate = len(texts) / (time.perf_counter() - start)
-        hours = 1_000_000 / rate / 3600
-        return (
-            True,
-            f"MiniLM encodes {rate:.0f} passages/s here (1M passages: ~{hours:.1f} h)",
-            {"passages_per_second": rate},
-        )
-
-    def spacy_triples():
-        from kirag.knowledge.extraction import make_extractor
-
-        extractor = make_extractor("spacy")
-        start = time.perf_counter()
-        results = extractor.extract(documents[:20])
-        rate = 20 / (time.perf_counter() - start)
-        per_doc = sum(map(len, results)) / 20
-        return (
-            per_doc > 0,
-            f"{per_doc:.1f} triples/passage, {rate:.1f} passages/s",
-            {"triples_per_document": per_doc},
-        )
-
-    def rank1():
-        from kirag.io.docstore import DocStore
-        from kirag.rerank.rank1 import Rank1Reranker
-        from kirag.types import Hit, Query
-
-        store = DocStore.build(Path(tmp.name) / "docs.sqlite", documents)
-        reranker = Rank1Reranker("smollm2-135m", engine="auto", thinking_budget=0)
-        candidates = [Hit(RELEVANT_ID, 1.0, 1)] + [
-            Hit(d.id, 0.5, i) for i, d in enumerate(documents[:5], 2) if d.id != RELEVANT_ID
+    with tempfile.TemporaryDirectory() as tmp:
+        return [
+            _timed(name, partial(check, documents, Path(tmp)))
+            for name, check in (
+                ("BM25 (bm25s)", _check_bm25),
+                ("dense (MiniLM)", _check_dense),
+                ("triples (spaCy)", _check_spacy_triples),
+                ("Rank1 (smollm2-135m, budget 0)", _check_rank1),
+            )
         ]
-        start = time.perf_counter()
-        ranked = reranker.rerank_run(
-            {"q": candidates}, {"q": Query("q", RELEVANT_QUERY)}, store, show_progress=False
-        )["q"]
-        rate = len(ranked) / (time.perf_counter() - start)
-        p_relevant = next(h.score for h in ranked if h.doc_id == RELEVANT_ID)
-        others = [h.score for h in ranked if h.doc_id != RELEVANT_ID]
-        separates = p_relevant > max(others)
-        detail = f"engine {reranker.engine.name}: {rate:.1f} pairs/s; P(true) relevant {p_relevant:.3f} vs others {min(others):.3f}-{max(others):.3f}"
-        return (
-            True,
-            detail
-            + (
-                " (ranks the relevant passage first)"
-                if separates
-                else " (does NOT rank the relevant passage first)"
-            ),
-            {
-                "pairs_per_second": rate,
-                "separates": separates,
-            },
-        )
 
-    for name, function in (
-        ("BM25 (bm25s)", bm25),
-        ("dense (MiniLM)", dense),
-        ("triples (spaCy)", spacy_triples),
-        ("Rank1 (smollm2-135m, budget 0)", rank1),
-    ):
-        checks.append(_timed(name, function))
-    tmp.cleanup()
-    return checks
+
+def _check_bm25(documents, tmp):
+    from kirag.retrieval.bm25 import BM25Retriever
+
+    retriever = BM25Retriever.build(documents, tmp / "bm25")
+    hits = retriever.search(RELEVANT_QUERY, 5)
+    start = time.perf_counter()
+    for _ in range(50):
+        retriever.search(RELEVANT_QUERY, 10)
+    qps = 50 / (time.perf_counter() - start)
+    return (
+        hits[0].doc_id.startswith("Animal_Farm"),
+        f"top hit {hits[0].doc_id}; {qps:.0f} queries/s",
+        {"queries_per_second": qps},
+    )
+
+
+def _check_dense(documents, tmp):
+    from kirag.retrieval.dense import Encoder
+
+    encoder = Encoder("minilm")
+    texts = [d.contents for d in documents[:48]]
+    start = time.perf_counter()
+    encoder.encode(texts)
+    rate = len(texts) / (time.perf_counter() - start)
+    hours = 1_000_000 / rate / 3600
+    return (
+        True,
+        f"MiniLM encodes {rate:.0f} passages/s here (1M passages: ~{hours:.1f} h)",
+        {"passages_per_second": rate},
+    )
+
+
+def _check_spacy_triples(documents, tmp):
+    from kirag.knowledge.extraction import make_extractor
+
+    extractor = make_extractor("spacy")
+    start = time.perf_counter()
+    results = extractor.extract(documents[:20])
+    rate = 20 / (time.perf_counter() - start)
+    per_doc = sum(map(len, results)) / 20
+    return (
+        per_doc > 0,
+        f"{per_doc:.1f} triples/passage, {rate:.1f} passages/s",
+        {"triples_per_document": per_doc},
+    )
+
+
+def _check_rank1(documents, tmp):
+    from kirag.io.docstore import DocStore
+    from kirag.rerank.rank1 import Rank1Reranker
+    from kirag.types import Hit, Query
+
+    store = DocStore.build(tmp / "docs.sqlite", documents)
+    reranker = Rank1Reranker("smollm2-135m", engine="auto", thinking_budget=0)
+    candidates = [Hit(RELEVANT_ID, 1.0, 1)] + [
+        Hit(d.id, 0.5, i) for i, d in enumerate(documents[:5], 2) if d.id != RELEVANT_ID
+    ]
+    start = time.perf_counter()
+    ranked = reranker.rerank_run(
+        {"q": candidates}, {"q": Query("q", RELEVANT_QUERY)}, store, show_progress=False
+    )["q"]
+    rate = len(ranked) / (time.perf_counter() - start)
+    p_relevant = next(h.score for h in ranked if h.doc_id == RELEVANT_ID)
+    others = [h.score for h in ranked if h.doc_id != RELEVANT_ID]
+    separates = p_relevant > max(others)
+    detail = (
+        f"engine {reranker.engine.name}: {rate:.1f} pairs/s; P(true) relevant {p_relevant:.3f} "
+        f"vs others {min(others):.3f}-{max(others):.3f}"
+        + (
+            " (ranks the relevant passage first)"
+            if separates
+            else " (does NOT rank the relevant passage first)"
+        )
+    )
+    return True, detail, {"pairs_per_second": rate, "separates": separates}
 
 
 def verdicts(env: dict, checks: list[Check]) -> list[str]:

@@ -179,6 +179,61 @@ def bench_precision(max_tokens: int) -> dict:
 # ---------------------------------------------------------------- multi-hop
 
 
+def kirag_system(index_dir: Path, **options):
+    """A KiRAG pipeline over `index_dir` as a benchmark system: questions -> SystemOutputs."""
+    from kirag.bench.harness import SystemOutput
+    from kirag.rag.pipeline import KiRAG
+
+    pipeline = KiRAG(index_dir, **options)
+
+    def run(questions):
+        answers = pipeline.answer_many([q.question for q in questions], k=10)
+        return [SystemOutput(a.hits, a.answer, a.to_dict()["llm_calls"]) for a in answers]
+
+    return run
+
+
+class Rank1Rows:
+    """Rank1 over the RRF top-20, each question scored once: the fused row reuses the plain row's
+    Rank1 scores (the same scoring work, so its questions/min counts that time plus the fusion)."""
+
+    def __init__(self, rrf, engine_name: str):
+        self.rrf, self.engine_name = rrf, engine_name
+        self.scored: dict[str, tuple[list, float]] = {}  # question -> (Rank1 hits, seconds)
+        self.reranker = None  # loaded on first use
+
+    def _score(self, question: str) -> tuple[list, float, bool]:
+        reused = question in self.scored
+        if not reused:
+            from kirag.llm.factory import load_engine
+            from kirag.rerank.rank1 import Rank1Reranker
+
+            if self.reranker is None:
+                engine = load_engine("smollm2-135m", self.engine_name)
+                self.reranker = Rank1Reranker(engine=engine, thinking_budget=0, batch_size=8)
+            start = time.perf_counter()
+            candidates = self.rrf.search(question, 20, with_documents=True)
+            hits = self.reranker.rerank(question, candidates)
+            self.scored[question] = (hits, time.perf_counter() - start)
+        return (*self.scored[question], reused)
+
+    def row(self, fusion_weight: float | None):
+        """The system: plain Rank1 order (`None`) or fused with the first stage at that weight."""
+        from kirag.bench.harness import SystemOutput
+        from kirag.rerank.fusion import fuse_with_first_stage
+
+        def run(questions):
+            outputs = []
+            for q in questions:
+                hits, seconds, reused = self._score(q.question)
+                if fusion_weight is not None:
+                    hits = fuse_with_first_stage(hits, "interpolate", fusion_weight)
+                outputs.append(SystemOutput(hits[:10], "", len(hits), seconds if reused else 0.0))
+            return outputs
+
+        return run
+
+
 def systems(
     index_dir: Path,
     bm25_dir: Path,
@@ -190,7 +245,6 @@ def systems(
     from kirag.bench.harness import SystemOutput
     from kirag.llm.factory import load_engine
     from kirag.rag.baselines import RetrieveReadRetrieve, SingleShotRAG
-    from kirag.rag.pipeline import KiRAG
     from kirag.rag.reader import Reader
     from kirag.retrieval.factory import load_retriever
     from kirag.retrieval.hybrid import HybridRetriever
@@ -206,49 +260,13 @@ def systems(
 
         return run
 
-    rank1_scored: dict[str, tuple[list, float]] = {}  # question -> (Rank1 hits, seconds)
-    rank1: list = []  # the reranker, loaded on first use
-
-    def reranked(fusion_weight: float | None):
-        """Rank1 over the RRF top-20. The fused row reuses the Rank1 scores of the plain row: the
-        same scoring work, so its questions/min counts that scoring time plus the fusion."""
-        from kirag.rerank.fusion import fuse_with_first_stage
-        from kirag.rerank.rank1 import Rank1Reranker
-
-        def run(questions):
-            if not rank1:
-                engine = load_engine("smollm2-135m", engine_name)
-                rank1.append(Rank1Reranker(engine=engine, thinking_budget=0, batch_size=8))
-            outputs = []
-            for q in questions:
-                reused = q.question in rank1_scored
-                if not reused:
-                    start = time.perf_counter()
-                    candidates = rrf.search(q.question, 20, with_documents=True)
-                    hits = rank1[0].rerank(q.question, candidates)
-                    rank1_scored[q.question] = (hits, time.perf_counter() - start)
-                hits, seconds = rank1_scored[q.question]
-                if fusion_weight is not None:
-                    hits = fuse_with_first_stage(hits, "interpolate", fusion_weight)
-                outputs.append(SystemOutput(hits[:10], "", len(hits), seconds if reused else 0.0))
-            return outputs
-
-        return run
+    rank1 = Rank1Rows(rrf, engine_name)
 
     def iterative(questions):
         results = RetrieveReadRetrieve(rrf, reader, rounds=2).run(
             [q.question for q in questions], k=10
         )
         return [SystemOutput(r.hits, r.answer, r.llm_calls) for r in results]
-
-    def kirag_run(**options):
-        pipeline = KiRAG(index_dir, **options)
-
-        def run(questions):
-            answers = pipeline.answer_many([q.question for q in questions], k=10)
-            return [SystemOutput(a.hits, a.answer, a.to_dict()["llm_calls"]) for a in answers]
-
-        return run
 
     rows = {
         "BM25 + reader": single(bm25),
@@ -257,14 +275,17 @@ def systems(
         "retrieve-read-retrieve (RRF, 2 rounds)": iterative,
     }
     if rerank_rows:
-        rows["RRF top-20 -> Rank1 (smollm2-135m, budget 0)"] = reranked(None)
-        rows["RRF top-20 -> Rank1, fused with RRF (weight 0.2)"] = reranked(0.2)
+        rows["RRF top-20 -> Rank1 (smollm2-135m, budget 0)"] = rank1.row(None)
+        rows["RRF top-20 -> Rank1, fused with RRF (weight 0.2)"] = rank1.row(0.2)
     return rows | {
-        "KiRAG aligner chains (answer: chain tail)": kirag_run(max_turns=3, beam_size=2),
-        "KiRAG aligner chains + reader": kirag_run(
-            max_turns=3, beam_size=2, reader_model="smollm2-135m", engine=engine_name
+        "KiRAG aligner chains (answer: chain tail)": kirag_system(
+            index_dir, max_turns=3, beam_size=2
         ),
-        "KiRAG LLM constructor + reader": kirag_run(
+        "KiRAG aligner chains + reader": kirag_system(
+            index_dir, max_turns=3, beam_size=2, reader_model="smollm2-135m", engine=engine_name
+        ),
+        "KiRAG LLM constructor + reader": kirag_system(
+            index_dir,
             mode="llm",
             constructor_model="smollm2-135m",
             reader_model="smollm2-135m",
@@ -384,23 +405,12 @@ def run(args: argparse.Namespace) -> dict:
                 corpus, llm_index, extractor="llm", extractor_options={"model": "smollm2-135m", "engine_name": "llamacpp", "max_tokens": args.llm_max_tokens},
                 overwrite=True, cache=root / "extraction-cache.sqlite", batch_size=8,
             )  # fmt: skip
-        from kirag.bench.harness import SystemOutput
-        from kirag.rag.pipeline import KiRAG
-
-        def llm_kirag(**options):
-            pipeline = KiRAG(llm_index, **options)
-
-            def go(qs):
-                return [
-                    SystemOutput(a.hits, a.answer, a.to_dict()["llm_calls"])
-                    for a in pipeline.answer_many([q.question for q in qs], k=10)
-                ]
-
-            return go
-
         extra = {
-            "KiRAG on LLM-extracted triples, aligner chains": llm_kirag(max_turns=3, beam_size=2),
-            "KiRAG on LLM-extracted triples, LLM constructor + reader": llm_kirag(
+            "KiRAG on LLM-extracted triples, aligner chains": kirag_system(
+                llm_index, max_turns=3, beam_size=2
+            ),
+            "KiRAG on LLM-extracted triples, LLM constructor + reader": kirag_system(
+                llm_index,
                 mode="llm",
                 constructor_model="smollm2-135m",
                 reader_model="smollm2-135m",

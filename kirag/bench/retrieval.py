@@ -103,21 +103,12 @@ def _lucene_child(label: str, size: int, pseudo_queries: int, root: Path) -> dic
     return run_child("kirag.bench.children.lucene", (label, size, pseudo_queries, root), "Lucene")
 
 
-def bench_bm25(label: str, size: int, pseudo_queries: int, root: Path) -> dict:
-    """kirag bm25s vs raw bm25s (same analysis, no document store) in this process, vs kirag's
-    Lucene backend in a child process, on the same documents and queries."""
+def _bench_raw_bm25s(out: dict, documents: list, texts: list[str]) -> None:
+    """Raw bm25s (numpy and numba backends) on the same analysis: index rate and query rates.
+    Empties `documents` once the raw indexes are built."""
     import bm25s
-    import numpy as np
 
     from kirag.retrieval.analysis import EnglishAnalyzer
-    from kirag.retrieval.bm25 import BM25Retriever
-    from kirag.types import Hit
-
-    documents, queries = bench_corpus(label, size, pseudo_queries)
-    texts = list(queries.values())
-    out: dict = {"corpus": label, "documents": len(documents), "queries": len(queries)}
-    kirag, seconds = timed(BM25Retriever.build, documents, root / f"{label}-bm25s", overwrite=True)
-    out["kirag_bm25s_index_docs_per_s"] = len(documents) / seconds
 
     analyzer = EnglishAnalyzer()
 
@@ -136,8 +127,8 @@ def bench_bm25(label: str, size: int, pseudo_queries: int, root: Path) -> dict:
         numba_model = None
         out["raw_bm25s_numba"] = "numba not installed"
     # every system is timed with only the indexes alive (100k Document objects in memory would
-    # make Python's garbage collector slower for whatever allocates)
-    del documents
+    # make Python's garbage collector slower for whatever allocates): the caller's passages go
+    documents.clear()
     gc.collect()
 
     def raw_search(model):
@@ -161,6 +152,45 @@ def bench_bm25(label: str, size: int, pseudo_queries: int, root: Path) -> dict:
     del raw, numba_model
     gc.collect()
 
+
+def _agreement(lucene_run: dict, kirag_run: dict, qids: list[str]) -> dict:
+    """Top-10 overlap, top-1 agreement and identical top-10 lists of bm25s against Lucene."""
+    import numpy as np
+
+    out = {}
+    out["top10_overlap_bm25s_vs_lucene"] = top10_overlap(lucene_run, kirag_run)
+    judged = [q for q in qids if lucene_run[q]]
+    out["top1_agreement_bm25s_vs_lucene"] = float(
+        np.mean(
+            [
+                bool(kirag_run[q]) and lucene_run[q][0].doc_id == kirag_run[q][0].doc_id
+                for q in judged
+            ]
+        )
+    )
+    out["identical_top10_lists"] = float(
+        np.mean(
+            [[h.doc_id for h in lucene_run[q]] == [h.doc_id for h in kirag_run[q]] for q in qids]
+        )
+    )
+    return out
+
+
+def bench_bm25(label: str, size: int, pseudo_queries: int, root: Path) -> dict:
+    """kirag bm25s vs raw bm25s (same analysis, no document store) in this process, vs kirag's
+    Lucene backend in a child process, on the same documents and queries."""
+
+    from kirag.retrieval.bm25 import BM25Retriever
+    from kirag.types import Hit
+
+    documents, queries = bench_corpus(label, size, pseudo_queries)
+    texts = list(queries.values())
+    out: dict = {"corpus": label, "documents": len(documents), "queries": len(queries)}
+    kirag, seconds = timed(BM25Retriever.build, documents, root / f"{label}-bm25s", overwrite=True)
+    out["kirag_bm25s_index_docs_per_s"] = len(documents) / seconds
+
+    _bench_raw_bm25s(out, documents, texts)  # frees the passages once raw bm25s is built
+
     # kirag's first search loads its numba kernels (compiled once per machine, then cached on
     # disk): timed apart, as the raw numba backend's JIT is
     _, out["kirag_bm25s_first_search_seconds"] = timed(kirag.search, texts[0], 10)
@@ -175,21 +205,7 @@ def bench_bm25(label: str, size: int, pseudo_queries: int, root: Path) -> dict:
         for qid, ids in lucene.pop("run").items()
     }
     out.update(lucene)
-    out["top10_overlap_bm25s_vs_lucene"] = top10_overlap(lucene_run, kirag_run)
-    judged = [q for q in queries if lucene_run[q]]
-    out["top1_agreement_bm25s_vs_lucene"] = float(
-        np.mean(
-            [
-                bool(kirag_run[q]) and lucene_run[q][0].doc_id == kirag_run[q][0].doc_id
-                for q in judged
-            ]
-        )
-    )
-    out["identical_top10_lists"] = float(
-        np.mean(
-            [[h.doc_id for h in lucene_run[q]] == [h.doc_id for h in kirag_run[q]] for q in queries]
-        )
-    )
+    out.update(_agreement(lucene_run, kirag_run, list(queries)))
     fastest = (
         "raw_bm25s_numba" if "raw_bm25s_numba_queries_per_s_single" in out else "raw_bm25s_numpy"
     )
