@@ -9,7 +9,7 @@ import argparse
 import importlib
 import json
 
-from kirag.cli.common import add_command, add_seed
+from kirag.cli.common import add_command, add_seed, prepare_output
 
 # benchmark name -> module defining add_arguments(parser) and run(args) -> dict
 BENCHMARKS = {
@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from kirag.seeding import set_seed
 
     set_seed(args.seed)
+    prepare_output(args.output)
     module = importlib.import_module(args.bench_module)
     results = module.run(args)
     print(json.dumps(results, indent=2, default=str))

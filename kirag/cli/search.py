@@ -6,7 +6,7 @@ import argparse
 import textwrap
 import time
 
-from kirag.cli.common import add_command, add_on_error, add_seed, on_error
+from kirag.cli.common import add_command, add_on_error, add_seed, on_error, prepare_output
 
 EPILOG = """\
 examples:
@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     set_seed(args.seed)
     if args.topics and not args.output:
         raise KiragError("--topics needs --output (the run file to write)")
+    prepare_output(args.output)
     retriever = load_retrievers(args.index, fusion=args.fusion, depth=args.depth)
     queries = (
         read_topics(args.topics, on_error=on_error(args))

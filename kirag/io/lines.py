@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,11 +60,27 @@ def open_binary(path: str | Path) -> IO[bytes]:
     return open(path, "rb")
 
 
+def _numbered_raw_lines(fh: IO[bytes], path: str | Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of each line; a truncated or corrupt gzip stream is an InputError
+    naming the file and the first line that cannot be read (no policy can skip past it)."""
+    lineno = 0
+    try:
+        for lineno, raw in enumerate(fh, 1):
+            yield lineno, raw
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise InputError(
+            f"compressed file is truncated or corrupt ({exc}); lines from here on cannot be read: "
+            "download or compress it again",
+            path,
+            lineno + 1,
+        ) from None
+
+
 def iter_lines(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[int, str | InputError]]:
     """Yield (line number, text) for each line; a line that does not decode yields an InputError
     in place of its text so the caller's policy decides. Line endings and a BOM are removed."""
     with open_binary(path) as fh:
-        for lineno, raw in enumerate(fh, 1):
+        for lineno, raw in _numbered_raw_lines(fh, path):
             try:
                 text = raw.decode(encoding)
             except UnicodeDecodeError as exc:
