@@ -22,6 +22,7 @@ from kirag.errors import KiragError, OutputExistsError
 
 TMP_MARK = ".kirag-tmp-"
 LOCK_SUFFIX = ".kirag-lock"
+WORK_MARK = ".encode-"  # resumable work folders beside a target: `.NAME.encode-KEY`
 
 # Lock files this process holds, with their open descriptors and nesting depth: a build that
 # holds a target's lock may enter atomic_directory for the same target again (flock would

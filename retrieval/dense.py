@@ -26,7 +26,7 @@ from kirag.retrieval.faiss_index import (
 )
 from kirag.retrieval.index_base import Corpus, IndexedRetriever, Scored, build_index_folder
 
-from kirag.atomic import atomic_write
+from kirag.atomic import WORK_MARK, atomic_write
 from kirag.errors import IndexLoadError, KiragError
 from kirag.io.docstore import DocStore
 from kirag.io.lines import OnError
@@ -166,7 +166,7 @@ def work_dir_for(index_dir: Path, fingerprint: str, encoder: Encoder) -> Path:
     key = hashlib.sha256(
         json.dumps([fingerprint, encoder.config()], sort_keys=True).encode()
     ).hexdigest()[:16]
-    return index_dir.parent / f".{index_dir.name}.encode-{key}"
+    return index_dir.parent / f".{index_dir.name}{WORK_MARK}{key}"
 
 
 class DenseRetriever(IndexedRetriever):

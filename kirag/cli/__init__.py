@@ -68,8 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.quiet:
         set_progress(False)
+    from kirag.io.lines import collect_reports
+
     try:
-        return int(args.func(args) or 0)
+        with collect_reports():
+            return int(args.func(args) or 0)
     except KiragError as exc:
         print(f"kirag {args.command}: error: {exc}", file=sys.stderr)
         return 2

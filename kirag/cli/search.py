@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import textwrap
 import time
 
@@ -81,6 +82,14 @@ def run(args: argparse.Namespace) -> int:
         "seconds": round(seconds, 3),
         "queries_per_second": round(len(queries) / max(seconds, 1e-9), 2),
     }
+    empty = [qid for qid, hits in run_hits.items() if not hits]
+    if empty:
+        results["queries_without_hits"] = len(empty)
+        print(
+            f"warning: {len(empty)} of {len(run_hits)} queries got no hits (e.g. {', '.join(empty[:5])}): "
+            "their text holds no searchable term (empty, or stopwords only); the run has no lines for them",
+            file=sys.stderr,
+        )
     if args.output:
         write_run(run_hits, args.output, format=args.format, tag=args.tag)
         settings = {k: v for k, v in vars(args).items() if k != "func"}

@@ -6,10 +6,12 @@ names the file and line, or, with `on_error="skip"`, is counted in a ReadReport 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import zlib
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal, TypeVar
@@ -25,6 +27,35 @@ GZIP_MAGIC = b"\x1f\x8b"
 MAX_PROBLEMS_KEPT = 20
 
 
+# The ReadReports made while `collect_reports()` is active (the CLI records their skipped-line
+# counts in each run's configuration).
+_COLLECTED: ContextVar[list[ReadReport] | None] = ContextVar("kirag_read_reports", default=None)
+
+
+@contextlib.contextmanager
+def collect_reports() -> Iterator[list[ReadReport]]:
+    """Collect every ReadReport made inside the block (e.g. to record skipped lines)."""
+    reports: list[ReadReport] = []
+    token = _COLLECTED.set(reports)
+    try:
+        yield reports
+    finally:
+        _COLLECTED.reset(token)
+
+
+def skipped_lines() -> dict[str, dict]:
+    """Per input file, the lines skipped so far in the active `collect_reports()` block (the last
+    read of a file counts: a corpus read twice is not counted twice)."""
+    latest: dict[str, ReadReport] = {}
+    for report in _COLLECTED.get() or []:
+        latest[report.path] = report
+    return {
+        path: {"skipped": r.skipped, "read": r.read, "first_problems": r.problems[:3]}
+        for path, r in latest.items()
+        if r.skipped
+    }
+
+
 @dataclass
 class ReadReport:
     """What a reader did: records read, lines skipped and the first problems seen."""
@@ -33,6 +64,11 @@ class ReadReport:
     read: int = 0
     skipped: int = 0
     problems: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        collected = _COLLECTED.get()
+        if collected is not None:
+            collected.append(self)
 
     def record_problem(self, error: InputError) -> None:
         self.skipped += 1
