@@ -60,6 +60,11 @@ def build_lock(path: str | Path) -> Iterator[Path]:
     os.write(fd, f"{os.getpid()}\n".encode())
     _HELD[lock] = [fd, 1]
     try:
+        # an index set aside by a build killed between the two renames of an overwrite
+        # (`.NAME.kirag-tmp-old`, no `NAME`) is put back before anything else looks at `path`
+        old = _set_aside(path)
+        if old.is_dir() and not path.exists():
+            os.replace(old, path)
         yield lock
     finally:
         del _HELD[lock]
@@ -87,6 +92,11 @@ def _acquire(lock: Path, target: Path) -> int:
         if same:
             return fd
         os.close(fd)
+
+
+def _set_aside(path: Path) -> Path:
+    """Where the index being replaced waits between the two renames of an overwrite."""
+    return path.with_name(f".{path.name}{TMP_MARK}old")
 
 
 def remove_stale_temporaries(path: Path) -> None:
@@ -165,7 +175,7 @@ def atomic_directory(
         try:
             yield tmp
             if path.exists():
-                old = path.with_name(f".{path.name}{TMP_MARK}old")
+                old = _set_aside(path)
                 shutil.rmtree(old, ignore_errors=True)
                 os.replace(path, old)
                 os.replace(tmp, path)

@@ -417,3 +417,28 @@ def test_a_dense_build_reads_the_corpus_before_loading_the_encoder(tmp_path):
     not_a_model.mkdir()
     with pytest.raises(InputError, match=r"bad\.jsonl:2: malformed JSON"):
         DenseRetriever.build(corpus, tmp_path / "idx", model=str(not_a_model))
+
+
+def test_a_failed_overwrite_keeps_the_old_index(tmp_path, enwiki_slice, capsys):
+    target = tmp_path / "idx"
+    assert main(["index", "bm25", "--corpus", str(enwiki_slice), "--index", str(target)]) == 0
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert (
+        main(["index", "bm25", "--corpus", str(empty), "--index", str(target), "--overwrite"]) == 2
+    )
+    assert "no documents" in capsys.readouterr().err
+    assert json.loads((target / "manifest.json").read_text())["documents"] == 314
+    assert temporaries(tmp_path) == []
+
+
+def test_an_index_set_aside_by_a_killed_overwrite_is_put_back(tmp_path, enwiki_slice):
+    target = tmp_path / "idx"
+    assert main(["index", "bm25", "--corpus", str(enwiki_slice), "--index", str(target)]) == 0
+    os.replace(target, tmp_path / f".idx{TMP_MARK}old")  # killed between the two renames
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert (
+        main(["index", "bm25", "--corpus", str(empty), "--index", str(target), "--overwrite"]) == 2
+    )
+    assert json.loads((target / "manifest.json").read_text())["documents"] == 314
