@@ -152,8 +152,8 @@ def atomic_directory(
     The build lock of `path` is held throughout (a concurrent build of the same target fails at
     once). With `overwrite=False` an existing `path` is an error before any work starts; with
     `overwrite=True` only what `check_replace` accepts is replaced (default: a kirag index
-    folder, see check_overwritable). Temporary
-    folders of earlier, dead builds of the same target are removed.
+    folder, see check_overwritable). Temporary folders of earlier, dead builds of the same
+    target are removed.
     """
     path = Path(path)
     if path.name in ("", ".", ".."):
