@@ -44,7 +44,8 @@ def lock_path(path: str | Path) -> Path:
 def build_lock(path: str | Path) -> Iterator[Path]:
     """Hold the exclusive build lock of `path` (re-entrant within this process); a build by
     another process fails at once with a BuildLockedError naming the target."""
-    path = Path(path).absolute()
+    shown = Path(path)  # as the user spelled it, for messages
+    path = shown.absolute()
     lock = lock_path(path)
     held = _HELD.get(lock)
     if held is not None:
@@ -55,7 +56,7 @@ def build_lock(path: str | Path) -> Iterator[Path]:
             held[1] -= 1
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = _acquire(lock, path)
+    fd = _acquire(lock, shown)
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     _HELD[lock] = [fd, 1]
@@ -82,7 +83,8 @@ def _acquire(lock: Path, target: Path) -> int:
         except BlockingIOError:
             os.close(fd)
             raise BuildLockedError(
-                f"{target}: another kirag build of this folder is running (it holds {lock}); "
+                f"{target}: another kirag build of this folder is running (it holds "
+                f"{lock_path(target)}); "
                 "wait for it to finish or stop it"
             ) from None
         try:
