@@ -442,3 +442,20 @@ def test_an_index_set_aside_by_a_killed_overwrite_is_put_back(tmp_path, enwiki_s
         main(["index", "bm25", "--corpus", str(empty), "--index", str(target), "--overwrite"]) == 2
     )
     assert json.loads((target / "manifest.json").read_text())["documents"] == 314
+
+
+def test_a_faiss_write_on_a_full_disk_is_an_os_error_naming_the_index(tmp_path):
+    script = (
+        "import resource, numpy as np\n"
+        "from kirag.retrieval.faiss_index import build_faiss_index, save_faiss_index\n"
+        "index = build_faiss_index(np.random.rand(5000, 8).astype('float32'), 'flat')\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (10000, 10000))\n"
+        "try:\n"
+        f"    save_faiss_index(index, {str(tmp_path / 'index.faiss')!r})\n"
+        "except OSError as exc:\n"
+        "    print(exc.filename, '|', exc.strerror)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith(f"{tmp_path / 'index.faiss'} | FAISS could not write"), out
+    assert "File too large" in out.stdout
+    assert list(tmp_path.iterdir()) == []  # no partial file left
