@@ -381,8 +381,14 @@ def _build_from_corpus(
         read_corpus(corpus, on_error=on_error) if isinstance(corpus, str | Path) else list(corpus)
     )
     extractor_obj = make_extractor(extractor, **(extractor_options or {}))
-    store = TripleStore(Path(cache) if cache else index_dir.parent / ".extraction-cache.sqlite")
-    stats = extract_corpus(documents, extractor_obj, store, batch_size=batch_size)
+    cache_path = Path(cache) if cache else index_dir.parent / ".extraction-cache.sqlite"
+    try:
+        store = TripleStore(cache_path)
+        stats = extract_corpus(documents, extractor_obj, store, batch_size=batch_size)
+    except sqlite3.Error as exc:  # e.g. a full disk: name the cache, not just "disk is full"
+        from kirag.oserrors import as_write_error
+
+        raise as_write_error(exc, cache_path) from exc
     pairs = ((doc, store.get(doc.id, extractor_obj.id) or []) for doc in documents)
     build_triple_index(
         documents,
