@@ -459,3 +459,13 @@ def test_a_faiss_write_on_a_full_disk_is_an_os_error_naming_the_index(tmp_path):
     assert out.stdout.startswith(f"{tmp_path / 'index.faiss'} | FAISS could not write"), out
     assert "File too large" in out.stdout
     assert list(tmp_path.iterdir()) == []  # no partial file left
+
+
+def test_an_index_inside_a_corpus_folder_is_refused(tmp_path, enwiki_slice, capsys):
+    folder = tmp_path / "collection"
+    folder.mkdir()
+    shutil.copy(enwiki_slice, folder / "part1.jsonl")
+    code = main(["index", "bm25", "--corpus", str(folder), "--index", str(folder / "idx")])
+    assert code == 2
+    assert "overlap" in capsys.readouterr().err
+    assert [p.name for p in folder.iterdir()] == ["part1.jsonl"]
