@@ -63,9 +63,14 @@ class RunConfig:
 
     def write(self, output: str | Path) -> Path:
         """Write next to `output` (see config_path_for) and return the path written."""
+        from kirag.io.lines import skipped_lines
+
         data = asdict(self)
         data["settings"] = _jsonable(self.settings)
         data["results"] = _jsonable(self.results)
+        skipped = skipped_lines()
+        if skipped:  # --skip-bad-lines: what was left out is part of what was run
+            data["results"].setdefault("skipped_lines", skipped)
         return write_json(config_path_for(output), data)
 
 

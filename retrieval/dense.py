@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from kirag.retrieval.faiss_index import (
 )
 from kirag.retrieval.index_base import Corpus, IndexedRetriever, Scored, build_index_folder
 
+from kirag.atomic import WORK_MARK, atomic_write
 from kirag.errors import IndexLoadError, KiragError
 from kirag.io.docstore import DocStore
 from kirag.io.lines import OnError
@@ -123,9 +123,8 @@ def encode_to_shards(
         path = work_dir / f"shard_{index:05d}.npy"
         if not _complete_shard(path, len(buffer)):
             vectors = encoder.encode_passages(buffer, batch_size)
-            tmp = path.with_name(path.name + ".tmp.npy")
-            np.save(tmp, vectors)
-            os.replace(tmp, path)
+            with atomic_write(path, "wb") as fh:  # a failed write leaves no stray temporary
+                np.save(fh, vectors)
         shards.append(path)
         bar.update(len(buffer))
         buffer.clear()
@@ -167,7 +166,7 @@ def work_dir_for(index_dir: Path, fingerprint: str, encoder: Encoder) -> Path:
     key = hashlib.sha256(
         json.dumps([fingerprint, encoder.config()], sort_keys=True).encode()
     ).hexdigest()[:16]
-    return index_dir.parent / f".{index_dir.name}.encode-{key}"
+    return index_dir.parent / f".{index_dir.name}{WORK_MARK}{key}"
 
 
 class DenseRetriever(IndexedRetriever):
@@ -232,10 +231,16 @@ class DenseRetriever(IndexedRetriever):
             raise KiragError(
                 f"unknown FAISS index type {index_type!r}; known: {', '.join(INDEX_TYPES)}"
             )
-        encoder = encoder or Encoder(model, batch_size=batch_size, device=device)
         index_dir = Path(index_dir)
+        if encoder is None:
+            resolve_model(model, "embedder")  # an unknown model fails before any work
+        loaded: list[Encoder] = [encoder] if encoder is not None else []
 
         def build_backend(tmp: Path, docstore: DocStore) -> dict[str, Any]:
+            # the encoder loads only once the corpus has been read: a bad corpus fails first
+            if not loaded:
+                loaded.append(Encoder(model, batch_size=batch_size, device=device))
+            encoder = loaded[0]
             work = work_dir_for(index_dir, docstore.fingerprint, encoder)
             shards = encode_to_shards(
                 encoder, (d.contents for d in docstore), work, len(docstore), shard_size, batch_size
@@ -249,7 +254,7 @@ class DenseRetriever(IndexedRetriever):
         build_index_folder(
             corpus, index_dir, cls.kind, build_backend, overwrite=overwrite, on_error=on_error
         )
-        return cls(index_dir, encoder=encoder)
+        return cls(index_dir, encoder=loaded[0])
 
     def passage_vectors(self, positions: Sequence[int]) -> np.ndarray:
         """The stored passage embeddings at corpus positions (memory-mapped, not re-encoded)."""

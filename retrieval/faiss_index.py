@@ -4,6 +4,7 @@ present (search only: indexes are built and saved on the CPU so files are portab
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
@@ -84,7 +85,12 @@ def save_faiss_index(index, path: str | Path) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     if hasattr(faiss, "index_gpu_to_cpu") and "Gpu" in type(index).__name__:
         index = faiss.index_gpu_to_cpu(index)
-    faiss.write_index(index, str(tmp))
+    try:
+        faiss.write_index(index, str(tmp))
+    except RuntimeError as exc:  # faiss reports a full disk or a missing folder this way
+        tmp.unlink(missing_ok=True)
+        reason = str(exc).rsplit("failed: ", 1)[-1]
+        raise OSError(errno.EIO, f"FAISS could not write the index ({reason})", str(path)) from exc
     os.replace(tmp, path)
     return path
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from kirag import __version__
-from kirag.atomic import atomic_directory, write_json
+from kirag.atomic import atomic_directory, check_not_inside, write_json
 from kirag.errors import IndexLoadError
-from kirag.io.corpus import read_corpus
+from kirag.io.corpus import read_corpus, resolve_corpus_path
 from kirag.io.docstore import DocStore
 from kirag.io.lines import OnError
 from kirag.progress import progress
@@ -45,9 +45,31 @@ def read_manifest(index_dir: str | Path, kind: str | None = None) -> dict[str, A
         manifest = json.loads(path.read_text("utf-8"))
     except json.JSONDecodeError as exc:
         raise IndexLoadError(f"{path}: unreadable manifest ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise IndexLoadError(f"{path}: unreadable manifest (not a JSON object); rebuild the index")
     if kind is not None and manifest.get("kind") != kind:
         raise IndexLoadError(f"{index_dir}: a {manifest.get('kind')!r} index, expected {kind!r}")
+    check_manifest_keys(manifest, index_dir)
     return manifest
+
+
+# What each kind of index records in its manifest (an edited or damaged manifest lacks some).
+MANIFEST_KEYS = {
+    "bm25": ("documents", "backend"),
+    "dense": ("documents", "encoder", "faiss"),
+    "triples": ("encoder", "counts", "extractor"),
+}
+
+
+def check_manifest_keys(manifest: dict[str, Any], index_dir: str | Path) -> None:
+    """An IndexLoadError when the manifest lacks what its kind needs (it was edited or damaged)."""
+    kind = manifest.get("kind")
+    missing = [key for key in MANIFEST_KEYS.get(kind, ()) if key not in manifest]
+    if missing:
+        raise IndexLoadError(
+            f"{Path(index_dir) / MANIFEST}: a {kind!r} manifest without {', '.join(missing)} "
+            "(edited or damaged); rebuild the index"
+        )
 
 
 def corpus_documents(corpus: Corpus, on_error: OnError = "raise") -> Iterable[Document]:
@@ -76,6 +98,8 @@ def build_index_folder(
         and corpus.path.resolve().parent == index_dir.resolve().parent
         else None
     )
+    if isinstance(corpus, str | Path):
+        check_not_inside(index_dir, resolve_corpus_path(corpus))
     with atomic_directory(index_dir, overwrite=overwrite) as tmp:
         if shared_docstore is not None:
             docstore, location = shared_docstore, f"../{shared_docstore.path.name}"

@@ -69,7 +69,7 @@ def test_atomic_directory_renames_at_the_end(tmp_path):
         raise RuntimeError("crash midway")
     assert not target.exists() and list(tmp_path.iterdir()) == []
     with atomic_directory(target) as tmp:
-        (tmp / "manifest.json").write_text("{}")
+        (tmp / "manifest.json").write_text('{"kind": "bm25"}')
         assert not target.exists()
     assert (target / "manifest.json").exists()
     with pytest.raises(FileExistsError, match="overwrite"), atomic_directory(target):

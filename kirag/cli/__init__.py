@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -67,10 +68,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.quiet:
         set_progress(False)
+    from kirag.io.lines import collect_reports
+
     try:
-        return int(args.func(args) or 0)
+        with collect_reports():
+            return int(args.func(args) or 0)
     except KiragError as exc:
         print(f"kirag {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as exc:
+        # the user's path and what to change, not a traceback (DEBUG logging still shows it)
+        from kirag.oserrors import os_error_message, sqlite_error_message
+
+        logging.getLogger("kirag").debug("OS error", exc_info=True)
+        message = os_error_message(exc) if isinstance(exc, OSError) else sqlite_error_message(exc)
+        print(f"kirag {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"kirag {args.command}: interrupted", file=sys.stderr)

@@ -12,7 +12,7 @@ import json
 import time
 from pathlib import Path
 
-from kirag.cli.common import add_command, add_seed
+from kirag.cli.common import add_command, add_seed, prepare_output
 
 EPILOG = """\
 examples:
@@ -137,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
     from kirag.seeding import set_seed
 
     set_seed(args.seed)
+    for output in (args.output, getattr(args, "answers", None)):
+        prepare_output(output)
     kirag = build_kirag(args)
     if args.question:
         answer = kirag.answer(args.question, k=args.k)

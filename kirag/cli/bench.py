@@ -9,7 +9,7 @@ import importlib
 import json
 
 from kirag.bench import BENCHMARKS
-from kirag.cli.common import add_command, add_seed
+from kirag.cli.common import add_command, add_seed, prepare_output
 
 
 def register(subparsers) -> None:
@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from kirag.seeding import set_seed
 
     set_seed(args.seed)
+    prepare_output(args.output)
     module = importlib.import_module(args.bench_module)
     results = module.run(args)
     print(json.dumps(results, indent=2, default=str))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
+from pathlib import Path
 
 from kirag.seeding import DEFAULT_SEED
 
@@ -37,3 +39,17 @@ def add_on_error(parser: argparse.ArgumentParser) -> None:
 
 def on_error(args: argparse.Namespace) -> str:
     return "skip" if getattr(args, "skip_bad_lines", False) else "raise"
+
+
+def prepare_output(path: str | Path | None) -> None:
+    """Create the parent folder of an output file and check it is writable, before any long
+    work (model loads, reranking, benchmarks): an OSError naming the user's folder if not."""
+    if not path:
+        return
+    parent = Path(path).absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(parent)) from None

@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from kirag.cli.common import add_command, add_on_error, add_seed, on_error
+from kirag.cli.common import add_command, add_on_error, add_seed, on_error, prepare_output
 from kirag.llm.convert import GGUF_TYPES
 
 EPILOG = """\
@@ -197,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
         if args.cache
         else Path(args.output).with_name(Path(args.output).name + ".scores.jsonl")
     )
+    for output in (args.output, args.explanations, cache):
+        prepare_output(output)
     reranker = make_reranker(args, cache)
     if args.reranker == "rank1" and not args.model.startswith("rank1-") and not args.qrels:
         print(

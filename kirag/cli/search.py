@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import textwrap
 import time
 
-from kirag.cli.common import add_command, add_on_error, add_seed, on_error
+from kirag.cli.common import add_command, add_on_error, add_seed, on_error, prepare_output
 
 EPILOG = """\
 examples:
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     set_seed(args.seed)
     if args.topics and not args.output:
         raise KiragError("--topics needs --output (the run file to write)")
+    prepare_output(args.output)
     retriever = load_retrievers(args.index, fusion=args.fusion, depth=args.depth)
     queries = (
         read_topics(args.topics, on_error=on_error(args))
@@ -80,6 +82,14 @@ def run(args: argparse.Namespace) -> int:
         "seconds": round(seconds, 3),
         "queries_per_second": round(len(queries) / max(seconds, 1e-9), 2),
     }
+    empty = [qid for qid, hits in run_hits.items() if not hits]
+    if empty:
+        results["queries_without_hits"] = len(empty)
+        print(
+            f"warning: {len(empty)} of {len(run_hits)} queries got no hits (e.g. {', '.join(empty[:5])}): "
+            "their text holds no searchable term (empty, or stopwords only); the run has no lines for them",
+            file=sys.stderr,
+        )
     if args.output:
         write_run(run_hits, args.output, format=args.format, tag=args.tag)
         settings = {k: v for k, v in vars(args).items() if k != "func"}

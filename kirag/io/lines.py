@@ -7,11 +7,13 @@ names the file and line, or, with `on_error="skip"`, is counted in a ReadReport 
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import io
 import logging
 import zlib
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal, TypeVar
@@ -28,6 +30,35 @@ BZ2_MAGIC = b"BZh"  # then the block size, a digit 1-9
 MAX_PROBLEMS_KEPT = 20
 
 
+# The ReadReports made while `collect_reports()` is active (the CLI records their skipped-line
+# counts in each run's configuration).
+_COLLECTED: ContextVar[list[ReadReport] | None] = ContextVar("kirag_read_reports", default=None)
+
+
+@contextlib.contextmanager
+def collect_reports() -> Iterator[list[ReadReport]]:
+    """Collect every ReadReport made inside the block (e.g. to record skipped lines)."""
+    reports: list[ReadReport] = []
+    token = _COLLECTED.set(reports)
+    try:
+        yield reports
+    finally:
+        _COLLECTED.reset(token)
+
+
+def skipped_lines() -> dict[str, dict]:
+    """Per input file, the lines skipped so far in the active `collect_reports()` block (the last
+    read of a file counts: a corpus read twice is not counted twice)."""
+    latest: dict[str, ReadReport] = {}
+    for report in _COLLECTED.get() or []:
+        latest[report.path] = report
+    return {
+        path: {"skipped": r.skipped, "read": r.read, "first_problems": r.problems[:3]}
+        for path, r in latest.items()
+        if r.skipped
+    }
+
+
 @dataclass
 class ReadReport:
     """What a reader did: records read, lines skipped and the first problems seen."""
@@ -36,6 +67,11 @@ class ReadReport:
     read: int = 0
     skipped: int = 0
     problems: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        collected = _COLLECTED.get()
+        if collected is not None:
+            collected.append(self)
 
     def record_problem(self, error: InputError) -> None:
         self.skipped += 1
@@ -82,7 +118,7 @@ class _Decompressed(io.RawIOBase):
             return self._stream.readinto(buffer)
         except (OSError, EOFError, zlib.error) as exc:
             raise InputError(
-                f"corrupt or truncated {self._kind} file ({exc})", self._path
+                f"{self._kind} file is truncated or corrupt ({exc})", self._path
             ) from None
 
     def close(self) -> None:
@@ -90,11 +126,26 @@ class _Decompressed(io.RawIOBase):
         super().close()
 
 
+def _numbered_raw_lines(fh: IO[bytes], path: str | Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of each line; a truncated or corrupt compressed stream names the
+    first line that cannot be read (no policy can skip past it)."""
+    lineno = 0
+    try:
+        for lineno, raw in enumerate(fh, 1):
+            yield lineno, raw
+    except InputError as exc:
+        raise InputError(
+            f"{exc.reason}; lines from here on cannot be read: download or compress it again",
+            path,
+            lineno + 1,
+        ) from None
+
+
 def iter_lines(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[int, str | InputError]]:
     """Yield (line number, text) for each line; a line that does not decode yields an InputError
     in place of its text so the caller's policy decides. Line endings and a BOM are removed."""
     with open_binary(path) as fh:
-        for lineno, raw in enumerate(fh, 1):
+        for lineno, raw in _numbered_raw_lines(fh, path):
             try:
                 text = raw.decode(encoding)
             except UnicodeDecodeError as exc:

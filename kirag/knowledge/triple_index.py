@@ -24,7 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from kirag.atomic import atomic_directory, write_json
+from kirag.atomic import (
+    atomic_directory,
+    build_lock,
+    check_not_inside,
+    check_overwritable,
+    write_json,
+)
 from kirag.errors import IndexLoadError, OutputExistsError
 from kirag.io.docstore import DocStore
 from kirag.knowledge.triples import Triple, entity_key
@@ -345,22 +351,67 @@ def build_from_corpus(
 ) -> dict:
     """Extract triples from a corpus (cached and resumable) and build a triple index from them.
     The extraction cache lives outside the index (default: `.extraction-cache.sqlite` beside
-    it), so an interrupted build keeps every extracted batch."""
+    it), so an interrupted build keeps every extracted batch. The target's build lock is held
+    throughout."""
+    from kirag.io.corpus import resolve_corpus_path
+
+    index_dir = Path(index_dir)
+    if isinstance(corpus, str | Path):
+        check_not_inside(index_dir, resolve_corpus_path(corpus))
+    # the lock covers extraction too: two builds of one target never share its caches
+    with build_lock(index_dir):
+        if index_dir.exists():
+            if not overwrite:
+                raise OutputExistsError(
+                    f"{index_dir} already exists; pass overwrite=True (CLI: --overwrite)"
+                )
+            check_overwritable(index_dir)
+        return _build_from_corpus(
+            corpus,
+            index_dir,
+            extractor,
+            extractor_options,
+            encoder,
+            index_type,
+            cache,
+            batch_size,
+            with_bm25,
+            with_dense,
+            overwrite,
+            on_error,
+        )
+
+
+def _build_from_corpus(
+    corpus,
+    index_dir: Path,
+    extractor: str,
+    extractor_options: dict | None,
+    encoder: str,
+    index_type: str,
+    cache: str | Path | None,
+    batch_size: int,
+    with_bm25: bool,
+    with_dense: bool,
+    overwrite: bool,
+    on_error: str,
+) -> dict:
     from kirag.io.corpus import read_corpus
     from kirag.knowledge.extraction import TripleStore, extract_corpus, make_extractor
     from kirag.retrieval.dense import Encoder
 
-    index_dir = Path(index_dir)
-    if index_dir.exists() and not overwrite:
-        raise OutputExistsError(
-            f"{index_dir} already exists; pass overwrite=True (CLI: --overwrite)"
-        )
     documents = (
         read_corpus(corpus, on_error=on_error) if isinstance(corpus, str | Path) else list(corpus)
     )
     extractor_obj = make_extractor(extractor, **(extractor_options or {}))
-    store = TripleStore(Path(cache) if cache else index_dir.parent / ".extraction-cache.sqlite")
-    stats = extract_corpus(documents, extractor_obj, store, batch_size=batch_size)
+    cache_path = Path(cache) if cache else index_dir.parent / ".extraction-cache.sqlite"
+    try:
+        store = TripleStore(cache_path)
+        stats = extract_corpus(documents, extractor_obj, store, batch_size=batch_size)
+    except sqlite3.Error as exc:  # e.g. a full disk: name the cache, not just "disk is full"
+        from kirag.oserrors import as_write_error
+
+        raise as_write_error(exc, cache_path) from exc
     pairs = ((doc, store.get(doc.id, extractor_obj.id) or []) for doc in documents)
     build_triple_index(
         documents,

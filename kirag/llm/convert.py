@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 from kirag.atomic import atomic_directory
+from kirag.errors import OutputExistsError
 from kirag.models import hub_offline
 
 
@@ -26,10 +27,18 @@ def gguf_to_hf(gguf_path: str | Path, out_dir: str | Path, overwrite: bool = Fal
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+    with atomic_directory(out_dir, overwrite=overwrite, check_replace=_check_hf_folder) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
     return Path(out_dir)
+
+
+def _check_hf_folder(path: Path) -> None:
+    """Overwrite only what looks like a model folder (a config.json), never any folder."""
+    if not (path / "config.json").is_file():
+        raise OutputExistsError(
+            f"{path} is not a model folder (no config.json); refusing to replace it"
+        )
 
 
 # the GGUF weight types llama.cpp can requantize to that are worth offering for CPU inference
