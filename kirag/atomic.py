@@ -9,10 +9,12 @@ second build fails at once instead of deleting the first one's work.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import shutil
+import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +25,7 @@ from kirag.errors import KiragError, OutputExistsError
 TMP_MARK = ".kirag-tmp-"
 LOCK_SUFFIX = ".kirag-lock"
 WORK_MARK = ".encode-"  # resumable work folders beside a target: `.NAME.encode-KEY`
+SQLITE_FULL_MARKERS = ("disk is full", "disk i/o error")
 
 # Lock files this process holds, with their open descriptors and nesting depth: a build that
 # holds a target's lock may enter atomic_directory for the same target again (flock would
@@ -191,8 +194,6 @@ def atomic_directory(
 
 def _raise_naming(exc: BaseException, path: Path) -> None:
     """Re-raise `exc`; a nameless OS error or a SQLite error while writing `path` names it."""
-    from kirag.oserrors import as_write_error
-
     named = as_write_error(exc, path)
     if named is exc:
         raise exc
@@ -231,3 +232,32 @@ def check_not_inside(output: str | Path, source: str | Path, what: str = "the co
             f"{output}: the output folder and {what} ({source}) overlap; "
             "choose an output folder outside the input"
         )
+
+
+def user_path(path: str | Path) -> Path:
+    """The path the user asked for, given a path that may lie inside (or be) one of kirag's
+    temporary siblings `.NAME.kirag-tmp-XXXX`, lock files `.NAME.kirag-lock` or resumable work
+    folders `.NAME.encode-KEY`."""
+    path = Path(path)
+    parts = list(path.parts)
+    for i, part in enumerate(parts):
+        for mark in (TMP_MARK, LOCK_SUFFIX, WORK_MARK):
+            if part.startswith(".") and mark in part:
+                name = part[1 : part.index(mark)]
+                return Path(*parts[:i], name) if i else Path(name)
+    return path
+
+
+def as_write_error(exc: BaseException, path: str | Path) -> BaseException:
+    """An OSError without a file name, or a SQLite error, raised while writing `path`, as an
+    OSError naming `path` (the error as it was otherwise)."""
+    if isinstance(exc, sqlite3.Error):
+        reason = str(exc)
+        code = errno.ENOSPC if any(m in reason.lower() for m in SQLITE_FULL_MARKERS) else errno.EIO
+        return OSError(code, f"SQLite: {reason}", str(path))
+    if isinstance(exc, OSError) and not exc.filename:
+        if exc.errno:
+            return OSError(exc.errno, exc.strerror or str(exc), str(path))
+        # e.g. numpy's "N requested and M written": a short write, no errno
+        return OSError(errno.EIO, f"write failed ({exc})", str(path))
+    return exc

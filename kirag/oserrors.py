@@ -7,7 +7,7 @@ import errno
 import sqlite3
 from pathlib import Path
 
-from kirag.atomic import LOCK_SUFFIX, TMP_MARK, WORK_MARK
+from kirag.atomic import SQLITE_FULL_MARKERS, user_path
 
 # errno -> what the user can do about it
 HINTS = {
@@ -24,21 +24,6 @@ HINTS = {
     errno.EIO: "the disk may be full or failing: free some space or write elsewhere",
     errno.ENAMETOOLONG: "the name is too long for this file system: choose a shorter path",
 }
-SQLITE_FULL_MARKERS = ("disk is full", "disk i/o error")
-
-
-def user_path(path: str | Path) -> Path:
-    """The path the user asked for, given a path that may lie inside (or be) one of kirag's
-    temporary siblings `.NAME.kirag-tmp-XXXX`, lock files `.NAME.kirag-lock` or resumable work
-    folders `.NAME.encode-KEY`."""
-    path = Path(path)
-    parts = list(path.parts)
-    for i, part in enumerate(parts):
-        for mark in (TMP_MARK, LOCK_SUFFIX, WORK_MARK):
-            if part.startswith(".") and mark in part:
-                name = part[1 : part.index(mark)]
-                return Path(*parts[:i], name) if i else Path(name)
-    return path
 
 
 def os_error_message(exc: OSError) -> str:
@@ -59,18 +44,3 @@ def sqlite_error_message(exc: sqlite3.Error, path: str | Path | None = None) -> 
     if any(marker in reason.lower() for marker in SQLITE_FULL_MARKERS):
         return f"{where}SQLite could not write ({reason}); {HINTS[errno.ENOSPC]}"
     return f"{where}SQLite error ({reason})"
-
-
-def as_write_error(exc: BaseException, path: str | Path) -> BaseException:
-    """An OSError without a file name, or a SQLite error, raised while writing `path`, as an
-    OSError naming `path` (the error as it was otherwise)."""
-    if isinstance(exc, sqlite3.Error):
-        reason = str(exc)
-        code = errno.ENOSPC if any(m in reason.lower() for m in SQLITE_FULL_MARKERS) else errno.EIO
-        return OSError(code, f"SQLite: {reason}", str(path))
-    if isinstance(exc, OSError) and not exc.filename:
-        if exc.errno:
-            return OSError(exc.errno, exc.strerror or str(exc), str(path))
-        # e.g. numpy's "N requested and M written": a short write, no errno
-        return OSError(errno.EIO, f"write failed ({exc})", str(path))
-    return exc

@@ -21,7 +21,7 @@ from kirag.retrieval.bm25_scoring import (
     id_ranks,
     merge_postings,
 )
-from kirag.retrieval.index_base import (
+from kirag.retrieval.index_folder import (
     Corpus,
     IndexedRetriever,
     Scored,

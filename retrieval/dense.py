@@ -24,7 +24,7 @@ from kirag.retrieval.faiss_index import (
     load_faiss_index,
     save_faiss_index,
 )
-from kirag.retrieval.index_base import Corpus, IndexedRetriever, Scored, build_index_folder
+from kirag.retrieval.index_folder import Corpus, IndexedRetriever, Scored, build_index_folder
 
 from kirag.atomic import WORK_MARK, atomic_write
 from kirag.errors import IndexLoadError, KiragError

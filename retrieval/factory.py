@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kirag.retrieval.base import Retriever
-from kirag.retrieval.index_base import read_manifest
+from kirag.retrieval.index_folder import read_manifest
 
 from kirag.errors import IndexLoadError
 

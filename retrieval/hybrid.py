@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from kirag.retrieval.base import Retriever
-from kirag.retrieval.index_base import Queries, query_pairs
+from kirag.retrieval.index_folder import Queries, query_pairs
 
 from kirag.errors import KiragError
 from kirag.types import Hit, Query

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from kirag.eval.qa import (
+from kirag.eval.qa_metrics import (
     exact_match,
     f1_score,
     joint_scores,
@@ -79,7 +79,7 @@ def test_support_recall_and_precision():
 
 
 def test_2wiki_evidence_normalisation_keeps_articles_and_drops_punctuation():
-    from kirag.eval.qa import evidence_scores, normalize_evidence_text
+    from kirag.eval.qa_metrics import evidence_scores, normalize_evidence_text
 
     assert normalize_evidence_text("The  Mary-Jane!") == "the maryjane"
     gold = [[["The Film", "director", "Bob"]], [["Bob", "mother", "Mary Jane"]]]

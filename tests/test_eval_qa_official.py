@@ -13,8 +13,8 @@ import json
 
 import pytest
 from kirag.eval.datasets import detect_qa_format, load_questions, qa_format_for_target
-from kirag.eval.qa import f1, f1_score, squad_f1, token_f1
-from kirag.eval.qa_eval import evaluate_predictions
+from kirag.eval.qa_evaluation import evaluate_predictions
+from kirag.eval.qa_metrics import f1, f1_score, squad_f1, token_f1
 from kirag.eval.submission import QAPrediction, read_qa_predictions, validate_qa_predictions
 
 from kirag.cli import main

@@ -10,7 +10,7 @@ import re
 
 import pytest
 from kirag.eval.datasets import load_beir, load_msmarco_passage, load_questions, load_trec_dl
-from kirag.eval.qa_eval import evaluate_predictions
+from kirag.eval.qa_evaluation import evaluate_predictions
 from kirag.eval.runs import read_run, validate_run, write_run
 from kirag.eval.submission import (
     MSMarcoMetadata,

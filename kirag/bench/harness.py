@@ -96,7 +96,7 @@ def evaluate_system(
     answers: bool = True,
 ) -> SystemScores:
     """Run `run` on all questions and score it."""
-    from kirag.eval.qa import exact_match, f1_score, support_recall
+    from kirag.eval.qa_metrics import exact_match, f1_score, support_recall
 
     start = time.perf_counter()
     outputs = run(questions)

@@ -251,7 +251,7 @@ def _prediction_fields(prediction) -> dict:
 
 
 def summary_scores(examples, answers) -> dict:
-    from kirag.eval.qa import exact_match, f1_score, support_recall
+    from kirag.eval.qa_metrics import exact_match, f1_score, support_recall
 
     n = len(examples)
     out = {

@@ -195,7 +195,7 @@ def _label(path: str, taken: dict) -> str:
 
 def _evaluate_qa(args: argparse.Namespace) -> dict:
     from kirag.eval.datasets import load_questions, qa_format_for_target
-    from kirag.eval.qa_eval import evaluate_predictions
+    from kirag.eval.qa_evaluation import evaluate_predictions
     from kirag.eval.submission import read_qa_predictions
 
     fmt = qa_format_for_target(args.questions, args.target)

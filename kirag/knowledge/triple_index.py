@@ -60,7 +60,7 @@ class TripleIndex:
 
     def __init__(self, path: str | Path, encoder=None):
         from kirag.retrieval.faiss_index import load_faiss_index
-        from kirag.retrieval.index_base import read_manifest
+        from kirag.retrieval.index_folder import read_manifest
 
         self.path = Path(path)
         self.manifest = read_manifest(self.path, KIND)
@@ -409,7 +409,7 @@ def _build_from_corpus(
         store = TripleStore(cache_path)
         stats = extract_corpus(documents, extractor_obj, store, batch_size=batch_size)
     except sqlite3.Error as exc:  # e.g. a full disk: name the cache, not just "disk is full"
-        from kirag.oserrors import as_write_error
+        from kirag.atomic import as_write_error
 
         raise as_write_error(exc, cache_path) from exc
     pairs = ((doc, store.get(doc.id, extractor_obj.id) or []) for doc in documents)

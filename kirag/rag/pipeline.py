@@ -181,7 +181,7 @@ class KiRAGRetriever:
         self.docstore = self.kirag.index.docstore
 
     def search(self, query, k: int = 10, with_documents: bool = False) -> list[Hit]:
-        from kirag.retrieval.index_base import query_text
+        from kirag.retrieval.index_folder import query_text
 
         text = query_text(query)
         if not text.strip():
@@ -192,7 +192,7 @@ class KiRAGRetriever:
         self, queries, k: int = 10, threads: int = 1, with_documents: bool = False
     ) -> dict[str, list[Hit]]:
         from kirag.progress import progress
-        from kirag.retrieval.index_base import query_pairs
+        from kirag.retrieval.index_folder import query_pairs
 
         pairs = query_pairs(queries)
         return {

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kirag.eval.datasets import MultiHopExample
-from kirag.eval.qa import (
+from kirag.eval.qa_metrics import (
     F1,
     SetScores,
     evidence_scores,
