@@ -77,9 +77,11 @@ def room_for_text(engine: LLMEngine, used_tokens: int, what: str) -> int:
     """Tokens left for a variable text (passage, document) once `used_tokens` (prompt around it +
     generation budget) and the margin are taken from the engine's context; `what` names the
     fixed part in the error raised when nothing is left."""
+    from kirag.errors import ContextError
+
     room = engine.context_length - used_tokens - CONTEXT_MARGIN
     if room <= 0:
-        raise ValueError(f"{what} leaves no room in a {engine.context_length}-token context")
+        raise ContextError(f"{what} leaves no room in a {engine.context_length}-token context")
     return room
 
 
