@@ -135,9 +135,12 @@ def chat_prompt_fallback(messages: Sequence[dict[str, str]]) -> str:
 
 def single_token_id(engine: LLMEngine, text: str) -> int:
     """The id of a string that must be exactly one token for this model (e.g. " true")."""
+    from kirag.errors import SettingsError
+
     ids = engine.token_ids(text)
     if len(ids) != 1:
-        raise ValueError(
-            f"{text!r} is {len(ids)} tokens for this model; a candidate must be one token"
+        raise SettingsError(
+            f"{text!r} is {len(ids)} tokens for this model; a candidate must be one token "
+            "(choose another model)"
         )
     return ids[0]
