@@ -38,9 +38,8 @@ log = logging.getLogger(__name__)
 
 REFERENCE_BUDGET = 8192
 PASSAGE_POLICIES = ("truncate", "reference")
-MIN_PASSAGE_ROOM = (
-    512  # tokens the "truncate" policy keeps for query + passage (or half the context)
-)
+# tokens the "truncate" policy keeps for query + passage (or half the context, if smaller)
+MIN_PASSAGE_ROOM = 512
 
 
 @dataclass(slots=True)
@@ -120,8 +119,8 @@ class Rank1Reranker(BaseReranker):
             return budget
         if self.passage_policy == "reference":
             log.warning(
-                "thinking budget %d: the %d-token context ends the thinking earlier, after "
-                "%d tokens minus the query and passage (passage policy 'reference')",
+                "thinking budget %d: the %d-token context ends thoughts earlier (at most %d "
+                "tokens, less the query and passage; passage policy 'reference')",
                 budget,
                 context,
                 context - self._overhead,

@@ -209,3 +209,25 @@ def test_a_query_too_long_for_the_context_is_one_line_naming_it(sample, tmp_path
     assert "unknown dataset prompt 'nosuch'" in capsys.readouterr().err
     assert main([*args, "--thinking-budget", "-1", "--output", str(out)]) == 2
     assert "--thinking-budget must be >= 0" in capsys.readouterr().err
+
+
+def test_precision_defaults_float16_on_a_gpu_and_float32_on_the_cpu(transformers_engine):
+    from kirag.llm.transformers_engine import default_dtype
+
+    assert default_dtype("cuda") == default_dtype("cuda:1") == "float16"  # the reference's
+    assert default_dtype("cpu") == "float32"
+    if transformers_engine.device == "cpu":
+        assert transformers_engine.dtype == transformers_engine.precision == "float32"
+    reranker = Rank1Reranker(engine=transformers_engine, thinking_budget=0)
+    assert reranker.settings["precision"] == transformers_engine.precision
+
+
+def test_each_prompt_of_a_batch_thinks_until_its_own_context_end(transformers_engine, monkeypatch):
+    """The reference policy relies on it: vLLM ends each sequence at the context, so a long
+    prompt batched with a short one must not cut the short one's generation."""
+    short, long = "Animal Farm is", "Animal Farm is a novella by George Orwell, " * 4 + "which"
+    length = len(transformers_engine._prompt_ids(long))
+    monkeypatch.setattr(transformers_engine, "context_length", length + 3)
+    first, second = transformers_engine.generate_detailed([short, long], 8)
+    assert len(first.token_ids) == 8 or first.finish_reason == "eos"
+    assert len(second.token_ids) == 3 or second.finish_reason == "eos"
