@@ -157,7 +157,7 @@ def test_a_budget_larger_than_the_context_is_fitted_and_said(small_engine, caplo
     assert fitted.settings["thinking_budget_used"] == fitted.thinking_budget
     assert "does not fit the 256-token context" in caplog.text
     kept = Rank1Reranker(engine=small_engine, passage_policy="reference")
-    assert kept.thinking_budget == 8192 and "ends the thinking earlier" in caplog.text
+    assert kept.thinking_budget == 8192 and "context ends thoughts earlier" in caplog.text
     with pytest.raises(ContextError, match="query 'long'"):
         fitted.check_queries({"short": "Who?", "long": "Who wrote it? " * 60})
 
