@@ -22,7 +22,9 @@ examples:
       --model smollm2-135m --engine llamacpp --thinking-budget 64 --k 20 \\
       --output rank1.trec --explanations rank1.explanations.jsonl
   kirag rerank --run bm25.trec --topics t.tsv --corpus collection.tsv --model rank1-7b \\
-      --engine vllm --k 100 --output rank1-7b.trec            # on a GPU machine
+      --engine vllm --k 100 --output rank1-7b.trec            # on a GPU machine (float16)
+  kirag rerank --run scifact.trec --topics queries.tsv --corpus corpus.jsonl --model rank1-7b \\
+      --dataset-prompt scifact --passage-policy reference --output rank1-scifact.trec
   kirag rerank --run run.trec --topics t.tsv --index idx --reranker cross-encoder \\
       --model cross-encoder/ms-marco-MiniLM-L-6-v2 --output ce.trec --qrels qrels.txt
 """
