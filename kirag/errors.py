@@ -41,3 +41,17 @@ class IndexLoadError(KiragError):
 
 class OutputExistsError(KiragError, FileExistsError):
     """An output (index folder, run file) already exists and overwriting was not asked for."""
+
+
+class UnknownPromptError(KiragError, ValueError):
+    """A prompt name (e.g. a Rank1 dataset prompt) that kirag does not ship; the message lists
+    the known names."""
+
+
+class ContextError(KiragError, ValueError):
+    """A prompt, query or setting does not fit the model's context; the message names what to
+    change (the query id, --context, --thinking-budget)."""
+
+
+class SettingsError(KiragError, ValueError):
+    """A setting that cannot work (a negative budget, an unknown policy); names the flag."""

@@ -9,6 +9,13 @@ Per pair (the reference behaviour, see rank1_scoring):
      score the next token restricted to true/false;
   4. if that fails too: 0.5, flagged as "default".
 Budget 0 closes the think block at once and scores directly (pointwise LLM reranking).
+
+Long passages, two policies (`passage_policy`):
+  "truncate" (default): the passage is cut so that the whole thinking budget fits the context;
+      a budget that leaves less than MIN_PASSAGE_ROOM tokens for query and passage is lowered to
+      leave that much (logged, and recorded in the settings as thinking_budget_used);
+  "reference": as orionw/rank1, the whole passage is kept and the context ends the thinking
+      (a passage is cut only when the prompt alone would not fit the context).
 """
 
 from __future__ import annotations
@@ -22,12 +29,17 @@ from kirag.rerank import rank1_scoring as rs
 from kirag.rerank.base import BaseReranker, apply_scores, as_hits
 from kirag.rerank.cache import ScoreCache, config_fingerprint, pair_key
 
-from kirag.llm.base import LLMEngine, room_for_text, single_token_id
+from kirag.errors import ContextError, SettingsError
+from kirag.io.docstore import DocStore
+from kirag.llm.base import CONTEXT_MARGIN, LLMEngine, room_for_text, single_token_id
 from kirag.types import Document, Hit, Query
 
 log = logging.getLogger(__name__)
 
 REFERENCE_BUDGET = 8192
+PASSAGE_POLICIES = ("truncate", "reference")
+# tokens the "truncate" policy keeps for query + passage (or half the context, if smaller)
+MIN_PASSAGE_ROOM = 512
 
 
 @dataclass(slots=True)
@@ -55,38 +67,109 @@ class Rank1Reranker(BaseReranker):
         dataset_prompt: str | None = None,
         cache: ScoreCache | str | Path | None = None,
         engine_options: Mapping | None = None,
+        passage_policy: str = "truncate",
     ):
+        """`dataset_prompt`: a name of the reference's per-dataset prompts ("scifact", "arguana",
+        ... see `rank1_scoring.dataset_prompt_names()`) or a prompt text with FILL_QUERY_HERE."""
         if thinking_budget < 0:
-            raise ValueError("thinking_budget must be >= 0")
+            raise SettingsError("the thinking budget must be >= 0 (--thinking-budget)")
+        if passage_policy not in PASSAGE_POLICIES:
+            raise SettingsError(
+                f"unknown passage policy {passage_policy!r}; known: {', '.join(PASSAGE_POLICIES)}"
+            )
+        dataset_prompt = rs.resolve_dataset_prompt(dataset_prompt)
         if isinstance(engine, str):
             from kirag.llm.factory import load_engine
 
             engine = load_engine(model, engine, **dict(engine_options or {}))
         self.engine = engine
-        self.thinking_budget = thinking_budget
         self.batch_size = max(1, batch_size)
         self.instruction = instruction
         self.dataset_prompt = dataset_prompt
+        self.passage_policy = passage_policy
         self.true_id = single_token_id(engine, rs.TRUE_TOKEN)
         self.false_id = single_token_id(engine, rs.FALSE_TOKEN)
         self.cache = ScoreCache(cache) if isinstance(cache, str | Path) else cache
+        self._overhead = engine.count_tokens(rs.build_prompt("", "")) + 1
+        self.requested_budget = thinking_budget
+        self.thinking_budget = self._fit_budget(thinking_budget)
         self.settings = {
             "scorer": "rank1",
             "model": engine.model_id,
             "engine": engine.name,
-            "precision": getattr(engine, "quantize", None) or getattr(engine, "dtype", None),
+            "precision": engine_precision(engine),
+            "context_length": engine.context_length,
             "prompt": rs.prompt_template(),
             "thinking_budget": thinking_budget,
+            "thinking_budget_used": self.thinking_budget,
+            "passage_policy": passage_policy,
         }
         self.fingerprint = config_fingerprint(self.settings)
-        self._overhead = engine.count_tokens(rs.build_prompt("", "")) + 1
         self.truncated_passages = 0
         self.fallbacks = {"none": 0, "rethink": 0, "default": 0}
+
+    def _fit_budget(self, budget: int) -> int:
+        """The thinking budget that works with this context: "truncate" lowers one that would
+        leave less than MIN_PASSAGE_ROOM tokens for query and passage (and says so); with
+        "reference" the context itself ends long thoughts (said too)."""
+        context = self.engine.context_length
+        room = min(MIN_PASSAGE_ROOM, context // 2)
+        most = context - self._overhead - CONTEXT_MARGIN - room
+        if budget <= most:
+            return budget
+        if self.passage_policy == "reference":
+            log.warning(
+                "thinking budget %d: the %d-token context ends thoughts earlier (at most %d "
+                "tokens, less the query and passage; passage policy 'reference')",
+                budget,
+                context,
+                context - self._overhead,
+            )
+            return budget
+        fitted = max(0, most)
+        log.warning(
+            "thinking budget %d does not fit the %d-token context with a passage: using %d, "
+            "which leaves %d tokens for query and passage (raise the context, e.g. --context, "
+            "or choose --passage-policy reference)",
+            budget,
+            context,
+            fitted,
+            room,
+        )
+        return fitted
+
+    def query_text(self, query: str | Query) -> str:
+        """The query string in the prompt: the reranker's instruction (else the query's own),
+        then the dataset prompt, as the reference applies them."""
+        text = query.text if isinstance(query, Query) else query
+        instruction = self.instruction
+        if instruction is None and isinstance(query, Query):
+            instruction = query.instruction
+        return rs.query_with_instruction(text, instruction, self.dataset_prompt)
+
+    def check_queries(self, queries: Mapping[str, str | Query]) -> None:
+        """A clear error naming the first query that leaves no room for a passage in the context
+        (checked before any pair is scored)."""
+        budget = self.thinking_budget if self.passage_policy == "truncate" else 0
+        context = self.engine.context_length
+        for qid, query in queries.items():
+            tokens = self.engine.count_tokens(self.query_text(query))
+            if self._overhead + tokens + budget + CONTEXT_MARGIN < context:
+                continue
+            wrapped = " with its dataset prompt" if self.dataset_prompt else ""
+            thinking = f" and a thinking budget of {budget}" if budget else ""
+            fixes = "shorten it" + (", lower --thinking-budget" if budget else "")
+            raise ContextError(
+                f"query {qid!r} is {tokens} tokens{wrapped}: with the Rank1 prompt{thinking} "
+                f"it leaves no room for a passage in the {context}-token context; {fixes} "
+                "or raise --context"
+            )
 
     # ---------------------------------------------------------------- scoring
 
     def _fit_passage(self, query: str, passage: str) -> tuple[str, bool]:
-        used = self._overhead + self.engine.count_tokens(query) + self.thinking_budget
+        budget = self.thinking_budget if self.passage_policy == "truncate" else 0
+        used = self._overhead + self.engine.count_tokens(query) + budget
         room = room_for_text(self.engine, used, "the prompt around the passage with its query")
         if self.engine.count_tokens(passage) <= room:
             return passage, False
@@ -96,13 +179,16 @@ class Rank1Reranker(BaseReranker):
         self, pairs: Sequence[tuple[str, str]], query_ids: Sequence[str] | None = None
     ) -> list[Rank1Score]:
         """Scores for (query, passage) pairs, batched, reusing cached scores."""
+        return self._score([(self.query_text(q), p) for q, p in pairs])
+
+    def _score(self, pairs: Sequence[tuple[str, str]]) -> list[Rank1Score]:
+        """Scores for pairs whose query is already the prompt's query string."""
         results: list[Rank1Score | None] = [None] * len(pairs)
         prompts: list[str] = []
         todo: list[int] = []
         keys: list[str] = []
         truncated: list[bool] = []
         for index, (query, passage) in enumerate(pairs):
-            query = rs.query_with_instruction(query, self.instruction, self.dataset_prompt)
             key = pair_key(self.fingerprint, query, passage)
             keys.append(key)
             cached = self.cache.get(key) if self.cache is not None else None
@@ -154,12 +240,22 @@ class Rank1Reranker(BaseReranker):
             reasonings = [g.text for g in generations]
             scores = [rs.p_true(g.final_logprobs, self.true_id, self.false_id) for g in generations]
             tokens = [len(g.token_ids) for g in generations]
-        retry = [i for i, s in enumerate(scores) if s is None]
+        forced_prompts = {
+            i: rs.forced_prompt(prompts[i], reasonings[i])
+            for i, s in enumerate(scores)
+            if s is None
+        }
+        # a thought the context ended may leave no room for the forced answer: the reference's
+        # vLLM refuses that prompt and scores 0.5, and so does this
+        retry = [
+            i
+            for i, p in forced_prompts.items()
+            if self.engine.count_tokens(p) + 1 <= self.engine.context_length
+        ]
         forced: dict[int, float | None] = {}
         if retry:
             logprobs = self.engine.next_token_logprobs(
-                [rs.forced_prompt(prompts[i], reasonings[i]) for i in retry],
-                [rs.TRUE_TOKEN, rs.FALSE_TOKEN],
+                [forced_prompts[i] for i in retry], [rs.TRUE_TOKEN, rs.FALSE_TOKEN]
             )
             forced = {
                 i: rs.p_true(lp, rs.TRUE_TOKEN, rs.FALSE_TOKEN)
@@ -194,11 +290,9 @@ class Rank1Reranker(BaseReranker):
         """Rescore `candidates` (Hits with documents, or Documents); the first-stage score and
         rank stay in metadata, with p_true, the reasoning and the fallback used. Top `k` (all
         by default), best first."""
-        text = query.text if isinstance(query, Query) else query
-        if isinstance(query, Query) and query.instruction and not self.instruction:
-            text = rs.query_with_instruction(text, query.instruction)
+        text = self.query_text(query)
         hits = as_hits(candidates)
-        scores = self.score([(text, rs.passage_text(h.document)) for h in hits])
+        scores = self._score([(text, rs.passage_text(h.document)) for h in hits])
         details = [
             {
                 "p_true": s.p_true,
@@ -210,3 +304,21 @@ class Rank1Reranker(BaseReranker):
             for s in scores
         ]
         return apply_scores(hits, [s.p_true for s in scores], details, k)
+
+    def rerank_run(
+        self,
+        run: Mapping[str, Sequence[Hit]],
+        queries: Mapping[str, Query],
+        corpus: DocStore,
+        k: int | None = None,
+        show_progress: bool = True,
+    ) -> dict[str, list[Hit]]:
+        """As BaseReranker.rerank_run, after checking that every query of the run fits."""
+        self.check_queries({qid: queries[qid] for qid in run if qid in queries})
+        return super().rerank_run(run, queries, corpus, k, show_progress)
+
+
+def engine_precision(engine: LLMEngine) -> str | None:
+    """The engine's numeric precision as it describes it (dtype, quantization, KV cache type)."""
+    precision = getattr(engine, "precision", None)
+    return precision or getattr(engine, "quantize", None) or getattr(engine, "dtype", None)

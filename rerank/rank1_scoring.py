@@ -3,11 +3,14 @@ P(true) from the final position's log-probabilities, and the "rethink" fallback 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
+
+from kirag.errors import UnknownPromptError
 
 TRUE_TOKEN = " true"  # with the leading space: the token after "</think>"
 FALSE_TOKEN = " false"
@@ -26,23 +29,68 @@ def prompt_template() -> str:
 def query_with_instruction(
     query: str, instruction: str | None = None, dataset_prompt: str | None = None
 ) -> str:
-    """The query as Rank1 sees it: a dataset prompt with FILL_QUERY_HERE wraps it, and an
-    instruction is appended after a space (unless it repeats the query)."""
+    """The query as Rank1 sees it, in the reference's order: an instruction is appended after a
+    space (the pair stripped; a bare stripped query when the instruction repeats it), then a
+    dataset prompt wraps the result at FILL_QUERY_HERE. Nothing else is stripped: five of the
+    reference's dataset prompts end in newlines that stay in the prompt."""
+    if instruction is not None:
+        same = query.strip() == instruction.strip()
+        query = query.strip() if same else f"{query} {instruction}".strip()
     if dataset_prompt:
         query = dataset_prompt.replace(FILL_QUERY, query)
-    if instruction and instruction.strip() != query.strip():
-        query = f"{query} {instruction}".strip()
-    return query.strip()
+    return query
 
 
 def passage_text(passage: Any) -> str:
-    """A passage as Rank1 reads it: "{title} {text}" for documents with a title."""
+    """A passage as Rank1 reads it: "{title} {text}" whenever there is a title field, even an
+    empty one (then the text keeps a leading space, as in the reference); the text alone when
+    there is none (title None counts as none)."""
     if isinstance(passage, str):
         return passage
     if isinstance(passage, Mapping):
-        return f"{passage['title']} {passage['text']}" if passage.get("title") else passage["text"]
+        title = passage.get("title")
+        return passage["text"] if title is None else f"{title} {passage['text']}"
     title = getattr(passage, "title", None)
-    return f"{title} {passage.text}" if title else passage.text
+    return passage.text if title is None else f"{title} {passage.text}"
+
+
+@cache
+def _dataset_prompt_file() -> dict[str, Any]:
+    path = resources.files("kirag.rerank").joinpath("prompts", "rank1_datasets.json")
+    return json.loads(path.read_text("utf-8"))
+
+
+def dataset_prompt_names() -> list[str]:
+    """The reference's per-dataset prompt names (and its alias), as it spells them."""
+    data = _dataset_prompt_file()
+    return [*data["prompts"], *data["aliases"]]
+
+
+def dataset_prompt(name: str) -> str:
+    """The reference's prompt for a dataset, by name (case-insensitive): "SciFact",
+    "BrightRetrieval_leetcode"... As the reference's get_prompt does for a task with subtasks,
+    "Task_subtask" without a prompt of its own takes the task's ("BrightRetrieval_biology")."""
+    data = _dataset_prompt_file()
+    prompts = {k.lower(): v for k, v in data["prompts"].items()}
+    prompts |= {k.lower(): prompts[v.lower()] for k, v in data["aliases"].items()}
+    key = name.strip().lower()
+    if key in prompts:
+        return prompts[key]
+    task = key.split("_", 1)[0]
+    if "_" in key and task in prompts:
+        return prompts[task]
+    raise UnknownPromptError(
+        f"unknown dataset prompt {name!r}; known: {', '.join(dataset_prompt_names())} "
+        f"(or a prompt text containing {FILL_QUERY})"
+    )
+
+
+def resolve_dataset_prompt(value: str | None) -> str | None:
+    """A dataset prompt given as a name of the reference's prompts or as a prompt text with
+    FILL_QUERY_HERE (kept exactly as given)."""
+    if value is None or FILL_QUERY in value:
+        return value
+    return dataset_prompt(value)
 
 
 def build_prompt(query: str, passage: str) -> str:

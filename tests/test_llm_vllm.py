@@ -98,3 +98,11 @@ def test_gpu_only_options_are_refused_on_cpu(hf_folder):
         VLLMEngine(str(hf_folder), tensor_parallel_size=2)
     with pytest.raises(KiragError, match="cannot load the GGUF"):
         VLLMEngine("model.gguf")
+
+
+def test_the_score_cache_key_holds_vllms_precision_and_context(vllm_engine):
+    """A vLLM score at one dtype must not be reused for another (the key had no precision)."""
+    reranker = Rank1Reranker(engine=vllm_engine, thinking_budget=0)
+    assert vllm_engine.precision == vllm_engine.dtype == "float32"  # vLLM's CPU build
+    assert reranker.settings["precision"] == "float32"
+    assert reranker.settings["context_length"] == 2048

@@ -22,7 +22,9 @@ examples:
       --model smollm2-135m --engine llamacpp --thinking-budget 64 --k 20 \\
       --output rank1.trec --explanations rank1.explanations.jsonl
   kirag rerank --run bm25.trec --topics t.tsv --corpus collection.tsv --model rank1-7b \\
-      --engine vllm --k 100 --output rank1-7b.trec            # on a GPU machine
+      --engine vllm --k 100 --output rank1-7b.trec            # on a GPU machine (float16)
+  kirag rerank --run scifact.trec --topics queries.tsv --corpus corpus.jsonl --model rank1-7b \\
+      --dataset-prompt scifact --passage-policy reference --output rank1-scifact.trec
   kirag rerank --run run.trec --topics t.tsv --index idx --reranker cross-encoder \\
       --model cross-encoder/ms-marco-MiniLM-L-6-v2 --output ce.trec --qrels qrels.txt
 """
@@ -58,14 +60,17 @@ def register(subparsers) -> None:
         "--thinking-budget",
         type=int,
         default=8192,
-        help="max reasoning tokens (0: answer at once); reference 8192",
+        help="max reasoning tokens (0: answer at once); reference 8192. With --passage-policy "
+        "truncate a budget that leaves under 512 tokens of the context for query and passage is "
+        "lowered to leave that (said in a warning and in the settings)",
     )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument(
         "--dtype",
         default=None,
         choices=["float32", "bfloat16", "float16", "auto"],
-        help="precision (transformers, vllm)",
+        help="precision (transformers, vllm); default: float16 on a GPU (the Rank1 "
+        "reference's), float32 on the CPU (float16 is slow there; float32 is the numerical reference)",
     )
     parser.add_argument(
         "--quantize",
@@ -92,7 +97,19 @@ def register(subparsers) -> None:
         "--instruction", default=None, help="appended to every query (Rank1 instructions)"
     )
     parser.add_argument(
-        "--dataset-prompt", default=None, help="a prompt with FILL_QUERY_HERE wrapping each query"
+        "--dataset-prompt",
+        default=None,
+        help="the Rank1 reference's prompt for a dataset, by name (scifact, climatefever, "
+        "treccovid, arguana, dbpedia, fiqa2018, nfcorpus, touche2020, scidocs, "
+        "brightretrieval[_aops|_theoremqa_questions|_theoremqa_theorems|_leetcode|_pony]), or "
+        "a prompt text with FILL_QUERY_HERE wrapping each query",
+    )
+    parser.add_argument(
+        "--passage-policy",
+        default="truncate",
+        choices=["truncate", "reference"],
+        help="long passages: truncate (cut the passage so the whole thinking budget fits) or "
+        "reference (orionw/rank1: keep the whole passage, the context ends the thinking)",
     )
     parser.add_argument(
         "--explanations", default=None, help="write each pair's reasoning as JSONL here"
@@ -172,6 +189,7 @@ def make_reranker(args: argparse.Namespace, cache: Path):
         batch_size=args.batch_size,
         instruction=args.instruction,
         dataset_prompt=args.dataset_prompt,
+        passage_policy=args.passage_policy,
         cache=cache,
         engine_options=engine_options(args),
     )
@@ -188,8 +206,14 @@ def run(args: argparse.Namespace) -> int:
     from kirag.seeding import set_seed
 
     set_seed(args.seed)
-    if args.k < 1:
-        raise KiragError("--k must be >= 1")
+    for flag, value, least in (
+        ("--k", args.k, 1),
+        ("--batch-size", args.batch_size, 1),
+        ("--thinking-budget", args.thinking_budget, 0),
+        ("--context", args.context, 1),
+    ):
+        if value is not None and value < least:
+            raise KiragError(f"{flag} must be >= {least}")
     run_hits = read_run(args.run, on_error=on_error(args))
     topics = read_topics(args.topics, on_error=on_error(args))
     cache = (
@@ -233,6 +257,8 @@ def run(args: argparse.Namespace) -> int:
         results["effect"] = report_effect(run_hits, reranked, args.qrels, args.k)
     settings = {k: v for k, v in vars(args).items() if k != "func"}
     settings["cache"] = str(cache)
+    # what the reranker resolved: precision, context, the budget it used, the passage policy
+    settings["reranker_settings"] = getattr(reranker, "settings", None)
     RunConfig("rerank", settings, results=results).write(args.output)
     print(
         f"wrote {args.output}: {pairs} pairs reranked in {seconds:.1f}s ({results['pairs_per_second']} pairs/s)"

@@ -95,7 +95,8 @@ def parse_json_document(line: str) -> Document:
     metadata = {key: value for key, value in record.items() if key not in used}
     if isinstance(metadata.get("metadata"), dict) and len(metadata) == 1:
         metadata = metadata["metadata"]
-    title = _as_text(raw_title, "title") or None
+    # an empty title stays "" (not None): Rank1 reads "{title} {text}" whenever the field exists
+    title = None if raw_title is None else _as_text(raw_title, "title")
     doc = Document(_as_id(raw_id), _as_text(raw_text, text_name), title, metadata)
     return _checked(doc)
 
@@ -122,7 +123,7 @@ class _TsvParser:
         row = dict(zip(self.columns, parts, strict=True))
         _, raw_id = _first_field(row, ID_FIELDS)
         _, text = _first_field(row, TEXT_FIELDS)
-        title = (row.get("title") or "").strip() or None
+        title = row["title"].strip() if "title" in row else None
         return _checked(Document(_as_id(raw_id), text or "", title))
 
 

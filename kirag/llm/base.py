@@ -77,9 +77,11 @@ def room_for_text(engine: LLMEngine, used_tokens: int, what: str) -> int:
     """Tokens left for a variable text (passage, document) once `used_tokens` (prompt around it +
     generation budget) and the margin are taken from the engine's context; `what` names the
     fixed part in the error raised when nothing is left."""
+    from kirag.errors import ContextError
+
     room = engine.context_length - used_tokens - CONTEXT_MARGIN
     if room <= 0:
-        raise ValueError(f"{what} leaves no room in a {engine.context_length}-token context")
+        raise ContextError(f"{what} leaves no room in a {engine.context_length}-token context")
     return room
 
 
@@ -133,9 +135,12 @@ def chat_prompt_fallback(messages: Sequence[dict[str, str]]) -> str:
 
 def single_token_id(engine: LLMEngine, text: str) -> int:
     """The id of a string that must be exactly one token for this model (e.g. " true")."""
+    from kirag.errors import SettingsError
+
     ids = engine.token_ids(text)
     if len(ids) != 1:
-        raise ValueError(
-            f"{text!r} is {len(ids)} tokens for this model; a candidate must be one token"
+        raise SettingsError(
+            f"{text!r} is {len(ids)} tokens for this model; a candidate must be one token "
+            "(choose another model)"
         )
     return ids[0]

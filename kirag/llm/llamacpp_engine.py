@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kirag.errors import KiragError
+from kirag.errors import ContextError, KiragError
 from kirag.llm.base import (
     Generation,
     chat_prompt_fallback,
@@ -155,6 +155,12 @@ class LlamaCppEngine:
         self.quantize = quantize.lower() if quantize else None
         self.kv_type = kv_type.lower()
         self.context_length = n_ctx
+        weights = (
+            self.quantize
+            or f"gguf file type {self._model.metadata().get('general.file_type', '?')}"
+        )
+        # what a cached score depends on besides the model: weights and KV cache precision
+        self.precision = f"{weights}, kv {self.kv_type}"
         self.n_vocab = self._model.n_vocab()
         self.eos = self._model.token_eos()
         self.prefix_hits = 0
@@ -325,13 +331,15 @@ class LlamaCppEngine:
         return list(zip(seqs, logits, strict=True))  # type: ignore[arg-type]
 
     def _groups(self, prompts: list[list[int]], max_tokens: int) -> list[list[int]]:
-        return fit_groups([len(p) + max_tokens for p in prompts], self.n_parallel, self.kv_cells)
+        # a generation stops at the context, so no prompt takes more cells than that
+        sizes = [min(len(p) + max_tokens, self.context_length) for p in prompts]
+        return fit_groups(sizes, self.n_parallel, self.kv_cells)
 
     # ------------------------------------------------------------------ generation
 
     def _check_fits(self, prompt_ids: list[int], max_tokens: int) -> None:
         if len(prompt_ids) + max_tokens > self.context_length:
-            raise ValueError(
+            raise ContextError(
                 f"prompt of {len(prompt_ids)} tokens + {max_tokens} new tokens exceeds the context of {self.context_length}"
             )
 

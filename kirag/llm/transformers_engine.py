@@ -46,6 +46,12 @@ INT8_WARNING = (
 )
 
 
+def default_dtype(device: str) -> str:
+    """float16 on a GPU (the Rank1 reference runs float16); float32 on the CPU, where float16
+    matmuls are slow or missing and float32 is the numerical reference."""
+    return "float16" if device.startswith("cuda") else "float32"
+
+
 class TransformersEngine:
     """A causal LM through transformers. `model_path` is an HF folder, a hub id, or a .gguf file."""
 
@@ -54,7 +60,7 @@ class TransformersEngine:
     def __init__(
         self,
         model_path: str,
-        dtype: str = "float32",
+        dtype: str | None = None,
         device: str | None = None,
         quantize: str | None = None,
         trust_remote_code: bool = False,
@@ -67,10 +73,11 @@ class TransformersEngine:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        if dtype not in DTYPES:
-            raise KiragError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
         self.torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = dtype or default_dtype(self.device)
+        if dtype not in DTYPES:
+            raise KiragError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise KiragError(
                 f"device {self.device!r} asked for, but torch sees no CUDA device on this machine"
@@ -104,6 +111,7 @@ class TransformersEngine:
                     self.model, {torch.nn.Linear}, dtype=torch.qint8
                 )
         self.dtype, self.quantize = dtype, quantize
+        self.precision = f"{dtype}+dynamic {quantize}" if quantize else dtype
         self.model_id = model_id or str(model_path)
         config_max = getattr(self.model.config, "max_position_embeddings", None) or 2048
         self.context_length = min(config_max, max_context) if max_context else config_max
@@ -158,10 +166,10 @@ class TransformersEngine:
         if not prompts:
             return []
         ids = [self._prompt_ids(p) for p in prompts]
-        longest = max(len(i) for i in ids)
-        max_tokens = max(0, min(max_tokens, self.context_length - longest))
+        # each prompt's generation stops at the context, as in vLLM (not at the batch's longest)
+        limits = [max(0, min(max_tokens, self.context_length - len(i))) for i in ids]
         with self.torch.inference_mode():
-            return self._decode(ids, max_tokens, list(stop or ()))
+            return self._decode(ids, limits, list(stop or ()))
 
     def generate(
         self, prompts: Sequence[str], max_tokens: int, stop: Sequence[str] | None = None
@@ -198,13 +206,14 @@ class TransformersEngine:
         next_positions = torch.tensor([[len(i)] for i in ids], device=self.device)
         return logits, past, mask, next_positions
 
-    def _decode(self, ids: list[list[int]], max_tokens: int, stop: list[str]) -> list[Generation]:
+    def _decode(self, ids: list[list[int]], limits: list[int], stop: list[str]) -> list[Generation]:
         torch = self.torch
         results = [Generation("", [], {}, "length", None, len(i)) for i in ids]
+        max_tokens = max(limits)
         if max_tokens == 0:
             return results
         logits, past, mask, positions = self._first_step(ids)
-        active = [True] * len(ids)
+        active = [limit > 0 for limit in limits]
         longest_stop = max(map(len, stop), default=0)
         for _ in range(max_tokens):
             chosen = torch.argmax(logits, dim=-1)
@@ -230,6 +239,8 @@ class TransformersEngine:
                         )
                         continue
                 result.text = text
+                if len(result.token_ids) >= limits[row]:
+                    active[row] = False
             if not any(active):
                 break
             mask = torch.cat(

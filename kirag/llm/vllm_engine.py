@@ -43,7 +43,7 @@ class VLLMEngine:
     def __init__(
         self,
         model_path: str,
-        dtype: str = "auto",
+        dtype: str | None = None,
         quantization: str | None = None,
         tensor_parallel_size: int = 1,
         enable_prefix_caching: bool = True,
@@ -71,8 +71,10 @@ class VLLMEngine:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
             os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-            dtype = "float32" if dtype == "auto" else dtype
+            dtype = "float32" if dtype in (None, "auto") else dtype
             enforce_eager = True if enforce_eager is None else enforce_eager
+        # the Rank1 reference's float16 on a GPU; "auto" (the checkpoint's own dtype) on request
+        dtype = dtype or "float16"
         options = {
             "model": str(model_path),
             "dtype": dtype,
@@ -91,7 +93,11 @@ class VLLMEngine:
         self.llm = vllm.LLM(**options)
         self.tokenizer = self.llm.get_tokenizer()
         self.model_id = model_id or str(model_path)
-        self.context_length = int(self.llm.llm_engine.model_config.max_model_len)
+        model_config = self.llm.llm_engine.model_config
+        self.context_length = int(model_config.max_model_len)
+        self.dtype = str(model_config.dtype).removeprefix("torch.")
+        # what a cached score depends on besides the model: the dtype vLLM resolved, quantization
+        self.precision = f"{self.dtype}+{quantization}" if quantization else self.dtype
         self.on_cpu = on_cpu
 
     def token_ids(self, text: str) -> list[int]:
