@@ -14,7 +14,8 @@ from typing import Literal
 
 from kirag.atomic import atomic_write
 from kirag.errors import InputError
-from kirag.io.lines import OnError, ReadReport, open_binary, read_records
+from kirag.io.ids import check_id
+from kirag.io.lines import OnError, ReadReport, open_binary, read_numbered_records
 from kirag.types import Hit
 
 RunFormat = Literal["trec", "msmarco", "jsonl"]
@@ -33,17 +34,33 @@ def format_from_path(path: str | Path) -> RunFormat:
     return "trec"
 
 
+def parse_score(text: str | bytes) -> float:
+    """A run score: a finite number (NaN or an infinity cannot be ranked: trec_eval's order and
+    every metric would silently depend on it)."""
+    try:
+        score = float(text)
+    except ValueError:
+        raise InputError(f"score must be a number: {text!r}") from None
+    if not math.isfinite(score):
+        raise InputError(f"score must be a finite number, not {score!r}")
+    return score
+
+
+def _hit(qid: str, docid: str, score: float, rank: int, **extra) -> tuple[str, Hit]:
+    """A parsed row, its ids checked against the id rule (kirag.io.ids)."""
+    return check_id(qid, "query id"), Hit(check_id(docid, "document id"), score, rank, **extra)
+
+
 def _parse_trec(line: str) -> list[tuple[str, Hit]]:
     parts = line.split()
     if len(parts) != 6:
         raise InputError(f"expected 6 columns (qid Q0 docid rank score tag), found {len(parts)}")
     qid, _, docid, rank, score, _tag = parts
     try:
-        return [(qid, Hit(docid, float(score), int(rank)))]
+        rank_number = int(rank)
     except ValueError:
-        raise InputError(
-            f"rank must be an integer and score a number: {rank!r} {score!r}"
-        ) from None
+        raise InputError(f"rank must be an integer: {rank!r}") from None
+    return [_hit(qid, docid, parse_score(score), rank_number)]
 
 
 def _parse_msmarco(line: str) -> list[tuple[str, Hit]]:
@@ -52,10 +69,10 @@ def _parse_msmarco(line: str) -> list[tuple[str, Hit]]:
         raise InputError(f"expected 3 columns (qid, pid, rank) or 4 (+score), found {len(parts)}")
     try:
         rank = int(parts[2])
-        score = float(parts[3]) if len(parts) == 4 else -float(rank)
     except ValueError:
         raise InputError(f"rank must be an integer: {parts[2]!r}") from None
-    return [(parts[0], Hit(parts[1], score, rank))]
+    score = parse_score(parts[3]) if len(parts) == 4 else -float(rank)
+    return [_hit(parts[0], parts[1], score, rank)]
 
 
 def _parse_jsonl(line: str) -> list[tuple[str, Hit]]:
@@ -63,14 +80,12 @@ def _parse_jsonl(line: str) -> list[tuple[str, Hit]]:
         record = json.loads(line)
         qid = str(record["qid"])
         return [
-            (
+            _hit(
                 qid,
-                Hit(
-                    str(h["docid"]),
-                    float(h["score"]),
-                    int(h["rank"]),
-                    metadata=h.get("metadata", {}),
-                ),
+                str(h["docid"]),
+                parse_score(str(h["score"])),
+                int(h["rank"]),
+                metadata=h.get("metadata", {}),
             )
             for h in record["hits"]
         ]
@@ -90,14 +105,28 @@ def read_run(
     sort: bool = True,
 ) -> Run:
     """Read a run into {qid: hits sorted by rank} (file order with `sort=False`, for
-    validation). Queries keep their first-seen order."""
+    validation). Queries keep their first-seen order. Scores must be finite and ids obey the id
+    rule; a document ranked twice for one query is an error naming its line, as in
+    `read_run_scores` and trec_eval (with `on_error="skip"` the later line is skipped and
+    counted)."""
     fmt = format_from_path(path) if format == "auto" else format
     if fmt == "trec" and format == "auto":
         fmt = _sniff(path)
     run: Run = {}
+    seen: dict[str, set[str]] = {}
     report = ReadReport(str(path))
-    for rows in read_records(path, PARSERS[fmt], on_error, report):
+    for lineno, rows in read_numbered_records(path, PARSERS[fmt], on_error, report):
         for qid, hit in rows:
+            docs = seen.setdefault(qid, set())
+            if hit.doc_id in docs:
+                error = InputError(
+                    f"query {qid!r} ranks document {hit.doc_id!r} twice", path, lineno
+                )
+                if on_error == "raise":
+                    raise error
+                report.record_problem(error)
+                continue
+            docs.add(hit.doc_id)
             run.setdefault(qid, []).append(hit)
     if sort:
         for hits in run.values():
@@ -140,7 +169,7 @@ def read_run_scores(
                     qid, docid, score = (
                         parts[0].decode(),
                         parts[2].decode(),
-                        float(parts[score_column]),
+                        parse_score(parts[score_column]),
                     )
                 else:
                     if len(parts) not in (3, 4):
@@ -151,7 +180,9 @@ def read_run_scores(
                     if score_column is not None:
                         score = float(int(parts[score_column]))
                     else:
-                        score = float(parts[3]) if len(parts) == 4 else -float(int(parts[2]))
+                        score = parse_score(parts[3]) if len(parts) == 4 else -float(int(parts[2]))
+            except InputError as exc:
+                raise InputError(exc.reason, path, lineno) from None
             except (ValueError, UnicodeDecodeError) as exc:
                 raise InputError(str(exc), path, lineno) from None
             docs = run.get(qid)
@@ -180,7 +211,9 @@ def format_score(score: float) -> str:
 def format_run_lines(
     qid: str, hits: Sequence[Hit], format: RunFormat = "trec", tag: str = DEFAULT_TAG
 ) -> Iterable[str]:
-    """The lines of one query's hits in a run format (no trailing newlines)."""
+    """The lines of one query's hits in a run format (no trailing newlines). Refuses ids that
+    break the id rule and non-finite scores: such a line could not be read back."""
+    check_hits(qid, hits)
     if format == "trec":
         for hit in hits:
             yield f"{qid} Q0 {hit.doc_id} {hit.rank} {format_score(hit.score)} {tag}"
@@ -199,6 +232,19 @@ def format_run_lines(
         yield json.dumps(record, ensure_ascii=False, default=str)
     else:
         raise ValueError(f"unknown run format {format!r}; known: trec, msmarco, jsonl")
+
+
+def check_hits(qid: str, hits: Sequence[Hit]) -> None:
+    """An InputError naming the query and document when an id breaks the id rule
+    (kirag.io.ids) or a score is NaN or infinite."""
+    try:
+        check_id(qid, "query id")
+        for hit in hits:
+            check_id(hit.doc_id, "document id")
+            if not math.isfinite(hit.score):
+                raise InputError(f"document {hit.doc_id!r} has the score {hit.score!r}")
+    except InputError as exc:
+        raise InputError(f"cannot write query {qid!r} to a run: {exc.reason}") from None
 
 
 def write_run(
