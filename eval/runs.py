@@ -15,7 +15,7 @@ from typing import Literal
 from kirag.atomic import atomic_write
 from kirag.errors import InputError
 from kirag.io.ids import check_id
-from kirag.io.lines import OnError, ReadReport, open_binary, read_numbered_records
+from kirag.io.lines import OnError, ReadReport, head_bytes, raw_lines, read_numbered_records
 from kirag.types import Hit
 
 RunFormat = Literal["trec", "msmarco", "jsonl"]
@@ -155,48 +155,46 @@ def read_run_scores(
     )
     run: dict[str, dict[str, float]] = {}
     columns = 6 if fmt == "trec" else None
-    with open_binary(path) as fh:
-        for lineno, raw in enumerate(fh, 1):
-            parts = raw.split()
-            if not parts:
-                continue
-            try:
-                if columns == 6:
-                    if len(parts) != 6:
-                        raise ValueError(
-                            f"expected 6 columns (qid Q0 docid rank score tag), found {len(parts)}"
-                        )
-                    qid, docid, score = (
-                        parts[0].decode(),
-                        parts[2].decode(),
-                        parse_score(parts[score_column]),
+    for lineno, raw in raw_lines(path):
+        parts = raw.split()
+        if not parts:
+            continue
+        try:
+            if columns == 6:
+                if len(parts) != 6:
+                    raise ValueError(
+                        f"expected 6 columns (qid Q0 docid rank score tag), found {len(parts)}"
                     )
+                qid, docid, score = (
+                    parts[0].decode(),
+                    parts[2].decode(),
+                    parse_score(parts[score_column]),
+                )
+            else:
+                if len(parts) not in (3, 4):
+                    raise ValueError(
+                        f"expected 3 columns (qid, pid, rank) or 4, found {len(parts)}"
+                    )
+                qid, docid = parts[0].decode(), parts[1].decode()
+                if score_column is not None:
+                    score = float(int(parts[score_column]))
                 else:
-                    if len(parts) not in (3, 4):
-                        raise ValueError(
-                            f"expected 3 columns (qid, pid, rank) or 4, found {len(parts)}"
-                        )
-                    qid, docid = parts[0].decode(), parts[1].decode()
-                    if score_column is not None:
-                        score = float(int(parts[score_column]))
-                    else:
-                        score = parse_score(parts[3]) if len(parts) == 4 else -float(int(parts[2]))
-            except InputError as exc:
-                raise InputError(exc.reason, path, lineno) from None
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise InputError(str(exc), path, lineno) from None
-            docs = run.get(qid)
-            if docs is None:
-                docs = run[qid] = {}
-            if docid in docs:
-                raise InputError(f"query {qid!r} ranks document {docid!r} twice", path, lineno)
-            docs[docid] = score
+                    score = parse_score(parts[3]) if len(parts) == 4 else -float(int(parts[2]))
+        except InputError as exc:
+            raise InputError(exc.reason, path, lineno) from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputError(str(exc), path, lineno) from None
+        docs = run.get(qid)
+        if docs is None:
+            docs = run[qid] = {}
+        if docid in docs:
+            raise InputError(f"query {qid!r} ranks document {docid!r} twice", path, lineno)
+        docs[docid] = score
     return run
 
 
 def _sniff(path: str | Path) -> RunFormat:
-    with open_binary(path) as fh:
-        first = fh.readline().decode("utf-8", "replace").strip()
+    first = head_bytes(path, 4096).split(b"\n", 1)[0].decode("utf-8", "replace").strip()
     if first.startswith("{"):
         return "jsonl"
     return "msmarco" if len(first.split()) in (3, 4) else "trec"

@@ -131,10 +131,9 @@ def detect_format(path: Path) -> Literal["jsonl", "tsv"]:
         return "jsonl"
     if name.endswith((".tsv", ".txt")):
         return "tsv"
-    from kirag.io.lines import open_binary
+    from kirag.io.lines import head_bytes
 
-    with open_binary(path) as fh:
-        head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    head = head_bytes(path, 64).lstrip(b"\xef\xbb\xbf \t\r\n")
     return "jsonl" if head.startswith(b"{") else "tsv"
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,28 +60,61 @@ def open_binary(path: str | Path) -> IO[bytes]:
     return open(path, "rb")
 
 
+# what a truncated or corrupt gzip stream raises while it is read
+DECOMPRESSION_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def _unreadable(path: str | Path, lineno: int, exc: Exception) -> InputError:
+    return InputError(
+        f"compressed data is truncated or corrupt ({type(exc).__name__}); re-download or "
+        "re-compress the file",
+        path,
+        lineno,
+    )
+
+
+def raw_lines(path: str | Path) -> Iterator[tuple[int, bytes]]:
+    """Yield (line number, raw bytes) of a file (gzip transparently); a truncated or corrupt
+    gzip stream is an InputError naming the line where reading stopped."""
+    with open_binary(path) as fh:
+        lineno = 0
+        try:
+            for lineno, raw in enumerate(fh, 1):  # lineno is read after the loop
+                yield lineno, raw
+        except DECOMPRESSION_ERRORS as exc:
+            raise _unreadable(path, lineno + 1, exc) from None
+
+
+def head_bytes(path: str | Path, size: int) -> bytes:
+    """The first `size` bytes of a file (decompressed), for format sniffing."""
+    with open_binary(path) as fh:
+        try:
+            return fh.read(size)
+        except DECOMPRESSION_ERRORS as exc:
+            raise _unreadable(path, 1, exc) from None
+
+
 def iter_lines(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[int, str | InputError]]:
     """Yield (line number, text) for each line; a line that does not decode yields an InputError
     in place of its text so the caller's policy decides. Line endings and a BOM are removed."""
-    with open_binary(path) as fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                text = raw.decode(encoding)
-            except UnicodeDecodeError as exc:
-                bad = raw[exc.start : exc.start + 1].hex()
-                yield (
+    for lineno, raw in raw_lines(path):
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            bad = raw[exc.start : exc.start + 1].hex()
+            yield (
+                lineno,
+                InputError(
+                    f"not valid {encoding} (byte 0x{bad} at column {exc.start + 1}); "
+                    f"re-encode the file as {encoding} or pass the right encoding",
+                    path,
                     lineno,
-                    InputError(
-                        f"not valid {encoding} (byte 0x{bad} at column {exc.start + 1}); "
-                        f"re-encode the file as {encoding} or pass the right encoding",
-                        path,
-                        lineno,
-                    ),
-                )
-                continue
-            if lineno == 1 and text.startswith("\ufeff"):
-                text = text[1:]
-            yield lineno, text.rstrip("\r\n")
+                ),
+            )
+            continue
+        if lineno == 1 and text.startswith("\ufeff"):
+            text = text[1:]
+        yield lineno, text.rstrip("\r\n")
 
 
 def read_records(

@@ -93,10 +93,9 @@ def _numbered_trec_topics(path: str | Path, encoding: str) -> list[tuple[int, Qu
 
 
 def detect_topics_format(path: Path) -> Literal["tsv", "jsonl", "trec"]:
-    from kirag.io.lines import open_binary
+    from kirag.io.lines import head_bytes
 
-    with open_binary(path) as fh:
-        head = fh.read(256).lstrip(b"\xef\xbb\xbf \t\r\n")
+    head = head_bytes(path, 256).lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"{"):
         return "jsonl"
     if head.lower().startswith(b"<top>"):
