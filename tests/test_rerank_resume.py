@@ -4,6 +4,7 @@ from an empty llama.cpp KV cache. Real processes, real SmolLM2 GGUF, real BM25 i
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -37,11 +38,18 @@ def _ok(*args: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def first_stage(tmp_path_factory, enwiki_slice):
+def first_stage(tmp_path_factory, enwiki_slice_docs):
     folder = tmp_path_factory.mktemp("resume")
-    index, topics, run = folder / "bm25", folder / "topics.tsv", folder / "bm25.trec"
+    corpus, index = folder / "corpus.jsonl", folder / "bm25"
+    topics, run = folder / "topics.tsv", folder / "bm25.trec"
+    # the real passages, cut to their first 200 characters: short prompts keep the test fast
+    corpus.write_text(
+        "".join(
+            json.dumps({"id": d.id, "contents": d.text[:200]}) + "\n" for d in enwiki_slice_docs
+        )
+    )
     topics.write_text(TOPICS)
-    _ok("index", "bm25", "--corpus", str(enwiki_slice), "--index", str(index))
+    _ok("index", "bm25", "--corpus", str(corpus), "--index", str(index))
     _ok(
         "search",
         "--index",
