@@ -14,7 +14,8 @@ from typing import Literal
 
 from kirag.atomic import atomic_write
 from kirag.errors import InputError
-from kirag.io.lines import OnError, ReadReport, open_binary, read_records
+from kirag.io.ids import check_id
+from kirag.io.lines import OnError, ReadReport, head_bytes, raw_lines, read_numbered_records
 from kirag.types import Hit
 
 RunFormat = Literal["trec", "msmarco", "jsonl"]
@@ -33,17 +34,33 @@ def format_from_path(path: str | Path) -> RunFormat:
     return "trec"
 
 
+def parse_score(text: str | bytes) -> float:
+    """A run score: a finite number (NaN or an infinity cannot be ranked: trec_eval's order and
+    every metric would silently depend on it)."""
+    try:
+        score = float(text)
+    except ValueError:
+        raise InputError(f"score must be a number: {text!r}") from None
+    if not math.isfinite(score):
+        raise InputError(f"score must be a finite number, not {score!r}")
+    return score
+
+
+def _hit(qid: str, docid: str, score: float, rank: int, **extra) -> tuple[str, Hit]:
+    """A parsed row, its ids checked against the id rule (kirag.io.ids)."""
+    return check_id(qid, "query id"), Hit(check_id(docid, "document id"), score, rank, **extra)
+
+
 def _parse_trec(line: str) -> list[tuple[str, Hit]]:
     parts = line.split()
     if len(parts) != 6:
         raise InputError(f"expected 6 columns (qid Q0 docid rank score tag), found {len(parts)}")
     qid, _, docid, rank, score, _tag = parts
     try:
-        return [(qid, Hit(docid, float(score), int(rank)))]
+        rank_number = int(rank)
     except ValueError:
-        raise InputError(
-            f"rank must be an integer and score a number: {rank!r} {score!r}"
-        ) from None
+        raise InputError(f"rank must be an integer: {rank!r}") from None
+    return [_hit(qid, docid, parse_score(score), rank_number)]
 
 
 def msmarco_columns(line: str) -> tuple[str, str, int, float | None]:
@@ -66,19 +83,18 @@ def msmarco_columns(line: str) -> tuple[str, str, int, float | None]:
         rank = int(parts[2])
     except ValueError:
         raise ValueError(f"rank must be an integer: {parts[2]!r}") from None
-    try:
-        score = float(parts[3]) if len(parts) == 4 else None
-    except ValueError:
-        raise ValueError(f"score must be a number: {parts[3]!r}") from None
+    score = parse_score(parts[3]) if len(parts) == 4 else None  # an InputError is a ValueError
     return parts[0], parts[1], rank, score
 
 
 def _parse_msmarco(line: str) -> list[tuple[str, Hit]]:
     try:
         qid, pid, rank, score = msmarco_columns(line)
+    except InputError:
+        raise
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    return [(qid, Hit(pid, score if score is not None else -float(rank), rank))]
+    return [_hit(qid, pid, score if score is not None else -float(rank), rank)]
 
 
 def _parse_jsonl(line: str) -> list[tuple[str, Hit]]:
@@ -86,14 +102,12 @@ def _parse_jsonl(line: str) -> list[tuple[str, Hit]]:
         record = json.loads(line)
         qid = str(record["qid"])
         return [
-            (
+            _hit(
                 qid,
-                Hit(
-                    str(h["docid"]),
-                    float(h["score"]),
-                    int(h["rank"]),
-                    metadata=h.get("metadata", {}),
-                ),
+                str(h["docid"]),
+                parse_score(str(h["score"])),
+                int(h["rank"]),
+                metadata=h.get("metadata", {}),
             )
             for h in record["hits"]
         ]
@@ -113,14 +127,28 @@ def read_run(
     sort: bool = True,
 ) -> Run:
     """Read a run into {qid: hits sorted by rank} (file order with `sort=False`, for
-    validation). Queries keep their first-seen order."""
+    validation). Queries keep their first-seen order. Scores must be finite and ids obey the id
+    rule; a document ranked twice for one query is an error naming its line, as in
+    `read_run_scores` and trec_eval (with `on_error="skip"` the later line is skipped and
+    counted)."""
     fmt = format_from_path(path) if format == "auto" else format
     if fmt == "trec" and format == "auto":
         fmt = _sniff(path)
     run: Run = {}
+    seen: dict[str, set[str]] = {}
     report = ReadReport(str(path))
-    for rows in read_records(path, PARSERS[fmt], on_error, report):
+    for lineno, rows in read_numbered_records(path, PARSERS[fmt], on_error, report):
         for qid, hit in rows:
+            docs = seen.setdefault(qid, set())
+            if hit.doc_id in docs:
+                error = InputError(
+                    f"query {qid!r} ranks document {hit.doc_id!r} twice", path, lineno
+                )
+                if on_error == "raise":
+                    raise error
+                report.record_problem(error)
+                continue
+            docs.add(hit.doc_id)
             run.setdefault(qid, []).append(hit)
     if sort:
         for hits in run.values():
@@ -149,46 +177,43 @@ def read_run_scores(
     )
     run: dict[str, dict[str, float]] = {}
     trec, by_rank = fmt == "trec", score_column is not None
-    with open_binary(path) as fh:
-        for lineno, raw in enumerate(fh, 1):
-            parts = raw.split()
-            if not parts:
-                continue
-            try:
-                if trec:
-                    if len(parts) != 6:
-                        raise ValueError(
-                            f"expected 6 columns (qid Q0 docid rank score tag), found {len(parts)}"
-                        )
-                    qid, docid, score = (
-                        parts[0].decode(),
-                        parts[2].decode(),
-                        float(parts[score_column]),
+    for lineno, raw in raw_lines(path):
+        parts = raw.split()
+        if not parts:
+            continue
+        try:
+            if trec:
+                if len(parts) != 6:
+                    raise ValueError(
+                        f"expected 6 columns (qid Q0 docid rank score tag), found {len(parts)}"
                     )
-                elif (
-                    len(parts) == 3
-                    and 32 not in raw  # no space
-                    and len(raw) == len(parts[0]) + len(parts[1]) + len(parts[2]) + 3
-                ):  # the common MS MARCO line, `qid<TAB>pid<TAB>rank<LF>`, read fast
-                    qid, docid, rank = parts[0].decode(), parts[1].decode(), int(parts[2])
-                    score = float(rank) if by_rank else -float(rank)
-                else:  # any other MS MARCO line: the full rules and their messages
-                    qid, docid, rank, given = msmarco_columns(raw.decode())
-                    score = float(rank) if by_rank else given if given is not None else -float(rank)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise InputError(str(exc), path, lineno) from None
-            docs = run.get(qid)
-            if docs is None:
-                docs = run[qid] = {}
-            if docid in docs:
-                raise InputError(f"query {qid!r} ranks document {docid!r} twice", path, lineno)
-            docs[docid] = score
+                qid, docid = parts[0].decode(), parts[2].decode()
+                score = parse_score(parts[score_column])
+            elif (
+                len(parts) == 3
+                and 32 not in raw  # no space
+                and len(raw) == len(parts[0]) + len(parts[1]) + len(parts[2]) + 3
+            ):  # the common MS MARCO line, `qid<TAB>pid<TAB>rank<LF>`, read fast
+                qid, docid, rank = parts[0].decode(), parts[1].decode(), int(parts[2])
+                score = float(rank) if by_rank else -float(rank)
+            else:  # any other MS MARCO line: the full rules and their messages
+                qid, docid, rank, given = msmarco_columns(raw.decode())
+                score = float(rank) if by_rank else given if given is not None else -float(rank)
+        except InputError as exc:
+            raise InputError(exc.reason, path, lineno) from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputError(str(exc), path, lineno) from None
+        docs = run.get(qid)
+        if docs is None:
+            docs = run[qid] = {}
+        if docid in docs:
+            raise InputError(f"query {qid!r} ranks document {docid!r} twice", path, lineno)
+        docs[docid] = score
     return run
 
 
 def _sniff(path: str | Path) -> RunFormat:
-    with open_binary(path) as fh:
-        first = fh.readline().decode("utf-8", "replace").strip()
+    first = head_bytes(path, 4096).split(b"\n", 1)[0].decode("utf-8", "replace").strip()
     if first.startswith("{"):
         return "jsonl"
     return "msmarco" if len(first.split()) in (3, 4) else "trec"
@@ -203,7 +228,9 @@ def format_score(score: float) -> str:
 def format_run_lines(
     qid: str, hits: Sequence[Hit], format: RunFormat = "trec", tag: str = DEFAULT_TAG
 ) -> Iterable[str]:
-    """The lines of one query's hits in a run format (no trailing newlines)."""
+    """The lines of one query's hits in a run format (no trailing newlines). Refuses ids that
+    break the id rule and non-finite scores: such a line could not be read back."""
+    check_hits(qid, hits)
     if format == "trec":
         for hit in hits:
             yield f"{qid} Q0 {hit.doc_id} {hit.rank} {format_score(hit.score)} {tag}"
@@ -222,6 +249,19 @@ def format_run_lines(
         yield json.dumps(record, ensure_ascii=False, default=str)
     else:
         raise ValueError(f"unknown run format {format!r}; known: trec, msmarco, jsonl")
+
+
+def check_hits(qid: str, hits: Sequence[Hit]) -> None:
+    """An InputError naming the query and document when an id breaks the id rule
+    (kirag.io.ids) or a score is NaN or infinite."""
+    try:
+        check_id(qid, "query id")
+        for hit in hits:
+            check_id(hit.doc_id, "document id")
+            if not math.isfinite(hit.score):
+                raise InputError(f"document {hit.doc_id!r} has the score {hit.score!r}")
+    except InputError as exc:
+        raise InputError(f"cannot write query {qid!r} to a run: {exc.reason}") from None
 
 
 def write_run(

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kirag.eval.runs import format_score, read_run, validate_run
+from kirag.eval.runs import check_hits, format_score, read_run, validate_run
 
 from kirag.atomic import atomic_write
 from kirag.errors import InputError
@@ -272,6 +272,8 @@ def write_trec_submission(
         raise InputError(
             f"TREC run: {len(unknown)} queries are not topics (e.g. {sorted(unknown)[0]!r})"
         )
+    for qid in topics:
+        check_hits(qid, ordered[qid])
     path = Path(path)
     with atomic_write(path) as fh:
         for qid in topics:

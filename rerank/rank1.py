@@ -178,48 +178,46 @@ class Rank1Reranker(BaseReranker):
     def score(
         self, pairs: Sequence[tuple[str, str]], query_ids: Sequence[str] | None = None
     ) -> list[Rank1Score]:
-        """Scores for (query, passage) pairs, batched, reusing cached scores."""
+        """Scores for (query, passage) pairs in fixed batches, reusing cached scores.
+
+        A pair's score depends on its batch-mates (llama.cpp's quantized kernels and padding
+        move the numbers with how prompts are packed), so the batches are a pure function of
+        `pairs` alone: all pairs, cached or not, sorted by prompt length and cut every
+        `batch_size`. A batch whose pairs are all cached is skipped whole; any other is scored
+        whole, from an engine with nothing kept from earlier batches. A resumed run therefore
+        gives exactly the scores of an uninterrupted one."""
         return self._score([(self.query_text(q), p) for q, p in pairs])
 
     def _score(self, pairs: Sequence[tuple[str, str]]) -> list[Rank1Score]:
-        """Scores for pairs whose query is already the prompt's query string."""
-        results: list[Rank1Score | None] = [None] * len(pairs)
-        prompts: list[str] = []
-        todo: list[int] = []
-        keys: list[str] = []
-        truncated: list[bool] = []
-        for index, (query, passage) in enumerate(pairs):
-            key = pair_key(self.fingerprint, query, passage)
-            keys.append(key)
-            cached = self.cache.get(key) if self.cache is not None else None
-            if cached is not None:
-                results[index] = Rank1Score(
-                    cached["p_true"],
-                    cached["reasoning"],
-                    cached["fallback"],
-                    cached.get("thinking_tokens", 0),
-                    cached.get("truncated", False),
-                )
+        """`score` for pairs whose query is already the prompt's query string."""
+        keys = [pair_key(self.fingerprint, query, passage) for query, passage in pairs]
+        cached = [self.cache.get(key) if self.cache is not None else None for key in keys]
+        fitted = [self._fit_passage(query, passage) for query, passage in pairs]
+        prompts = [
+            rs.build_prompt(query, text)
+            for (query, _), (text, _) in zip(pairs, fitted, strict=True)
+        ]
+        results: list[Rank1Score | None] = [
+            None if record is None else _from_record(record) for record in cached
+        ]
+        # batches of similar length (a batch is padded to its longest prompt), ties in order
+        order = sorted(range(len(pairs)), key=lambda i: (len(prompts[i]), i))
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            todo = [i for i in batch if cached[i] is None]
+            if not todo:
                 continue
-            fitted, cut = self._fit_passage(query, passage)
-            self.truncated_passages += cut
-            todo.append(index)
-            prompts.append(rs.build_prompt(query, fitted))
-            truncated.append(cut)
-        # batches of similar length: a batch is padded to its longest prompt
-        order = sorted(range(len(todo)), key=lambda j: len(prompts[j]))
-        todo = [todo[j] for j in order]
-        prompts = [prompts[j] for j in order]
-        truncated = [truncated[j] for j in order]
-        for start in range(0, len(todo), self.batch_size):
-            batch = slice(start, start + self.batch_size)
-            scores = self._score_prompts(prompts[batch])
-            for index, score, cut in zip(todo[batch], scores, truncated[batch], strict=True):
-                score.truncated = cut
-                results[index] = score
+            self._forget_engine_state()
+            scores = self._score_prompts([prompts[i] for i in batch])
+            for i, score in zip(batch, scores, strict=True):
+                if cached[i] is not None:
+                    continue  # scored by this same batch before a crash: the same numbers
+                score.truncated = fitted[i][1]
+                self.truncated_passages += score.truncated
+                results[i] = score
                 self.fallbacks[score.fallback] += 1
             if self.cache is not None:
-                self.cache.put_many((keys[i], asdict(results[i])) for i in todo[batch])
+                self.cache.put_many((keys[i], asdict(results[i])) for i in todo)
         if self.truncated_passages:
             log.warning(
                 "%d passages truncated to fit the context of %d tokens",
@@ -227,6 +225,13 @@ class Rank1Reranker(BaseReranker):
                 self.engine.context_length,
             )
         return results  # type: ignore[return-value]
+
+    def _forget_engine_state(self) -> None:
+        """Clear what the engine kept from earlier calls (llama.cpp's KV cache), so that a
+        batch's scores depend on that batch only."""
+        reset = getattr(self.engine, "reset", None)
+        if reset is not None:
+            reset()
 
     def _score_prompts(self, prompts: list[str]) -> list[Rank1Score]:
         if self.thinking_budget == 0:
@@ -322,3 +327,14 @@ def engine_precision(engine: LLMEngine) -> str | None:
     """The engine's numeric precision as it describes it (dtype, quantization, KV cache type)."""
     precision = getattr(engine, "precision", None)
     return precision or getattr(engine, "quantize", None) or getattr(engine, "dtype", None)
+
+
+def _from_record(record: Mapping) -> Rank1Score:
+    """A cached score back as a Rank1Score."""
+    return Rank1Score(
+        record["p_true"],
+        record["reasoning"],
+        record["fallback"],
+        record.get("thinking_tokens", 0),
+        record.get("truncated", False),
+    )

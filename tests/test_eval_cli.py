@@ -116,10 +116,11 @@ def test_eval_check_reports_what_trec_eval_would_reorder(tmp_path, capsys):
     )
     (tmp_path / "qrels.txt").write_text("1 0 b 1\n2 0 z 1\n")
     argv = ["eval", "--run", str(tmp_path / "run.trec"), "--qrels", str(tmp_path / "qrels.txt")]
-    assert main([*argv, "--check", "--metrics", "MRR@10"]) == 0
+    assert main([*argv, "--check", "--metrics", "MRR@10"]) == 1  # an error was found
     out = capsys.readouterr().out
     assert "ranks are not 1, 2, 3" in out and "1 tied scores" in out
-    assert "query '7': not in the topics" in out and "1 topics have no results" in out
+    assert "1 queries without judgments" in out and "1 judged queries have no results" in out
+    assert "check: 1 errors found" in out
     # trec_eval's order: b before a (tie broken by document id, descending): RR 1 for query 1,
     # query 2 is judged but missing: 0 -> mean 0.5
     assert "0.5000" in out

@@ -73,8 +73,9 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--check",
         action="store_true",
-        help="first check each run (duplicates, rank order, ties, unknown queries) and print "
-        "what trec_eval would silently reorder or ignore",
+        help="first check each run (rank order, score order, ties) and print what trec_eval "
+        "would silently reorder; the metrics are still printed, and the exit status is 1 when "
+        "a check found an error",
     )
     add_on_error(parser)
     parser.set_defaults(func=run)
@@ -109,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
             settings,
             results={k: v for k, v in results.items() if k in ("aggregate", "comparisons")},
         ).write(output)
+    if results.get("check_errors"):
+        print(f"check: {results['check_errors']} errors found (listed above): exit status 1")
+        return 1
     return 0
 
 
@@ -124,9 +128,10 @@ def _evaluate_runs(args: argparse.Namespace) -> dict:
     qrels = read_qrels(args.qrels, on_error=on_error(args))
     official_mrr = args.preset == "msmarco"
     results = {}
+    check_errors = 0
     for path in args.run:
         if args.check:
-            _check_run(path, qrels)
+            check_errors += _check_run(path)
         scores = read_run_scores(path)
         trec_metrics = [m for m in metrics if not (official_mrr and m.upper() == "MRR@10")]
         result = (
@@ -173,19 +178,23 @@ def _evaluate_runs(args: argparse.Namespace) -> dict:
         "unjudged_queries": {name: len(r.unjudged_queries) for name, r in results.items()},
         "comparisons": comparisons(results, trials=args.trials) if len(results) > 1 else [],
         "per_query": {name: r.per_query for name, r in results.items()},
+        "check_errors": check_errors,
     }
 
 
-def _check_run(path: str, qrels) -> None:
+def _check_run(path: str) -> int:
+    """Print the problems of one run; how many are errors. Queries with no judgments, and
+    judged queries with no results, are the evaluation's own notes (qrels are not topics)."""
     from kirag.eval.runs import read_run, validate_run
 
-    report = validate_run(read_run(path, sort=False), topics=qrels)
+    report = validate_run(read_run(path, sort=False))
     for problem in report.problems[:20]:
         print(f"check: {path}: {problem}")
     if len(report.problems) > 20:
         print(f"check: {path}: ... and {len(report.problems) - 20} more")
     if not report.problems:
         print(f"check: {path}: no problems")
+    return len(report.errors)
 
 
 def _label(path: str, taken: dict) -> str:

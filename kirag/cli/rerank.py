@@ -238,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
     pairs = sum(len(h) for h in reranked.values())
     if args.fusion != "none":
         reranked = {
-            q: fuse_with_first_stage(hits, args.fusion, args.fusion_weight)
+            q: fuse_with_first_stage(hits, args.fusion, args.fusion_weight, qid=q)
             for q, hits in reranked.items()
         }
     write_run(reranked, args.output, tag=args.tag)

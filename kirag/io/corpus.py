@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kirag.errors import InputError
+from kirag.io.ids import check_id
 from kirag.io.lines import OnError, ReadReport, read_records
 from kirag.types import Document
 
@@ -56,10 +57,7 @@ def _first_field(record: dict[str, Any], names: Iterable[str]) -> tuple[str | No
 def _as_id(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InputError(f"document id must be a string or an integer, got {type(value).__name__}")
-    doc_id = str(value).strip()
-    if not doc_id:
-        raise InputError("empty document id")
-    return doc_id
+    return check_id(str(value).strip(), "document id")
 
 
 def _as_text(value: Any, field_name: str) -> str:
@@ -134,10 +132,9 @@ def detect_format(path: Path) -> Literal["jsonl", "tsv"]:
         return "jsonl"
     if name.endswith((".tsv", ".txt")):
         return "tsv"
-    from kirag.io.lines import open_binary
+    from kirag.io.lines import head_bytes
 
-    with open_binary(path) as fh:
-        head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    head = head_bytes(path, 64).lstrip(b"\xef\xbb\xbf \t\r\n")
     return "jsonl" if head.startswith(b"{") else "tsv"
 
 

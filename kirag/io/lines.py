@@ -126,43 +126,50 @@ class _Decompressed(io.RawIOBase):
         super().close()
 
 
-def _numbered_raw_lines(fh: IO[bytes], path: str | Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, bytes) of each line; a truncated or corrupt compressed stream names the
-    first line that cannot be read (no policy can skip past it)."""
-    lineno = 0
-    try:
-        for lineno, raw in enumerate(fh, 1):
-            yield lineno, raw
-    except InputError as exc:
-        raise InputError(
-            f"{exc.reason}; lines from here on cannot be read: download or compress it again",
-            path,
-            lineno + 1,
-        ) from None
+def raw_lines(path: str | Path) -> Iterator[tuple[int, bytes]]:
+    """Yield (line number, raw bytes) of a file (gzip and bz2 transparently); a truncated or
+    corrupt compressed stream names the first line that cannot be read (no policy can skip past
+    it)."""
+    with open_binary(path) as fh:
+        lineno = 0
+        try:
+            for lineno, raw in enumerate(fh, 1):  # lineno is read after the loop
+                yield lineno, raw
+        except InputError as exc:
+            raise InputError(
+                f"{exc.reason}; lines from here on cannot be read: download or compress it again",
+                path,
+                lineno + 1,
+            ) from None
+
+
+def head_bytes(path: str | Path, size: int) -> bytes:
+    """The first `size` bytes of a file (decompressed), for format sniffing."""
+    with open_binary(path) as fh:
+        return fh.read(size)
 
 
 def iter_lines(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[int, str | InputError]]:
     """Yield (line number, text) for each line; a line that does not decode yields an InputError
     in place of its text so the caller's policy decides. Line endings and a BOM are removed."""
-    with open_binary(path) as fh:
-        for lineno, raw in _numbered_raw_lines(fh, path):
-            try:
-                text = raw.decode(encoding)
-            except UnicodeDecodeError as exc:
-                bad = raw[exc.start : exc.start + 1].hex()
-                yield (
+    for lineno, raw in raw_lines(path):
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            bad = raw[exc.start : exc.start + 1].hex()
+            yield (
+                lineno,
+                InputError(
+                    f"not valid {encoding} (byte 0x{bad} at column {exc.start + 1}); "
+                    f"re-encode the file as {encoding} or pass the right encoding",
+                    path,
                     lineno,
-                    InputError(
-                        f"not valid {encoding} (byte 0x{bad} at column {exc.start + 1}); "
-                        f"re-encode the file as {encoding} or pass the right encoding",
-                        path,
-                        lineno,
-                    ),
-                )
-                continue
-            if lineno == 1 and text.startswith("\ufeff"):
-                text = text[1:]
-            yield lineno, text.rstrip("\r\n")
+                ),
+            )
+            continue
+        if lineno == 1 and text.startswith("\ufeff"):
+            text = text[1:]
+        yield lineno, text.rstrip("\r\n")
 
 
 def read_records(

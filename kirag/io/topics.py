@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kirag.errors import InputError
+from kirag.io.ids import check_id
 from kirag.io.lines import OnError, ReadReport, iter_lines, read_numbered_records
 from kirag.types import Query
 
@@ -23,9 +24,7 @@ QTEXT_FIELDS = ("text", "query", "question", "title", "contents")
 def _query(raw_id: Any, text: Any, metadata: dict[str, Any] | None = None) -> Query:
     if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
         raise InputError("query id must be a string or an integer")
-    qid = str(raw_id).strip()
-    if not qid:
-        raise InputError("empty query id")
+    qid = check_id(str(raw_id).strip(), "query id")
     if not isinstance(text, str):
         raise InputError(f"query {qid!r}: text must be a string")
     if not text.strip():
@@ -65,7 +64,12 @@ _TREC_TAG = re.compile(r"<(num|title)>\s*(?:Number:)?\s*(.*)", re.IGNORECASE)
 
 def read_trec_topics(path: str | Path, encoding: str = "utf-8") -> list[Query]:
     """Classic TREC topic files: `<top> <num> Number: 301 <title> ... </top>` (title as query)."""
-    queries: list[Query] = []
+    return [query for _, query in _numbered_trec_topics(path, encoding)]
+
+
+def _numbered_trec_topics(path: str | Path, encoding: str) -> list[tuple[int, Query]]:
+    """The topics of a TREC file, each with the line of its `<top>`."""
+    queries: list[tuple[int, Query]] = []
     qid: str | None = None
     start = 0
     for lineno, text in iter_lines(path, encoding):
@@ -77,22 +81,21 @@ def read_trec_topics(path: str | Path, encoding: str = "utf-8") -> list[Query]:
             continue
         match = _TREC_TAG.match(stripped)
         if match and match.group(1).lower() == "num":
-            qid = match.group(2).strip()
+            qid, start = match.group(2).strip(), start or lineno  # no <top>: the <num> line
         elif match and match.group(1).lower() == "title":
             if qid is None:
                 raise InputError("<title> before <num> in topic", path, lineno)
             try:
-                queries.append(_query(qid, match.group(2)))
+                queries.append((start, _query(qid, match.group(2))))
             except InputError as exc:
                 raise InputError(exc.reason, path, start) from None
     return queries
 
 
 def detect_topics_format(path: Path) -> Literal["tsv", "jsonl", "trec"]:
-    from kirag.io.lines import open_binary
+    from kirag.io.lines import head_bytes
 
-    with open_binary(path) as fh:
-        head = fh.read(256).lstrip(b"\xef\xbb\xbf \t\r\n")
+    head = head_bytes(path, 256).lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"{"):
         return "jsonl"
     if head.lower().startswith(b"<top>"):
@@ -114,9 +117,9 @@ def read_topics(
     fmt = detect_topics_format(path) if format == "auto" else format
     if fmt == "trec":
         out: dict[str, Query] = {}
-        for query in read_trec_topics(path, encoding):
+        for lineno, query in _numbered_trec_topics(path, encoding):
             if query.id in out:
-                raise InputError(f"duplicate query id {query.id!r}", path)
+                raise InputError(f"duplicate query id {query.id!r}", path, lineno)
             out[query.id] = query
         return out
     parse_line = parse_json_topic if fmt == "jsonl" else parse_tsv_topic

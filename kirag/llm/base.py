@@ -30,7 +30,8 @@ class Generation:
 @runtime_checkable
 class LLMEngine(Protocol):
     """A loaded language model. Prompts are plain strings: callers that want the model's chat
-    template format them with `apply_chat_template` first."""
+    template format them with `apply_chat_template` first. An engine that keeps state between
+    calls (llama.cpp's KV cache, vLLM's prefix cache) also offers `reset()`, which forgets it."""
 
     name: str
     model_id: str

@@ -212,6 +212,16 @@ class LlamaCppEngine:
 
     # ------------------------------------------------------------------ the KV cache
 
+    def reset(self) -> None:
+        """Empty the KV cache and forget every kept sequence: the next call computes exactly
+        what it would as the first call of a fresh engine (kept prefixes were evaluated in
+        other batches, whose packing moves the quantized arithmetic)."""
+        self._llama_cpp.llama_memory_clear(self._memory, True)
+        self._sequences.clear()
+        self._last_use.clear()
+        self._group = set()
+        self._clock = 0
+
     def _drop(self, seq: int, keep: int = 0) -> None:
         """Forget sequence `seq` from position `keep` on."""
         self._llama_cpp.llama_memory_seq_rm(self._memory, seq, keep, -1)

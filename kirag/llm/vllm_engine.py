@@ -100,6 +100,13 @@ class VLLMEngine:
         self.precision = f"{self.dtype}+{quantization}" if quantization else self.dtype
         self.on_cpu = on_cpu
 
+    def reset(self) -> None:
+        """Drop the prefix cache, so the next call does not reuse blocks computed in other
+        batches (Rank1 resumes then equal uninterrupted runs)."""
+        reset = getattr(self.llm, "reset_prefix_cache", None)
+        if reset is not None:
+            reset()
+
     def token_ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
