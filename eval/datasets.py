@@ -396,15 +396,6 @@ def _read_json_list(path: Path) -> list:
 
 
 def _read_jsonl(path: Path) -> Iterable[tuple[int, dict]]:
-    from kirag.io.lines import read_numbered_records
+    from kirag.io.lines import parse_json_object, read_numbered_records
 
-    def parse(line: str) -> dict:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"malformed JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(record, dict):
-            raise InputError("expected a JSON object")
-        return record
-
-    return read_numbered_records(path, parse)
+    return read_numbered_records(path, parse_json_object)

@@ -15,7 +15,14 @@ from typing import Literal
 from kirag.atomic import atomic_write
 from kirag.errors import InputError
 from kirag.io.ids import check_id
-from kirag.io.lines import OnError, ReadReport, head_bytes, raw_lines, read_numbered_records
+from kirag.io.lines import (
+    OnError,
+    ReadReport,
+    head_bytes,
+    parse_json_object,
+    raw_lines,
+    read_numbered_records,
+)
 from kirag.types import Hit
 
 RunFormat = Literal["trec", "msmarco", "jsonl"]
@@ -98,8 +105,8 @@ def _parse_msmarco(line: str) -> list[tuple[str, Hit]]:
 
 
 def _parse_jsonl(line: str) -> list[tuple[str, Hit]]:
+    record = parse_json_object(line)
     try:
-        record = json.loads(line)
         qid = str(record["qid"])
         return [
             _hit(
@@ -111,8 +118,8 @@ def _parse_jsonl(line: str) -> list[tuple[str, Hit]]:
             )
             for h in record["hits"]
         ]
-    except json.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON ({exc.msg} at column {exc.colno})") from None
+    except InputError:
+        raise
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"expected {{qid, hits: [{{docid, rank, score}}]}}: {exc!r}") from None
 

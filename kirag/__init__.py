@@ -27,6 +27,7 @@ _LAZY: dict[str, str] = {
     "load_engine": "kirag.llm.factory",
     "Rank1Reranker": "kirag.rerank.rank1",
     "CrossEncoderReranker": "kirag.rerank.cross_encoder",
+    "load_reranker": "kirag.rerank.factory",
     "KiRAG": "kirag.rag.pipeline",
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +19,10 @@ class Document:
 
     @property
     def contents(self) -> str:
-        """Title and text joined the way pyserini's JsonCollection and Rank1 see a passage."""
-        return f"{self.title} {self.text}" if self.title else self.text
+        """The one passage text every part reads (BM25, dense, rerankers, Rank1): "{title} {text}"
+        whenever there is a title field, even an empty one (then the text keeps a leading space,
+        as Rank1's reference reads it; analyzers and tokenizers ignore it), else the text."""
+        return self.text if self.title is None else f"{self.title} {self.text}"
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "text": self.text}
@@ -64,3 +67,13 @@ def rank_hits(scored: list[tuple[str, float]], k: int | None = None) -> list[Hit
     if k is not None:
         ordered = ordered[:k]
     return [Hit(doc_id, float(score), rank) for rank, (doc_id, score) in enumerate(ordered, 1)]
+
+
+def passage_contents(passage: str | Mapping[str, Any] | Document) -> str:
+    """`Document.contents` of a passage given as a string (taken as is), a mapping with `text`
+    and an optional `title`, or a Document."""
+    if isinstance(passage, str):
+        return passage
+    if isinstance(passage, Mapping):
+        passage = Document("", passage["text"], passage.get("title"))
+    return passage.contents

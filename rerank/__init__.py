@@ -14,6 +14,8 @@ _LAZY = {
     "Rank1Score": "kirag.rerank.rank1",
     "CrossEncoderReranker": "kirag.rerank.cross_encoder",
     "ScoreCache": "kirag.rerank.cache",
+    "load_reranker": "kirag.rerank.factory",
+    "register_reranker": "kirag.rerank.factory",
 }
 
 

@@ -7,10 +7,9 @@ import contextlib
 from collections.abc import Sequence
 
 from kirag.rerank.base import BaseReranker, apply_scores, as_hits
-from kirag.rerank.rank1_scoring import passage_text
 
 from kirag.models import hub_offline, resolve_model
-from kirag.types import Document, Hit, Query
+from kirag.types import Document, Hit, Query, passage_contents
 
 
 class CrossEncoderReranker(BaseReranker):
@@ -55,5 +54,5 @@ class CrossEncoderReranker(BaseReranker):
         text = query.text if isinstance(query, Query) else query
         hits = as_hits(candidates)
         return apply_scores(
-            hits, self.predict([(text, passage_text(h.document)) for h in hits]), k=k
+            hits, self.predict([(text, passage_contents(h.document)) for h in hits]), k=k
         )

@@ -11,6 +11,14 @@ from importlib import resources
 from typing import Any
 
 from kirag.errors import UnknownPromptError
+from kirag.types import passage_contents
+
+# A passage as Rank1 reads it: "{title} {text}" whenever there is a title field, even an empty
+# one, as in the reference; the text alone when there is none (Document.contents, the one rule).
+passage_text = passage_contents
+
+# A passage as Rank1 reads it: "{title} {text}" whenever there is a title field, even an empty
+# one, as in the reference; the text alone when there is none (Document.contents, the one rule).
 
 TRUE_TOKEN = " true"  # with the leading space: the token after "</think>"
 FALSE_TOKEN = " false"
@@ -39,19 +47,6 @@ def query_with_instruction(
     if dataset_prompt:
         query = dataset_prompt.replace(FILL_QUERY, query)
     return query
-
-
-def passage_text(passage: Any) -> str:
-    """A passage as Rank1 reads it: "{title} {text}" whenever there is a title field, even an
-    empty one (then the text keeps a leading space, as in the reference); the text alone when
-    there is none (title None counts as none)."""
-    if isinstance(passage, str):
-        return passage
-    if isinstance(passage, Mapping):
-        title = passage.get("title")
-        return passage["text"] if title is None else f"{title} {passage['text']}"
-    title = getattr(passage, "title", None)
-    return passage.text if title is None else f"{title} {passage.text}"
 
 
 @cache

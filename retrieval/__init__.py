@@ -14,9 +14,10 @@ _LAZY = {
     "DenseRetriever": "kirag.retrieval.dense",
     "Encoder": "kirag.retrieval.dense",
     "HybridRetriever": "kirag.retrieval.hybrid",
-    "reciprocal_rank_fusion": "kirag.retrieval.hybrid",
-    "linear_fusion": "kirag.retrieval.hybrid",
+    "reciprocal_rank_fusion": "kirag.fusion",
+    "linear_fusion": "kirag.fusion",
     "load_retriever": "kirag.retrieval.factory",
+    "register_retriever": "kirag.retrieval.factory",
 }
 
 

@@ -177,7 +177,7 @@ def test_llamacpp_requantizes_a_gguf_once_into_the_cache(
     from kirag.llm.llamacpp_engine import LlamaCppEngine
 
     monkeypatch.setenv("KIRAG_CACHE_DIR", str(tmp_path))
-    engine = LlamaCppEngine(str(smollm2_gguf), n_ctx=512, quantize="q8_0")
+    engine = LlamaCppEngine(str(smollm2_gguf), context_length=512, quantize="q8_0")
     made = list((tmp_path / "gguf").glob("*.q8_0.gguf"))
     assert len(made) == 1 and made[0].read_bytes()[:4] == b"GGUF"
     assert engine.model_id.endswith(":q8_0") and engine.quantize == "q8_0"
@@ -220,8 +220,8 @@ def test_llamacpp_sequences_side_by_side_match_one_at_a_time(f16_gguf):
     from kirag.llm.llamacpp_engine import LlamaCppEngine
 
     prompts = [PROMPT, OTHER, PROMPT.replace("Animal Farm?", "Nineteen Eighty-Four?")]
-    together = LlamaCppEngine(str(f16_gguf), n_ctx=512)
-    alone = LlamaCppEngine(str(f16_gguf), n_ctx=512, reuse_prefix=False)
+    together = LlamaCppEngine(str(f16_gguf), context_length=512)
+    alone = LlamaCppEngine(str(f16_gguf), context_length=512, reuse_prefix=False)
     try:
         packed = together.next_token_logprobs(prompts, [" true", " false"])
         single = alone.next_token_logprobs(prompts, [" true", " false"])
@@ -248,7 +248,7 @@ def test_llamacpp_in_full_precision_equals_the_transformers_fp32_engine(
     from kirag.llm.llamacpp_engine import LlamaCppEngine
 
     f32 = requantized_gguf(smollm2_gguf, "f32", tmp_path)
-    engine = LlamaCppEngine(str(f32), n_ctx=512, kv_type="f32", flash_attn=False)
+    engine = LlamaCppEngine(str(f32), context_length=512, kv_type="f32", flash_attn=False)
     try:
         prompts = [PROMPT, OTHER]
         ours = engine.next_token_logprobs(prompts, [" true", " false"])
@@ -261,9 +261,9 @@ def test_llamacpp_in_full_precision_equals_the_transformers_fp32_engine(
     finally:
         engine.close()
     with pytest.raises(KiragError, match=r"unknown KV cache type 'q2'.*known: f16, f32"):
-        LlamaCppEngine(str(f32), n_ctx=512, kv_type="q2")
+        LlamaCppEngine(str(f32), context_length=512, kv_type="q2")
     with pytest.raises(KiragError, match="q8_0 KV cache needs flash_attn=True"):
-        LlamaCppEngine(str(f32), n_ctx=512, kv_type="q8_0", flash_attn=False)
+        LlamaCppEngine(str(f32), context_length=512, kv_type="q8_0", flash_attn=False)
 
 
 def test_llamacpp_rethink_continues_its_own_sequence(llamacpp_engine):
@@ -283,7 +283,7 @@ def test_llamacpp_small_cache_splits_groups_and_evicts(smollm2_gguf):
     used sequences evicted, every prompt answered."""
     from kirag.llm.llamacpp_engine import LlamaCppEngine
 
-    small = LlamaCppEngine(str(smollm2_gguf), n_ctx=128, kv_cells=128, n_parallel=4)
+    small = LlamaCppEngine(str(smollm2_gguf), context_length=128, kv_cells=128, n_parallel=4)
     prompts = [PROMPT, OTHER, PROMPT + " The", OTHER + " A"]
     try:
         ids = [small._prompt_ids(p) for p in prompts]
@@ -295,8 +295,8 @@ def test_llamacpp_small_cache_splits_groups_and_evicts(smollm2_gguf):
         assert len(again) == 4 and all(v[" true"] < 0 for v in again)
     finally:
         small.close()
-    with pytest.raises(ValueError, match="at least n_ctx"):
-        LlamaCppEngine(str(smollm2_gguf), n_ctx=512, kv_cells=256)
+    with pytest.raises(ValueError, match="at least context_length"):
+        LlamaCppEngine(str(smollm2_gguf), context_length=512, kv_cells=256)
 
 
 def test_llamacpp_interrupted_decode_leaves_an_empty_cache(smollm2_gguf, monkeypatch):
@@ -305,7 +305,7 @@ def test_llamacpp_interrupted_decode_leaves_an_empty_cache(smollm2_gguf, monkeyp
     scores exactly as a fresh engine does."""
     from kirag.llm.llamacpp_engine import LlamaCppEngine
 
-    engine = LlamaCppEngine(str(smollm2_gguf), n_ctx=256, n_batch=32)
+    engine = LlamaCppEngine(str(smollm2_gguf), context_length=256, n_batch=32)
     prompts = [PROMPT, OTHER]
     try:
         fresh = engine.next_token_logprobs(prompts, [" true"])

@@ -41,7 +41,7 @@ def hf_folder(smollm2_gguf):
 def vllm_engine(hf_folder):
     from kirag.llm.vllm_engine import VLLMEngine
 
-    return VLLMEngine(str(hf_folder), max_model_len=2048)
+    return VLLMEngine(str(hf_folder), context_length=2048)
 
 
 @pytest.fixture(scope="module")

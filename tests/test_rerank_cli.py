@@ -150,3 +150,24 @@ def test_options_of_another_engine_are_refused_clearly(
     out = tmp_path / "rank1.trec"
     assert main([*_args(topics, run, enwiki_slice, out), *flags]) == 2
     assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_rerankers_come_from_one_registry():
+    """`kirag rerank --reranker` and `kirag answer --rerank` build rerankers through
+    load_reranker; an option a reranker does not take is an error naming what it takes."""
+    from kirag.rerank.factory import RERANKERS, load_reranker, register_reranker, reranker_options
+
+    from kirag.cli import build_parser
+    from kirag.errors import KiragError
+
+    rerank = build_parser()._subparsers._group_actions[0].choices["rerank"]
+    reranker_flag = next(a for a in rerank._actions if a.dest == "reranker")
+    assert list(reranker_flag.choices) == list(RERANKERS) == ["rank1", "cross-encoder"]
+    assert "thinking_budget" in reranker_options("rank1")
+    assert "thinking_budget" not in reranker_options("cross-encoder")
+    with pytest.raises(KiragError, match="does not take thinking_budget"):
+        load_reranker("cross-encoder", "some/model", thinking_budget=8)
+    with pytest.raises(KiragError, match="unknown reranker 'nope'"):
+        load_reranker("nope")
+    with pytest.raises(ValueError, match="module:Class"):
+        register_reranker("mine", "kirag.rerank.rank1.Rank1Reranker")

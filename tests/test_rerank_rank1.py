@@ -10,10 +10,10 @@ import math
 import pytest
 from kirag.rerank import rank1_scoring as rs
 from kirag.rerank.cache import ScoreCache
-from kirag.rerank.fusion import fuse_with_first_stage
 from kirag.rerank.rank1 import Rank1Reranker
 
 from kirag.errors import InputError
+from kirag.fusion import fuse_with_first_stage
 from kirag.io.docstore import DocStore
 from kirag.llm.base import Generation
 from kirag.types import Document, Hit, Query
@@ -182,7 +182,7 @@ def test_overlong_passages_are_truncated_with_a_count(caplog):
     from kirag.llm.llamacpp_engine import LlamaCppEngine
     from kirag.models import packaged_path
 
-    small = LlamaCppEngine(str(packaged_path("smollm2-135m")), n_ctx=256)
+    small = LlamaCppEngine(str(packaged_path("smollm2-135m")), context_length=256)
     reranker = Rank1Reranker(engine=small, thinking_budget=0)
     long_doc = Document("long", "Orwell wrote many essays. " * 200, "George Orwell")
     hit = reranker.rerank(QUERY, [long_doc, Document("short", "Animal Farm is by Orwell.")])

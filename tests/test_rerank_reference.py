@@ -104,7 +104,7 @@ def small_engine(smollm2_gguf):
     pytest.importorskip("llama_cpp")
     from kirag.llm.llamacpp_engine import LlamaCppEngine
 
-    engine = LlamaCppEngine(str(smollm2_gguf), n_ctx=256, reuse_prefix=False)
+    engine = LlamaCppEngine(str(smollm2_gguf), context_length=256, reuse_prefix=False)
     yield engine
     engine.close()
 
@@ -116,7 +116,7 @@ def test_the_cache_key_holds_precision_and_context_length(smollm2_gguf, small_en
     assert base.settings["precision"] == small_engine.precision
     assert "kv f16" in small_engine.precision and base.settings["context_length"] == 256
     others = [
-        LlamaCppEngine(str(smollm2_gguf), n_ctx=n, kv_type=kv)
+        LlamaCppEngine(str(smollm2_gguf), context_length=n, kv_type=kv)
         for n, kv in ((256, "f32"), (512, "f16"))
     ]
     try:

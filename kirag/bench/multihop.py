@@ -220,7 +220,7 @@ class Rank1Rows:
     def row(self, fusion_weight: float | None):
         """The system: plain Rank1 order (`None`) or fused with the first stage at that weight."""
         from kirag.bench.harness import SystemOutput
-        from kirag.rerank.fusion import fuse_with_first_stage
+        from kirag.fusion import fuse_with_first_stage
 
         def run(questions):
             outputs = []

@@ -13,6 +13,9 @@ import time
 from pathlib import Path
 
 from kirag.cli.common import add_command, add_seed, prepare_output
+from kirag.eval.submission import QA_TARGETS
+from kirag.llm.factory import ENGINES
+from kirag.rag.pipeline import MODE_DEFAULTS
 
 EPILOG = """\
 examples:
@@ -41,13 +44,13 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--format",
         default="auto",
-        choices=["auto", "hotpotqa", "2wikimultihopqa", "musique"],
+        choices=["auto", *QA_TARGETS],
         help="prediction format (auto: the dataset's)",
     )
     parser.add_argument(
         "--mode",
         default="auto",
-        choices=["auto", "aligner", "llm"],
+        choices=["auto", *MODE_DEFAULTS],
         help="auto: llm when --constructor is given, else aligner",
     )
     parser.add_argument(
@@ -60,7 +63,12 @@ def register(subparsers) -> None:
         default=None,
         help="LLM that answers from the top documents (default: the chain's answer)",
     )
-    parser.add_argument("--engine", default="auto", help="LLM engine for constructor and reader")
+    parser.add_argument(
+        "--engine",
+        default="auto",
+        choices=["auto", *ENGINES],
+        help="LLM engine for constructor and reader",
+    )
     parser.add_argument(
         "--aligner",
         default=None,
@@ -106,10 +114,10 @@ def build_kirag(args: argparse.Namespace):
 
     reranker = None
     if args.rerank:
-        from kirag.rerank.rank1 import Rank1Reranker
+        from kirag.rerank.factory import load_reranker
 
-        reranker = Rank1Reranker(
-            args.rerank, engine=args.engine, thinking_budget=args.rerank_budget
+        reranker = load_reranker(
+            "rank1", args.rerank, engine=args.engine, thinking_budget=args.rerank_budget
         )
     return KiRAG(
         args.index,

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from kirag.cli.common import add_command, add_on_error, on_error
+from kirag.eval.submission import QA_TARGETS
 
 EPILOG = """\
 examples:
@@ -59,7 +60,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--target",
-        choices=["auto", "hotpotqa", "2wikimultihopqa", "musique"],
+        choices=["auto", *QA_TARGETS],
         default="auto",
         help="the benchmark: how the dataset file is read and the predictions' format "
         "(auto: detected from the dataset file)",

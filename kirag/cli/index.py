@@ -10,6 +10,10 @@ import argparse
 import time
 
 from kirag.cli.common import add_command, add_on_error, add_seed, on_error
+from kirag.knowledge.extraction import EXTRACTORS
+from kirag.llm.factory import ENGINES
+from kirag.retrieval.bm25 import BACKENDS as BM25_BACKENDS
+from kirag.retrieval.faiss_index import INDEX_TYPES
 
 EPILOG = """\
 examples:
@@ -36,7 +40,7 @@ def _bm25_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         default="bm25s",
-        choices=["bm25s", "lucene"],
+        choices=list(BM25_BACKENDS),
         help="bm25s (embedded) or lucene (pyserini; the lucene extra)",
     )
     parser.add_argument("--k1", type=float, default=0.9, help="BM25 k1 (Anserini default)")
@@ -77,7 +81,7 @@ def _dense_arguments(parser: argparse.ArgumentParser) -> None:
         help="sentence-transformers model: short name, local path or hub id",
     )
     parser.add_argument(
-        "--index-type", default="flat", choices=["flat", "hnsw", "ivfpq"], help="FAISS index type"
+        "--index-type", default="flat", choices=INDEX_TYPES, help="FAISS index type"
     )
     parser.add_argument("--batch-size", type=int, default=32, help="encoding batch size")
     parser.add_argument(
@@ -112,7 +116,7 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--extractor",
         default="spacy",
-        choices=["spacy", "llm"],
+        choices=list(EXTRACTORS),
         help="spacy: dependency parse, no LLM (offline default); llm: prompted LLM (the reference)",
     )
     parser.add_argument(
@@ -123,7 +127,8 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--engine",
         default="auto",
-        help="LLM engine for --extractor llm (auto, transformers, llamacpp, vllm)",
+        choices=["auto", *ENGINES],
+        help="LLM engine for --extractor llm",
     )
     parser.add_argument(
         "--encoder", default="minilm", help="sentence-transformers model that embeds the triples"
@@ -131,7 +136,7 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--index-type",
         default="flat",
-        choices=["flat", "hnsw", "ivfpq"],
+        choices=INDEX_TYPES,
         help="FAISS index type for the triples",
     )
     parser.add_argument(

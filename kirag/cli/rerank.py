@@ -14,7 +14,12 @@ import time
 from pathlib import Path
 
 from kirag.cli.common import add_command, add_on_error, add_seed, on_error, prepare_output
+from kirag.fusion import METHODS as FUSION_METHODS
 from kirag.llm.convert import GGUF_TYPES
+from kirag.llm.factory import ENGINES
+from kirag.llm.transformers_engine import DTYPES
+from kirag.rerank.factory import RERANKERS
+from kirag.rerank.rank1 import PASSAGE_POLICIES
 
 EPILOG = """\
 examples:
@@ -43,7 +48,7 @@ def register(subparsers) -> None:
     source.add_argument("--index", help="index folder whose docs.sqlite holds the passages")
     source.add_argument("--corpus", help="corpus file (only the run's passages are kept)")
     parser.add_argument("--output", required=True, help="reranked run file")
-    parser.add_argument("--reranker", default="rank1", choices=["rank1", "cross-encoder"])
+    parser.add_argument("--reranker", default="rank1", choices=list(RERANKERS))
     parser.add_argument(
         "--model",
         default="smollm2-135m",
@@ -52,7 +57,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--engine",
         default="auto",
-        choices=["auto", "transformers", "llamacpp", "vllm"],
+        choices=["auto", *ENGINES],
         help="LLM engine for rank1",
     )
     parser.add_argument("--k", type=int, default=100, help="rerank the top k hits of each query")
@@ -68,7 +73,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--dtype",
         default=None,
-        choices=["float32", "bfloat16", "float16", "auto"],
+        choices=[*DTYPES, "auto"],
         help="precision (transformers, vllm); default: float16 on a GPU (the Rank1 "
         "reference's), float32 on the CPU (float16 is slow there; float32 is the numerical reference)",
     )
@@ -91,7 +96,7 @@ def register(subparsers) -> None:
         "--context",
         type=int,
         default=None,
-        help="context length to use (llama.cpp n_ctx, vLLM max_model_len)",
+        help="context length in tokens (every engine's context_length option)",
     )
     parser.add_argument(
         "--instruction", default=None, help="appended to every query (Rank1 instructions)"
@@ -107,7 +112,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--passage-policy",
         default="truncate",
-        choices=["truncate", "reference"],
+        choices=PASSAGE_POLICIES,
         help="long passages: truncate (cut the passage so the whole thinking budget fits) or "
         "reference (orionw/rank1: keep the whole passage, the context ends the thinking)",
     )
@@ -118,7 +123,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--fusion",
         default="none",
-        choices=["none", "interpolate", "rrf"],
+        choices=["none", *FUSION_METHODS],
         help="combine with the first-stage score",
     )
     parser.add_argument(
@@ -139,9 +144,6 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-CONTEXT_OPTION = {"llamacpp": "n_ctx", "vllm": "max_model_len", "transformers": "max_context"}
-
-
 def engine_options(args: argparse.Namespace) -> dict:
     """The engine options the flags ask for. Options the chosen engine does not take are passed
     on anyway, so that the engine factory refuses them with a clear error instead of ignoring
@@ -156,11 +158,7 @@ def engine_options(args: argparse.Namespace) -> dict:
     if args.tensor_parallel > 1:
         options["tensor_parallel_size"] = args.tensor_parallel
     if args.context:
-        from kirag.llm.factory import choose_engine
-        from kirag.models import resolve_model
-
-        engine = choose_engine(resolve_model(args.model, "llm").format, args.engine)
-        options[CONTEXT_OPTION[engine]] = args.context
+        options["context_length"] = args.context
     return options
 
 
@@ -176,22 +174,22 @@ def _corpus_store(args, run, tmp: Path):
 
 
 def make_reranker(args: argparse.Namespace, cache: Path):
-    if args.reranker == "cross-encoder":
-        from kirag.rerank.cross_encoder import CrossEncoderReranker
+    """The chosen reranker from the registry, with the flags that reranker takes."""
+    from kirag.rerank.factory import load_reranker, reranker_options
 
-        return CrossEncoderReranker(args.model, batch_size=args.batch_size)
-    from kirag.rerank.rank1 import Rank1Reranker
-
-    return Rank1Reranker(
-        args.model,
-        engine=args.engine,
-        thinking_budget=args.thinking_budget,
-        batch_size=args.batch_size,
-        instruction=args.instruction,
-        dataset_prompt=args.dataset_prompt,
-        passage_policy=args.passage_policy,
-        cache=cache,
-        engine_options=engine_options(args),
+    flags = {
+        "engine": args.engine,
+        "thinking_budget": args.thinking_budget,
+        "batch_size": args.batch_size,
+        "instruction": args.instruction,
+        "dataset_prompt": args.dataset_prompt,
+        "passage_policy": args.passage_policy,
+        "cache": cache,
+        "engine_options": engine_options(args),
+    }
+    takes = set(reranker_options(args.reranker))
+    return load_reranker(
+        args.reranker, args.model, **{k: v for k, v in flags.items() if k in takes}
     )
 
 
@@ -200,8 +198,8 @@ def run(args: argparse.Namespace) -> int:
 
     from kirag.errors import KiragError
     from kirag.eval.runs import read_run, write_run
+    from kirag.fusion import fuse_with_first_stage
     from kirag.io.topics import read_topics
-    from kirag.rerank.fusion import fuse_with_first_stage
     from kirag.runconfig import RunConfig
     from kirag.seeding import set_seed
 

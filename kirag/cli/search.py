@@ -6,8 +6,11 @@ import argparse
 import sys
 import textwrap
 import time
+from typing import get_args
 
 from kirag.cli.common import add_command, add_on_error, add_seed, on_error, prepare_output
+from kirag.eval.runs import RunFormat
+from kirag.fusion import FUSIONS
 
 EPILOG = """\
 examples:
@@ -36,13 +39,13 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--format",
         default="auto",
-        choices=["auto", "trec", "msmarco", "jsonl"],
+        choices=["auto", *get_args(RunFormat)],
         help="run format (auto: from the file name)",
     )
     parser.add_argument("--k", type=int, default=1000, help="hits per query")
     parser.add_argument("--threads", type=int, default=1, help="search threads")
     parser.add_argument(
-        "--fusion", default="rrf", choices=["rrf", "linear"], help="fusion of several indexes"
+        "--fusion", default="rrf", choices=FUSIONS, help="fusion of several indexes"
     )
     parser.add_argument(
         "--depth", type=int, default=100, help="candidates each index contributes to a fusion"

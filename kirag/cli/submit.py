@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from kirag.cli.common import add_command
+from kirag.eval.submission import QA_TARGETS
 
 EPILOG = """\
 examples:
@@ -79,7 +80,7 @@ def register(subparsers) -> None:
         "--target",
         dest="qa_target",
         required=True,
-        choices=["hotpotqa", "2wikimultihopqa", "musique"],
+        choices=QA_TARGETS,
     )
     qa.add_argument("--answers", required=True, help="answers JSONL written by `kirag answer`")
     qa.add_argument("--questions", help="the dataset file: every question must be answered")
@@ -87,9 +88,7 @@ def register(subparsers) -> None:
     qa.set_defaults(func=run_qa)
 
     validate = add_command(targets, "validate", help="check an existing submission file or folder")
-    validate.add_argument(
-        "kind", choices=["msmarco", "trec", "hotpotqa", "2wikimultihopqa", "musique"]
-    )
+    validate.add_argument("kind", choices=["msmarco", "trec", *QA_TARGETS])
     validate.add_argument("path")
     validate.add_argument("--topics", help="TREC: the topics that must all be present")
     validate.add_argument("--dev-topics", help="MS MARCO: dev queries")

@@ -6,7 +6,6 @@ time it is iterated. Gzip is handled whatever the file is called.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Iterator
 from importlib import resources
@@ -15,7 +14,7 @@ from typing import Any, Literal
 
 from kirag.errors import InputError
 from kirag.io.ids import check_id
-from kirag.io.lines import OnError, ReadReport, read_records
+from kirag.io.lines import OnError, ReadReport, parse_json_object, read_records
 from kirag.types import Document
 
 log = logging.getLogger(__name__)
@@ -76,12 +75,7 @@ def _checked(doc: Document) -> Document:
 
 def parse_json_document(line: str) -> Document:
     """One JSONL line (pyserini `id`/`contents` or BEIR `_id`/`title`/`text`) as a Document."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(record, dict):
-        raise InputError(f"expected a JSON object, got {type(record).__name__}")
+    record = parse_json_object(line)
     id_name, raw_id = _first_field(record, ID_FIELDS)
     if id_name is None:
         raise InputError(f"no id field (expected one of {', '.join(ID_FIELDS)})")

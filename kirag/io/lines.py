@@ -10,6 +10,7 @@ import bz2
 import contextlib
 import gzip
 import io
+import json
 import logging
 import zlib
 from collections.abc import Callable, Iterator
@@ -217,3 +218,15 @@ def read_numbered_records(
             yield lineno, record
     if owns_report and report.skipped:
         log.warning(report.summary())
+
+
+def parse_json_object(line: str) -> dict:
+    """One JSONL line as a JSON object; malformed JSON or another JSON value is an InputError
+    (the reader adds the file and line)."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"malformed JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(record, dict):
+        raise InputError(f"expected a JSON object, got {type(record).__name__}")
+    return record

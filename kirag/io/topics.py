@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any, Literal
 
 from kirag.errors import InputError
 from kirag.io.ids import check_id
-from kirag.io.lines import OnError, ReadReport, iter_lines, read_numbered_records
+from kirag.io.lines import OnError, ReadReport, iter_lines, parse_json_object, read_numbered_records
 from kirag.types import Query
 
 log = logging.getLogger(__name__)
@@ -40,12 +39,7 @@ def parse_tsv_topic(line: str) -> Query:
 
 
 def parse_json_topic(line: str) -> Query:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(record, dict):
-        raise InputError(f"expected a JSON object, got {type(record).__name__}")
+    record = parse_json_object(line)
     id_name = next((f for f in QID_FIELDS if f in record), None)
     text_name = next((f for f in QTEXT_FIELDS if f in record), None)
     if id_name is None:

@@ -128,6 +128,45 @@ def cut_at_stop(text: str, stop: Sequence[str], start: int = 0) -> tuple[str, st
     return (text, None) if best is None else (text[:best], found)
 
 
+class EngineTokens:
+    """The token helpers every engine offers, from two it implements: `token_ids` (text -> ids,
+    no special tokens) and `detokenize` (ids -> text)."""
+
+    def token_ids(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        raise NotImplementedError
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.token_ids(text))
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        """`text` cut to its first `max_tokens` tokens (unchanged when it fits)."""
+        ids = self.token_ids(text)
+        return text if len(ids) <= max_tokens else self.detokenize(ids[:max_tokens])
+
+
+class HFTokenizerTokens(EngineTokens):
+    """EngineTokens for engines that hold a Hugging Face tokenizer as `self.tokenizer`
+    (transformers, vLLM), with the tokenizer's chat template."""
+
+    tokenizer: object
+
+    def token_ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids))
+
+    def apply_chat_template(self, messages: Sequence[dict[str, str]]) -> str:
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(
+                list(messages), tokenize=False, add_generation_prompt=True
+            )
+        return chat_prompt_fallback(messages)
+
+
 def chat_prompt_fallback(messages: Sequence[dict[str, str]]) -> str:
     """A plain prompt for models without a chat template."""
     parts = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]

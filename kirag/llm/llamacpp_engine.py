@@ -21,6 +21,7 @@ import numpy as np
 
 from kirag.errors import ContextError, KiragError
 from kirag.llm.base import (
+    EngineTokens,
     Generation,
     chat_prompt_fallback,
     common_prefix,
@@ -68,16 +69,16 @@ class _Decoding:
     text: str = ""
 
 
-class LlamaCppEngine:
+class LlamaCppEngine(EngineTokens):
     """llama-cpp-python on a GGUF file; `n_parallel` prompts share one KV cache of `kv_cells`
-    tokens (default: twice `n_ctx`, the most one prompt and its generation may take)."""
+    tokens (default: twice `context_length`, the most one prompt and its generation may take)."""
 
     name = "llamacpp"
 
     def __init__(
         self,
         model_path: str,
-        n_ctx: int = 4096,
+        context_length: int = 4096,
         n_threads: int | None = None,
         n_batch: int = 512,
         seed: int = 42,
@@ -96,7 +97,7 @@ class LlamaCppEngine:
         self.reuse_prefix = reuse_prefix
         # one prompt at a time without reuse: the batching of tokens changes the arithmetic
         self.n_parallel = max(1, n_parallel) if reuse_prefix else 1
-        self.kv_cells = kv_cells or (2 * n_ctx if self.n_parallel > 1 else n_ctx)
+        self.kv_cells = kv_cells or (2 * context_length if self.n_parallel > 1 else context_length)
         self.flash_attn = flash_attn
         kv_ggml_type = getattr(llama_cpp, f"GGML_TYPE_{kv_type.upper()}", None)
         if kv_type.lower() not in KV_TYPES or kv_ggml_type is None:
@@ -106,8 +107,10 @@ class LlamaCppEngine:
             )
         if kv_type.lower() == "q8_0" and not flash_attn:
             raise KiragError("a q8_0 KV cache needs flash_attn=True in llama.cpp")
-        if self.kv_cells < n_ctx:
-            raise ValueError(f"kv_cells ({self.kv_cells}) must hold at least n_ctx ({n_ctx})")
+        if self.kv_cells < context_length:
+            raise ValueError(
+                f"kv_cells ({self.kv_cells}) must hold at least context_length ({context_length})"
+            )
         if quantize:
             # another GGUF weight type (e.g. q4_0: llama.cpp's fastest CPU prompt kernels),
             # requantized once into kirag's cache
@@ -154,7 +157,7 @@ class LlamaCppEngine:
         self.model_id = model_id or str(model_path)
         self.quantize = quantize.lower() if quantize else None
         self.kv_type = kv_type.lower()
-        self.context_length = n_ctx
+        self.context_length = context_length
         weights = (
             self.quantize
             or f"gguf file type {self._model.metadata().get('general.file_type', '?')}"
@@ -184,17 +187,8 @@ class LlamaCppEngine:
     def token_ids(self, text: str) -> list[int]:
         return self._model.tokenize(text.encode("utf-8"), add_bos=False, special=False)
 
-    def count_tokens(self, text: str) -> int:
-        return len(self.token_ids(text))
-
-    def _detokenize(self, ids: list[int]) -> str:
-        return self._model.detokenize(ids).decode("utf-8", "ignore")
-
-    def truncate(self, text: str, max_tokens: int) -> str:
-        ids = self.token_ids(text)
-        if len(ids) <= max_tokens:
-            return text
-        return self._detokenize(ids[:max_tokens])
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return self._model.detokenize(list(ids)).decode("utf-8", "ignore")
 
     def _prompt_ids(self, prompt: str) -> list[int]:
         return self._model.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
@@ -363,7 +357,7 @@ class LlamaCppEngine:
             state.finish = "eos"
             return False
         state.generated.append(token)
-        state.text = self._detokenize(state.generated)
+        state.text = self.detokenize(state.generated)
         if stop:
             since = max(0, len(state.text) - max(map(len, stop)) - 8)
             cut, found = cut_at_stop(state.text, stop, since)

@@ -20,7 +20,7 @@ from pathlib import Path
 from kirag.errors import KiragError
 from kirag.llm.base import (
     Generation,
-    chat_prompt_fallback,
+    HFTokenizerTokens,
     cut_at_stop,
     log_softmax_top,
     shared_prefix,
@@ -52,7 +52,7 @@ def default_dtype(device: str) -> str:
     return "float16" if device.startswith("cuda") else "float32"
 
 
-class TransformersEngine:
+class TransformersEngine(HFTokenizerTokens):
     """A causal LM through transformers. `model_path` is an HF folder, a hub id, or a .gguf file."""
 
     name = "transformers"
@@ -66,7 +66,7 @@ class TransformersEngine:
         trust_remote_code: bool = False,
         local: bool = True,
         model_id: str | None = None,
-        max_context: int | None = None,
+        context_length: int | None = None,
         min_shared_prefix: int = MIN_SHARED_PREFIX,
         scoring_min_shared_prefix: int = SCORING_MIN_SHARED_PREFIX,
     ):
@@ -114,7 +114,7 @@ class TransformersEngine:
         self.precision = f"{dtype}+dynamic {quantize}" if quantize else dtype
         self.model_id = model_id or str(model_path)
         config_max = getattr(self.model.config, "max_position_embeddings", None) or 2048
-        self.context_length = min(config_max, max_context) if max_context else config_max
+        self.context_length = min(config_max, context_length) if context_length else config_max
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
         self.pad_id = (
             self.tokenizer.pad_token_id
@@ -138,25 +138,8 @@ class TransformersEngine:
 
     # ------------------------------------------------------------------ tokens
 
-    def token_ids(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.token_ids(text))
-
-    def truncate(self, text: str, max_tokens: int) -> str:
-        ids = self.token_ids(text)
-        return text if len(ids) <= max_tokens else self.tokenizer.decode(ids[:max_tokens])
-
     def _prompt_ids(self, prompt: str) -> list[int]:
         return self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
-
-    def apply_chat_template(self, messages: Sequence[dict[str, str]]) -> str:
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(
-                list(messages), tokenize=False, add_generation_prompt=True
-            )
-        return chat_prompt_fallback(messages)
 
     # ------------------------------------------------------------------ decoding
 

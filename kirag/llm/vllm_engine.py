@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kirag.errors import KiragError
-from kirag.llm.base import TOP_LOGPROBS, Generation, chat_prompt_fallback, single_token_id
+from kirag.llm.base import TOP_LOGPROBS, Generation, HFTokenizerTokens, single_token_id
 from kirag.optional import require
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def vllm_on_cpu() -> bool:
     return bool(current_platform.is_cpu())
 
 
-class VLLMEngine:
+class VLLMEngine(HFTokenizerTokens):
     """vLLM's offline `LLM` with greedy SamplingParams."""
 
     name = "vllm"
@@ -47,7 +47,7 @@ class VLLMEngine:
         quantization: str | None = None,
         tensor_parallel_size: int = 1,
         enable_prefix_caching: bool = True,
-        max_model_len: int | None = None,
+        context_length: int | None = None,
         gpu_memory_utilization: float = 0.9,
         enforce_eager: bool | None = None,
         seed: int = 42,
@@ -85,8 +85,8 @@ class VLLMEngine:
             "trust_remote_code": trust_remote_code,
             "enforce_eager": bool(enforce_eager),
         }
-        if max_model_len:
-            options["max_model_len"] = max_model_len
+        if context_length:
+            options["max_model_len"] = context_length
         if not on_cpu:
             options["gpu_memory_utilization"] = gpu_memory_utilization
         self._vllm = vllm
@@ -106,23 +106,6 @@ class VLLMEngine:
         reset = getattr(self.llm, "reset_prefix_cache", None)
         if reset is not None:
             reset()
-
-    def token_ids(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.token_ids(text))
-
-    def truncate(self, text: str, max_tokens: int) -> str:
-        ids = self.token_ids(text)
-        return text if len(ids) <= max_tokens else self.tokenizer.decode(ids[:max_tokens])
-
-    def apply_chat_template(self, messages: Sequence[dict[str, str]]) -> str:
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(
-                list(messages), tokenize=False, add_generation_prompt=True
-            )
-        return chat_prompt_fallback(messages)
 
     def generate_detailed(
         self, prompts: Sequence[str], max_tokens: int, stop: Sequence[str] | None = None

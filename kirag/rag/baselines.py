@@ -56,7 +56,7 @@ class RetrieveReadRetrieve:
         self.reader_k = reader_k
 
     def run(self, questions: Sequence[str], k: int = 10) -> list[BaselineResult]:
-        from kirag.retrieval.hybrid import reciprocal_rank_fusion
+        from kirag.fusion import reciprocal_rank_fusion
 
         results = [BaselineResult(q, [], queries=[q]) for q in questions]
         rankings: list[list[list[Hit]]] = [[] for _ in questions]

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kirag.fusion import reciprocal_rank_fusion
 from kirag.knowledge.sentences import words
 from kirag.knowledge.triple_index import TripleIndex, triple_embedding_text
 from kirag.knowledge.triples import Triple
 from kirag.rag.constructor import ChainConstructor
 from kirag.retrieval.base import Retriever
-from kirag.retrieval.hybrid import reciprocal_rank_fusion
 from kirag.types import Hit
 
 PICK_BONUS = 0.5

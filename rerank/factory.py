@@ -1,0 +1,49 @@
+"""Rerankers by name: a registry of "module:Class" targets (imported only when chosen) and
+`load_reranker`, used by `kirag rerank`, `kirag answer --rerank` and the Python API alike."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+from kirag.rerank.base import Reranker
+
+from kirag.errors import KiragError
+
+# reranker name -> "module:Class" (a class taking the model as its first argument)
+RERANKERS: dict[str, str] = {
+    "rank1": "kirag.rerank.rank1:Rank1Reranker",
+    "cross-encoder": "kirag.rerank.cross_encoder:CrossEncoderReranker",
+}
+
+
+def register_reranker(name: str, target: str) -> None:
+    """Make `load_reranker(name, ...)` build `target` ("module:Class")."""
+    if ":" not in target:
+        raise ValueError(f"reranker target {target!r} is not 'module:Class'")
+    RERANKERS[name] = target
+
+
+def reranker_class(name: str) -> type:
+    if name not in RERANKERS:
+        raise KiragError(f"unknown reranker {name!r}; known: {', '.join(RERANKERS)}")
+    module_name, class_name = RERANKERS[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def reranker_options(name: str) -> list[str]:
+    """The keyword options a reranker takes (its constructor's parameters after the model)."""
+    parameters = list(inspect.signature(reranker_class(name).__init__).parameters)
+    return parameters[2:]  # self, model
+
+
+def load_reranker(name: str = "rank1", model: str | None = None, **options) -> Reranker:
+    """A reranker by registry name, for `model`; an option it does not take is an error."""
+    unknown = sorted(set(options) - set(reranker_options(name)))
+    if unknown:
+        raise KiragError(
+            f"the {name} reranker does not take {', '.join(unknown)}; "
+            f"it takes: {', '.join(reranker_options(name))}"
+        )
+    cls = reranker_class(name)
+    return cls(model, **options) if model is not None else cls(**options)
