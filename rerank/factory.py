@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 
 from kirag.rerank.base import Reranker
 
 from kirag.errors import KiragError
+from kirag.lazy import check_target, import_target
 
 # reranker name -> "module:Class" (a class taking the model as its first argument)
 RERANKERS: dict[str, str] = {
@@ -19,16 +19,13 @@ RERANKERS: dict[str, str] = {
 
 def register_reranker(name: str, target: str) -> None:
     """Make `load_reranker(name, ...)` build `target` ("module:Class")."""
-    if ":" not in target:
-        raise ValueError(f"reranker target {target!r} is not 'module:Class'")
-    RERANKERS[name] = target
+    RERANKERS[name] = check_target(target)
 
 
 def reranker_class(name: str) -> type:
     if name not in RERANKERS:
         raise KiragError(f"unknown reranker {name!r}; known: {', '.join(RERANKERS)}")
-    module_name, class_name = RERANKERS[name].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return import_target(RERANKERS[name])
 
 
 def reranker_options(name: str) -> list[str]:

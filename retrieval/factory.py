@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,6 +9,7 @@ from kirag.retrieval.base import Retriever
 from kirag.retrieval.index_folder import read_manifest
 
 from kirag.errors import IndexLoadError
+from kirag.lazy import check_target, import_target
 
 ENTRY_POINT_GROUP = "kirag.retrievers"
 
@@ -24,9 +24,7 @@ _RETRIEVERS: dict[str, str] = {
 
 def register_retriever(kind: str, target: str) -> None:
     """Make index folders whose manifest says `kind` load as `target` ("module:Class")."""
-    if ":" not in target:
-        raise ValueError(f"retriever target {target!r} is not 'module:Class'")
-    _RETRIEVERS[kind] = target
+    _RETRIEVERS[kind] = check_target(target)
 
 
 def _entry_points() -> dict[str, str]:
@@ -48,8 +46,7 @@ def load_retriever(index_dir: str | Path, **options) -> Retriever:
         raise IndexLoadError(
             f"{index_dir}: unknown index kind {kind!r}; known: {', '.join(sorted(kinds))}"
         )
-    module_name, class_name = kinds[kind].split(":")
-    return getattr(importlib.import_module(module_name), class_name)(index_dir, **options)
+    return import_target(kinds[kind])(index_dir, **options)
 
 
 def load_retrievers(index_dirs: Sequence[str | Path], fusion: str = "rrf", **options) -> Retriever:

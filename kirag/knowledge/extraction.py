@@ -41,12 +41,11 @@ EXTRACTORS = {
 
 def make_extractor(name: str, **options) -> TripleExtractor:
     """An extractor by name ("spacy" — dependency parse, no LLM; "llm" — prompted LLM)."""
-    import importlib
+    from kirag.lazy import import_target
 
     if name not in EXTRACTORS:
         raise KiragError(f"unknown triple extractor {name!r}; known: {', '.join(EXTRACTORS)}")
-    module_name, class_name = EXTRACTORS[name].split(":")
-    return getattr(importlib.import_module(module_name), class_name)(**options)
+    return import_target(EXTRACTORS[name])(**options)
 
 
 def content_hash(document: Document) -> str:

@@ -102,18 +102,8 @@ class LLMTripleExtractor:
 
     def _to_triples(self, document: Document, output: str, sentences: list[str]) -> list[Triple]:
         triples = []
-        for head, relation, tail in parse_triples(output, loose=True):
-            index = link_sentence(f"{head} {relation} {tail}", sentences)
-            triples.append(
-                Triple(
-                    head,
-                    relation,
-                    tail,
-                    doc_id=document.id,
-                    title=document.title,
-                    sentence_index=index,
-                    sentence=sentences[index] if index >= 0 else "",
-                    source=self.id,
-                )
-            )
+        for fact in parse_triples(output, loose=True):
+            index = link_sentence(" ".join(fact), sentences)
+            sentence = sentences[index] if index >= 0 else ""
+            triples.append(Triple.in_document(fact, document, index, sentence, self.id))
         return dedupe_triples(triples)

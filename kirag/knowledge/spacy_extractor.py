@@ -61,19 +61,11 @@ class DependencyTripleExtractor:
         ):
             triples = []
             for index, sentence in enumerate(parsed.sents):
-                for head, relation, tail in sentence_triples(sentence, document.title):
-                    triples.append(
-                        Triple(
-                            head,
-                            relation,
-                            tail,
-                            doc_id=document.id,
-                            title=document.title,
-                            sentence_index=index,
-                            sentence=sentence.text.strip(),
-                            source=self.id,
-                        )
-                    )
+                text = sentence.text.strip()
+                triples += [
+                    Triple.in_document(fact, document, index, text, self.id)
+                    for fact in sentence_triples(sentence, document.title)
+                ]
             out.append(dedupe_triples(triples))
         return out
 

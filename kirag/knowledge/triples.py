@@ -31,6 +31,28 @@ class Triple:
     source: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def in_document(
+        cls,
+        fact: tuple[str, str, str],
+        document: Any,
+        sentence_index: int,
+        sentence: str,
+        source: str,
+    ) -> Triple:
+        """A (head, relation, tail) found in sentence `sentence_index` of `document`."""
+        head, relation, tail = fact
+        return cls(
+            head,
+            relation,
+            tail,
+            doc_id=document.id,
+            title=document.title,
+            sentence_index=sentence_index,
+            sentence=sentence,
+            source=source,
+        )
+
     @property
     def text(self) -> str:
         """The triple as the reference writes it: `<head; relation; tail>`."""

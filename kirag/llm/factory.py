@@ -4,12 +4,12 @@ options) loads once per process and is reused."""
 from __future__ import annotations
 
 import atexit
-import importlib
 import inspect
 import logging
 import threading
 
 from kirag.errors import KiragError
+from kirag.lazy import import_target
 from kirag.llm.base import LLMEngine
 from kirag.models import DEFAULT_LLM, resolve_model
 from kirag.optional import is_available
@@ -61,8 +61,7 @@ def load_engine(model: str = DEFAULT_LLM, engine: str = "auto", **options) -> LL
     key = (name, spec.location, tuple(sorted(options.items())))
     with _lock:
         if key not in _cache:
-            module_name, class_name = target.split(":")
-            cls = getattr(importlib.import_module(module_name), class_name)
+            cls = import_target(target)
             check_options(cls, name, options, chosen_by_auto=engine == "auto")
             extra_args = {"model_id": spec.name}
             if name == "transformers":
