@@ -84,12 +84,13 @@ def test_transformers_batching_and_prefix_sharing_match_single_prompts(transform
 def test_transformers_scoring_with_a_shared_prefix_matches_without(
     transformers_engine, monkeypatch
 ):
-    import kirag.llm.transformers_engine as te
-
+    """The sharing threshold is an engine option (`scoring_min_shared_prefix`): off, then on."""
     pairs = [PROMPT + " </think>", OTHER + " </think>"]
-    monkeypatch.setattr(te, "SCORING_MIN_SHARED_PREFIX", 10**9)
+    monkeypatch.setattr(transformers_engine, "scoring_min_shared_prefix", 10**9)
     plain = transformers_engine.next_token_logprobs(pairs, [" true", " false"])
-    monkeypatch.setattr(te, "SCORING_MIN_SHARED_PREFIX", te.MIN_SHARED_PREFIX)
+    monkeypatch.setattr(
+        transformers_engine, "scoring_min_shared_prefix", transformers_engine.min_shared_prefix
+    )
     before = transformers_engine.prefix_shared_batches
     shared = transformers_engine.next_token_logprobs(pairs, [" true", " false"])
     assert transformers_engine.prefix_shared_batches == before + 1

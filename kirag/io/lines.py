@@ -147,7 +147,10 @@ def raw_lines(path: str | Path) -> Iterator[tuple[int, bytes]]:
 def head_bytes(path: str | Path, size: int) -> bytes:
     """The first `size` bytes of a file (decompressed), for format sniffing."""
     with open_binary(path) as fh:
-        return fh.read(size)
+        try:
+            return fh.read(size)
+        except InputError as exc:  # a corrupt compressed file: reading stopped in line 1
+            raise InputError(exc.reason, path, 1) from None
 
 
 def iter_lines(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[int, str | InputError]]:
