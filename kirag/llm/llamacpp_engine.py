@@ -69,6 +69,51 @@ class _Decoding:
     text: str = ""
 
 
+def _kv_cache_type(llama_cpp, kv_type: str, flash_attn: bool) -> int:
+    """The GGML type of a KV cache type name, refused with a clear error before any loading."""
+    kv_ggml_type = getattr(llama_cpp, f"GGML_TYPE_{kv_type.upper()}", None)
+    if kv_type.lower() not in KV_TYPES or kv_ggml_type is None:
+        raise KiragError(
+            f"unknown KV cache type {kv_type!r} for the llama.cpp engine; known: "
+            f"{', '.join(KV_TYPES)}"
+        )
+    if kv_type.lower() == "q8_0" and not flash_attn:
+        raise KiragError("a q8_0 KV cache needs flash_attn=True in llama.cpp")
+    return kv_ggml_type
+
+
+def _context_params(
+    llama_cpp,
+    kv_cells: int,
+    n_batch: int,
+    n_parallel: int,
+    n_threads: int | None,
+    flash_attn: bool,
+    kv_ggml_type: int,
+):
+    """llama.cpp context parameters: one unified KV cache of `kv_cells` shared by `n_parallel`
+    sequences."""
+    # llama-cpp-python decodes on half the cores by default; all of them decode 1.6x faster
+    # here (SmolLM2-135M on 2 cores: 91 vs 58 tokens/s)
+    n_threads = n_threads or os.cpu_count() or 1
+    params = llama_cpp.llama_context_default_params()
+    params.n_ctx = kv_cells
+    params.n_batch = params.n_ubatch = n_batch
+    params.n_seq_max = n_parallel
+    params.kv_unified = True  # sequences share the cells (and a copied prefix)
+    params.n_threads = params.n_threads_batch = n_threads
+    # flash attention skips the cells of other sequences (masked); without it every token
+    # attends over the whole shared cache: 248 vs 168 prompt tokens/s packing 16 prompts
+    params.flash_attn_type = (
+        llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        if flash_attn
+        else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    )
+    # the KV cache's precision (f16: llama.cpp's default; f32: full precision)
+    params.type_k = params.type_v = kv_ggml_type
+    return params
+
+
 class LlamaCppEngine(EngineTokens):
     """llama-cpp-python on a GGUF file; `n_parallel` prompts share one KV cache of `kv_cells`
     tokens (default: twice `context_length`, the most one prompt and its generation may take)."""
@@ -99,14 +144,7 @@ class LlamaCppEngine(EngineTokens):
         self.n_parallel = max(1, n_parallel) if reuse_prefix else 1
         self.kv_cells = kv_cells or (2 * context_length if self.n_parallel > 1 else context_length)
         self.flash_attn = flash_attn
-        kv_ggml_type = getattr(llama_cpp, f"GGML_TYPE_{kv_type.upper()}", None)
-        if kv_type.lower() not in KV_TYPES or kv_ggml_type is None:
-            raise KiragError(
-                f"unknown KV cache type {kv_type!r} for the llama.cpp engine; known: "
-                f"{', '.join(KV_TYPES)}"
-            )
-        if kv_type.lower() == "q8_0" and not flash_attn:
-            raise KiragError("a q8_0 KV cache needs flash_attn=True in llama.cpp")
+        kv_ggml_type = _kv_cache_type(llama_cpp, kv_type, flash_attn)
         if self.kv_cells < context_length:
             raise ValueError(
                 f"kv_cells ({self.kv_cells}) must hold at least context_length ({context_length})"
@@ -131,24 +169,9 @@ class LlamaCppEngine(EngineTokens):
         self._model = _internals.LlamaModel(
             path_model=str(model_path), params=model_params, verbose=False
         )
-        # llama-cpp-python decodes on half the cores by default; all of them decode 1.6x faster
-        # here (SmolLM2-135M on 2 cores: 91 vs 58 tokens/s)
-        n_threads = n_threads or os.cpu_count() or 1
-        params = llama_cpp.llama_context_default_params()
-        params.n_ctx = self.kv_cells
-        params.n_batch = params.n_ubatch = n_batch
-        params.n_seq_max = self.n_parallel
-        params.kv_unified = True  # sequences share the cells (and a copied prefix)
-        params.n_threads = params.n_threads_batch = n_threads
-        # flash attention skips the cells of other sequences (masked); without it every token
-        # attends over the whole shared cache: 248 vs 168 prompt tokens/s packing 16 prompts
-        params.flash_attn_type = (
-            llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
-            if flash_attn
-            else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        params = _context_params(
+            llama_cpp, self.kv_cells, n_batch, self.n_parallel, n_threads, flash_attn, kv_ggml_type
         )
-        # the KV cache's precision (f16: llama.cpp's default; f32: full precision)
-        params.type_k = params.type_v = kv_ggml_type
         self._ctx = _internals.LlamaContext(model=self._model, params=params, verbose=False)
         self._memory = llama_cpp.llama_get_memory(self._ctx.ctx)
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
