@@ -30,4 +30,8 @@ BENCHMARKS: dict[str, Benchmark] = {
         "kirag.bench.multihop",
         "triple extraction speed, questions/min and LLM calls of KiRAG vs baselines",
     ),
+    "kirag-cv": Benchmark(
+        "kirag.bench.settings_cv",
+        "the offline default's settings chosen by leave-one-out cross-validation",
+    ),
 }

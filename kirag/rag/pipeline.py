@@ -47,6 +47,11 @@ MODE_DEFAULTS: dict[str, dict] = {
 }
 
 
+# The first stage each mode fuses with its chains ("auto"): "rrf" of the document indexes inside
+# the triple index, or one of them by name.
+FIRST_STAGE: dict[str, str] = {"aligner": "rrf", "llm": "rrf"}
+
+
 @dataclass
 class Answer:
     """An answer with its evidence: ranked documents, reasoning chains and the per-turn trace."""
@@ -111,7 +116,11 @@ class KiRAG:
             self.index,
             constructor=constructor,
             aligner=aligner_model,
-            doc_retriever=self._doc_retriever() if doc_retriever == "auto" else doc_retriever,
+            doc_retriever=self._doc_retriever(
+                FIRST_STAGE[mode] if doc_retriever == "auto" else doc_retriever
+            )
+            if isinstance(doc_retriever, str)
+            else doc_retriever,
             **options,
         )
         self.reader = None
@@ -123,15 +132,23 @@ class KiRAG:
         self.reader_k = reader_k
         self.reranker = reranker
 
-    def _doc_retriever(self):
-        """The first-stage document indexes kept inside the triple index folder: RRF of both
-        when both are there."""
+    def _doc_retriever(self, name: str):
+        """A first stage from the document indexes kept inside the triple index folder: one of
+        them by name ("bm25", "dense"), or "rrf" — RRF of all of them."""
         from kirag.retrieval.hybrid import HybridRetriever
 
-        found = list(self.index.document_retrievers().values())
-        if len(found) > 1:
-            return HybridRetriever(found, fusion="rrf", depth=50)
-        return found[0] if found else None
+        documents = self.index.document_retrievers()
+        if name == "rrf":
+            found = list(documents.values())
+            if len(found) > 1:
+                return HybridRetriever(found, fusion="rrf", depth=50)
+            return found[0] if found else None
+        if name not in documents:
+            raise KiragError(
+                f"{self.index.path} has no {name!r} document index; it has: "
+                f"{', '.join(documents) or 'none'} (or use 'rrf')"
+            )
+        return documents[name]
 
     def retrieve(self, question: str, k: int = 10) -> ChainResult:
         result = self.retriever.retrieve(question, k=k)
