@@ -491,8 +491,10 @@ def prepare_dataset(
         raise SettingsError(f"--num-dev {num_dev}: must be positive")
     stats = PrepareStats(dataset)
     with build_lock(output):
-        if output.exists() and not overwrite:
-            raise OutputExistsError(f"{output} already exists; pass --overwrite to replace it")
+        if output.exists():  # decided before the (long) staging of a dump
+            if not overwrite:
+                raise OutputExistsError(f"{output} already exists; pass --overwrite to replace it")
+            check_prepared(output)
         if dataset == "hotpotqa":
             dump = Path(abstracts) if abstracts else _default_dump(raw)
             work = work_folder(output, dump)

@@ -142,6 +142,12 @@ def test_hotpotqa_from_the_abstracts_dump(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert main([*argv, "--num-dev", "3", "--overwrite"]) == 0
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.suffix != ".json"} == before
+    # --overwrite replaces only a folder a preparation wrote, refused before any staging
+    other = tmp_path / "mine"
+    other.mkdir()
+    assert main([*argv[:-1], str(other), "--overwrite"]) == 2
+    assert "not a prepared dataset folder" in capsys.readouterr().err
+    assert not [p for p in tmp_path.iterdir() if ".encode-" in p.name]
     # another seed draws another dev split
     assert main([*argv, "--num-dev", "3", "--overwrite", "--seed", "7"]) == 0
     assert [q.id for q in load_questions(out / "dev.jsonl")] == [
