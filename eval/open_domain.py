@@ -35,6 +35,7 @@ from typing import IO, Any
 
 from kirag.atomic import WORK_MARK, atomic_directory, build_lock, write_json
 from kirag.errors import InputError, OutputExistsError, SettingsError
+from kirag.io.ids import check_id
 from kirag.io.json_array import iter_json_array
 from kirag.io.lines import parse_json_object, read_numbered_records
 from kirag.progress import progress
@@ -164,7 +165,7 @@ def _question(record: Record, qid_field: str, supporting: list[str], **extra: An
     """kirag's multi-hop JSONL record (id, question, answers, supporting_ids) plus extras."""
     answer = record.get("answer")
     out = {
-        "id": str(record[qid_field]),
+        "id": check_id(str(record[qid_field]), "question id"),
         "question": record["question"],
         "answers": [answer] if isinstance(answer, str) else [],
         "supporting_ids": list(dict.fromkeys(supporting)),

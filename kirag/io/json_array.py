@@ -31,7 +31,10 @@ class _Buffer:
         """Append about `size` more characters; False at the end of the file."""
         if self.eof:
             return False
-        raw = self._fh.read(size)
+        try:
+            raw = self._fh.read(size)
+        except InputError as exc:  # a corrupt compressed file: reading stopped on this line
+            raise InputError(exc.reason, self.path, self.line) from None
         try:
             self.text += self._decoder.decode(raw, final=not raw)
         except UnicodeDecodeError as exc:
