@@ -17,6 +17,7 @@ from kirag.eval.runs import read_run, read_run_scores
 
 from kirag.errors import InputError
 from kirag.io.corpus import read_corpus
+from kirag.io.json_array import iter_json_array
 from kirag.io.qrels import read_qrels
 from kirag.io.topics import read_topics
 
@@ -122,6 +123,7 @@ READERS: dict[str, tuple[str, Callable]] = {
     "run-scores-trec": ("scores.trec", lambda p: read_run_scores(p, format="trec")),
     "run-scores-msmarco": ("scores.tsv", lambda p: read_run_scores(p, format="msmarco")),
     "run-auto": ("any.run", read_run),
+    "json-array": ("questions.json", lambda p: list(iter_json_array(p))),
 }
 
 

@@ -22,6 +22,7 @@ COMMANDS = {
     "eval": "evaluate",
     "submit": "submit",
     "bench": "bench",
+    "data": "data",
     "doctor": "doctor",
     "models": "models",
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import asdict
 
 from kirag.cli.common import add_command, add_on_error, add_seed, on_error
 from kirag.knowledge.extraction import EXTRACTORS
@@ -21,6 +22,7 @@ examples:
   kirag index bm25 --corpus collection.tsv --index indexes/msmarco-lucene --backend lucene --threads 2
   kirag index dense --corpus corpus.jsonl --index indexes/beir-dense --index-type hnsw
   kirag index triples --corpus enwiki-sample --index indexes/enwiki-triples --extractor spacy
+  kirag index triples --corpus data/hotpotqa/corpus.jsonl --index indexes/hotpotqa-triples --import hotpotqa_kg.pkl
 """
 
 
@@ -151,6 +153,14 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
         help="documents per extraction batch (the resume unit)",
     )
     parser.add_argument(
+        "--import",
+        dest="import_kg",
+        metavar="FILE",
+        default=None,
+        help="take the triples from the reference's cached KG corpus (a pickle of plain data, "
+        "loaded with every global refused: no code in it can run) instead of extracting",
+    )
+    parser.add_argument(
         "--no-bm25",
         action="store_true",
         help="do not build the BM25 document index used for candidate expansion",
@@ -165,10 +175,15 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
 def _build_triples(args: argparse.Namespace) -> dict:
     from kirag.knowledge.triple_index import build_from_corpus
 
+    extractor = args.extractor
+    if args.import_kg:  # loaded and checked before any work: a hostile file is refused at once
+        from kirag.knowledge.kg_import import ImportedTripleExtractor
+
+        extractor = ImportedTripleExtractor(args.import_kg)
     stats = build_from_corpus(
         args.corpus,
         args.index,
-        extractor=args.extractor,
+        extractor=extractor,
         extractor_options={"model": args.model, "engine_name": args.engine}
         if args.extractor == "llm"
         else {},
@@ -181,6 +196,8 @@ def _build_triples(args: argparse.Namespace) -> dict:
         overwrite=args.overwrite,
         on_error=on_error(args),
     )
+    if args.import_kg:
+        stats["import"] = {**asdict(extractor.stats), "file": args.import_kg}
     return stats
 
 

@@ -21,6 +21,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from kirag.errors import IndexLoadError, OutputExistsError
 from kirag.io.docstore import DocStore
 from kirag.knowledge.triples import Triple, entity_key
 from kirag.types import Document
+
+if TYPE_CHECKING:
+    from kirag.knowledge.extraction import TripleExtractor
 
 KIND = "triples"
 FORMAT_VERSION = 2
@@ -338,7 +342,7 @@ def build_triple_index(
 def build_from_corpus(
     corpus,
     index_dir: str | Path,
-    extractor: str = "spacy",
+    extractor: str | TripleExtractor = "spacy",
     extractor_options: dict | None = None,
     encoder: str = "minilm",
     index_type: str = "flat",
@@ -350,6 +354,7 @@ def build_from_corpus(
     on_error: str = "raise",
 ) -> dict:
     """Extract triples from a corpus (cached and resumable) and build a triple index from them.
+    `extractor` is a registered name or a TripleExtractor object (e.g. ImportedTripleExtractor).
     The extraction cache lives outside the index (default: `.extraction-cache.sqlite` beside
     it), so an interrupted build keeps every extracted batch. The target's build lock is held
     throughout."""
@@ -385,7 +390,7 @@ def build_from_corpus(
 def _build_from_corpus(
     corpus,
     index_dir: Path,
-    extractor: str,
+    extractor: str | TripleExtractor,
     extractor_options: dict | None,
     encoder: str,
     index_type: str,
@@ -403,7 +408,11 @@ def _build_from_corpus(
     documents = (
         read_corpus(corpus, on_error=on_error) if isinstance(corpus, str | Path) else list(corpus)
     )
-    extractor_obj = make_extractor(extractor, **(extractor_options or {}))
+    extractor_obj = (
+        make_extractor(extractor, **(extractor_options or {}))
+        if isinstance(extractor, str)
+        else extractor  # an extractor object, e.g. an imported KG cache
+    )
     cache_path = Path(cache) if cache else index_dir.parent / ".extraction-cache.sqlite"
     try:
         store = TripleStore(cache_path)
