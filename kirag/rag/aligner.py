@@ -98,5 +98,6 @@ def _load(model: str, tokenizer: str | None, device: str | None):
         raise KiragError(f"aligner {model}: a folder is needed with aligner_tokenizer")
     base = resolve_model(tokenizer, "embedder").location
     word = models.Transformer(str(model), tokenizer_name_or_path=str(base))
-    pooling = models.Pooling(word.get_word_embedding_dimension(), pooling_mode="mean")
+    dimension = getattr(word, "get_embedding_dimension", None) or word.get_word_embedding_dimension
+    pooling = models.Pooling(dimension(), pooling_mode="mean")
     return SentenceTransformer(modules=[word, pooling], device=device)

@@ -136,6 +136,11 @@ def document_scores(scores: dict[int, float], doc_of: dict[int, str]) -> list[tu
     return sorted(best.items(), key=lambda item: -item[1])
 
 
+def should_stop(chains: Sequence[Sequence[str]], turn: int) -> bool:
+    """Before turn `turn` (1-based): stop when every chain's last step is empty (never at 1)."""
+    return turn > 1 and all(c and len(c[-1]) == 0 for c in chains)
+
+
 def stated_answer(steps: Sequence[str]) -> str | None:
     """The answer a chain states ("… answer is: X"), if any."""
     for step in reversed(steps):
@@ -245,7 +250,7 @@ class ReferenceRetriever:
         trace: list[TurnTrace] = []
         calls_before = self.calls
         for turn in range(1, s.num_turns + 1):
-            if turn > 1 and all(len(c[-1]) == 0 for c in state.chains):
+            if should_stop(state.chains, turn):
                 break
             positions = self.add_documents(state, self.doc_queries(question, state.chains, turn))
             self.align(state, question, positions)
