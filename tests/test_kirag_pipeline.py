@@ -386,7 +386,9 @@ def test_reference_loop_sends_the_reference_prompt(index, llamacpp_engine):
     prompts, max_tokens, stop = engine.calls[0]
     assert max_tokens == 64 and stop is None and len(prompts) == 1
     system, user = prompts[0].split("<|im_start|>user\n")
+    assert system.startswith("<|im_start|>system\nFollow the examples")
     lines, question = user.split("\n\nQuestion: ")
+    assert question == f"{BRIDGE}<|im_end|>\n<|im_start|>assistant\nThought: "
     assert len(lines.split("\n")) == 7 and all(line.startswith("<") for line in lines.split("\n"))
     demos = selector.select(BRIDGE)
     messages = constructor_messages(BRIDGE, lines.split("\n"), demos)

@@ -186,7 +186,7 @@ def test_shipped_pool_and_selection(minilm):
     picked = ExtractionDemonstrationSelector(docs, aligner, k=2).select_many(
         ["Title: Neil Armstrong\nText: Neil Armstrong was an American astronaut."]
     )
-    assert [d.title for d in picked[0]][0] == "Apollo 11"
+    assert len(picked[0]) == 2 and picked[0][0].title == "Apollo 11"
     assert rank_by_similarity(
         np.array([1.0, 0.0]), np.array([[0.1, 0], [0.9, 0], [0.1, 0]]), 2
     ) == [1, 0]
@@ -259,3 +259,43 @@ def test_stop_rule():
     assert should_stop([["<a; b; c>", ""]], 3)
     assert not should_stop([["<a; b; c>"]], 2)
     assert not should_stop([["", "So the answer is: x"]], 3)
+
+
+def test_reference_extraction_messages():
+    from kirag.rag.demonstrations import (
+        EXTRACTION_INSTRUCTION,
+        ExtractionDemonstration,
+        extraction_messages,
+    )
+
+    demo = ExtractionDemonstration(
+        "Dune", "Dune is a novel.", ("<Dune; type; novel>", "<Dune; genre; science fiction>")
+    )
+    assert extraction_messages("Emma", "Emma is a novel.", [demo, demo]) == [
+        {
+            "role": "system",
+            "content": EXTRACTION_INSTRUCTION
+            + "\n\nTitle: Dune\nText: Dune is a novel.\nKnowledge Triples: <Dune; type; novel>\n<Dune; genre; science fiction>"
+            + "\n\nTitle: Dune\nText: Dune is a novel.\nKnowledge Triples: <Dune; type; novel>\n<Dune; genre; science fiction>",
+        },
+        {"role": "user", "content": "Title: Emma\nText: Emma is a novel."},
+    ]
+    assert EXTRACTION_INSTRUCTION.startswith("You are a knowledge graph constructor")
+
+
+def test_converter_command_writes_a_pool_kirag_reads(tmp_path, capsys):
+    from kirag.rag.demonstrations import main
+
+    source = tmp_path / "musique_demonstrations.py"
+    source.write_text(
+        "reasoning_chains_musique_examplars = [\n"
+        "    {'question': 'q?', 'chains': '<a; b; c>, <c; d; e>', 'answer': 'e'},\n"
+        "]\n"
+    )
+    out = tmp_path / "pool.json"
+    assert main([str(source), "musique", str(out)]) == 0
+    assert "1 constructor and 0 extraction" in capsys.readouterr().out
+    (demo,) = load_pools(out).chains("musique")
+    assert demo.chain == ("<a; b; c>", "<c; d; e>") and demo.answer == "e"
+    assert main([str(tmp_path / "missing.py"), "x", str(out)]) == 2
+    assert "missing.py: cannot read" in capsys.readouterr().err

@@ -196,6 +196,30 @@ def convert_reference_file(path: str | Path, dataset: str) -> DemonstrationPools
     )
 
 
+EXTRACTION_INSTRUCTION = (
+    "You are a knowledge graph constructor tasked with extracting knowledge triples in the form "
+    "of <head entity; relation; tail entity> from a document. Each triple denotes a specific "
+    "relationship between entities or an event. The head entity and tail entity can be the "
+    "provided title or phrases in the text. If multiple tail entities share the same relation "
+    "with a head entity, aggregate these tail entities using commas. Format your output in the "
+    "form of <head entity; relation; tail entity>."
+)
+EXTRACTION_MAX_TOKENS = 512
+
+
+def extraction_messages(
+    title: str, text: str, demonstrations: Sequence[ExtractionDemonstration]
+) -> list[dict[str, str]]:
+    """The reference extractor's messages (knowledge_graph/kg_generator.py): system = instruction
+    + "\n\n" + the demonstrations ("Title: …\nText: …\nKnowledge Triples: " + triples one per
+    line); user = "Title: …\nText: …"; greedy, 512 new tokens, parsed with `<([^>]*)>`."""
+    shots = [f"{d.document()}\nKnowledge Triples: " + "\n".join(d.triples) for d in demonstrations]
+    return [
+        {"role": "system", "content": EXTRACTION_INSTRUCTION + "\n\n" + "\n\n".join(shots)},
+        {"role": "user", "content": f"Title: {title}\nText: {text}"},
+    ]
+
+
 def rank_by_similarity(
     input_vector: np.ndarray, pool_vectors: np.ndarray, k: int = NUM_DEMONSTRATIONS
 ) -> list[int]:
@@ -251,3 +275,32 @@ class ExtractionDemonstrationSelector:
             [self.demonstrations[i] for i in rank_by_similarity(v, self._vectors, self.k)]
             for v in vectors
         ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m kirag.rag.demonstrations REFERENCE.py DATASET OUT.json`: convert a reference
+    demonstrations file to kirag's pool format (written atomically)."""
+    import sys
+
+    from kirag.atomic import atomic_write
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 3:
+        print("usage: python -m kirag.rag.demonstrations REFERENCE.py DATASET OUT.json", file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        pools = convert_reference_file(args[0], args[1])
+    except KiragError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with atomic_write(args[2]) as fh:
+        json.dump(pools.to_json(), fh, ensure_ascii=False, indent=1)
+    print(
+        f"wrote {args[2]}: {sum(map(len, pools.constructor.values()))} constructor and "
+        f"{sum(map(len, pools.extraction.values()))} extraction demonstrations"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
