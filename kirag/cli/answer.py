@@ -1,8 +1,9 @@
 """`kirag answer`: answer multi-hop questions with KiRAG over a triple index.
 
 The offline default ("aligner" mode) builds chains with the aligner alone and answers with the
-chain's last tail entity; `--constructor MODEL` switches to the LLM constructor (the reference
-behaviour) and `--reader MODEL` answers with an LLM from the top documents.
+chain's last tail entity; `--constructor MODEL` switches to kirag's LLM constructor ("llm") and
+`--reader MODEL` answers with an LLM from the top documents. `--mode reference` runs the paper's
+algorithm (jyfang6/kirag) with its prompts, numbers and reader.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--constructor",
         default=None,
-        help="LLM that picks each next triple (the reference behaviour)",
+        help="LLM that writes each next step (llm and reference modes)",
     )
     parser.add_argument(
         "--reader",
