@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 
 from kirag.answers import token_f1
 from kirag.knowledge.triple_index import TripleIndex
@@ -82,11 +83,16 @@ def parse_triple_texts(text: str) -> list[str]:
     ]
 
 
-def first_sentence(text: str) -> str:
-    """The first sentence (spaCy's rule-based sentencizer; the reference uses NLTK punkt)."""
+@cache
+def _splitter():
     from kirag.knowledge.sentences import SentenceSplitter
 
-    return SentenceSplitter("blank").split(text)[0]
+    return SentenceSplitter("blank")
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence (spaCy's rule-based sentencizer; the reference uses NLTK punkt)."""
+    return _splitter().split(text)[0]
 
 
 def next_step(generated: str) -> str:
@@ -245,6 +251,7 @@ class ReferenceRetriever:
 
     def retrieve(self, question: str, k: int = 10) -> ChainResult:
         s = self.settings
+        self._vectors = {}  # triple vectors, kept for one question's turns
         state = ReferenceState(chains=[[] for _ in range(s.num_beams)])
         demos = self.selector.select(question) if self.selector is not None else []
         trace: list[TurnTrace] = []
