@@ -410,3 +410,8 @@ def test_reference_mode_from_the_command_line(index_dir, capsys):
     assert "chain:\n  1. " in printed and "[reader]" in printed and "documents:" in printed
     assert main(["answer", "--index", str(index_dir), "--mode", "reference", "--beam", "2", *question]) == 2  # fmt: skip
     assert "beam 1 only" in capsys.readouterr().err
+    missing = index_dir.parent / "no-such-pool.json"
+    assert main(["answer", "--index", str(index_dir), "--mode", "reference", "--demonstrations", str(missing), *question]) == 2  # fmt: skip
+    assert "no-such-pool.json: cannot read demonstrations" in capsys.readouterr().err
+    assert main(["answer", "--index", str(index_dir), "--mode", "reference", "--dataset", "musique", *question]) == 2  # fmt: skip
+    assert "no constructor demonstrations for dataset 'musique'" in capsys.readouterr().err

@@ -183,11 +183,11 @@ class KiRAG:
         settings = ReferenceSettings(**settings)
         if settings.num_beams != 1:
             raise KiragError("reference mode implements the reference's beam 1 only (--beam 1)")
+        pool = load_pools(demonstrations).chains(dataset)  # before loading models: fail fast
         constructor_engine = load_engine(constructor_model or DEFAULT_LLM, engine=engine)
         aligner_model = Aligner(
             aligner or self.index.manifest["encoder"]["model"], tokenizer=aligner_tokenizer
         )
-        pool = load_pools(demonstrations).chains(dataset)
         selector = ChainDemonstrationSelector(pool, aligner_model, settings.num_demonstrations)
         self.retriever = ReferenceRetriever(
             self.index,
