@@ -316,3 +316,102 @@ def test_llm_extraction_cuts_documents_to_the_context(exact_llamacpp_engine, enw
     assert extractor.truncated_documents == 1  # a document that fits is left whole
     with pytest.raises(ValueError, match="exceeds the context"):
         engine.generate([long_doc.text * 2], max_tokens=1)  # said clearly, not "no memory slot"
+
+
+class RecordingEngine:
+    """The real engine, with the prompts and token budgets it received kept for inspection."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.calls: list[tuple[list[str], int, object]] = []
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    def generate(self, prompts, max_tokens, stop=None):
+        self.calls.append((list(prompts), max_tokens, stop))
+        return self.engine.generate(prompts, max_tokens=max_tokens, stop=stop)
+
+
+def test_reference_candidates_accumulate_over_turns(index):
+    """Turn 1: dense top-10 for the question; turn 2: for question + last step; documents and
+    the aligner's top-20 pool accumulate, each triple keeping its best score."""
+    from kirag.rag.aligner import Aligner, aligner_query
+    from kirag.rag.reference import ReferenceRetriever, ReferenceState
+
+    aligner = Aligner("minilm")
+    retriever = ReferenceRetriever(index, None, aligner, None)
+    state = ReferenceState(chains=[[]])
+    assert retriever.doc_queries(BRIDGE, state.chains, 1) == [BRIDGE]
+    first = retriever.add_documents(state, [BRIDGE])
+    documents = list(state.doc_ids)
+    assert len(documents) == 10 and set(first) == set(index.positions_of_documents(documents))
+    retriever.align(state, BRIDGE, first)
+    pool = dict(state.scores)
+    assert len(pool) == 20 and set(pool) <= set(first)
+    step = "<Diogo Cão; reached; coast of Angola>"
+    state.chains[0].append(step)
+    queries = retriever.doc_queries(BRIDGE, state.chains, 2)
+    assert queries == [f"{BRIDGE} {step}"]
+    second = retriever.add_documents(state, queries)
+    assert state.doc_ids[:10] == documents and len(state.doc_ids) > 10 and set(first) < set(second)
+    retriever.align(state, BRIDGE, second)
+    assert set(pool) <= set(state.scores) and 20 < len(state.scores) <= 40
+    assert all(state.scores[p] >= pool[p] for p in pool)
+    new = next(p for p in state.scores if p not in pool)
+    query = aligner.encode_queries([aligner_query(BRIDGE, [step])])[0]
+    passage = aligner.encode_passages([index.triples([new])[0].text])[0]
+    assert state.scores[new] == pytest.approx(float(passage @ query), abs=1e-5)
+
+
+def test_reference_loop_sends_the_reference_prompt(index, llamacpp_engine):
+    from kirag.rag.aligner import Aligner
+    from kirag.rag.demonstrations import ChainDemonstrationSelector, load_pools
+    from kirag.rag.reference import (
+        ReferenceRetriever,
+        ReferenceSettings,
+        assistant_prefill,
+        constructor_messages,
+    )
+
+    aligner = Aligner("minilm")
+    selector = ChainDemonstrationSelector(load_pools().chains("wikipedia"), aligner)
+    engine = RecordingEngine(llamacpp_engine)
+    settings = ReferenceSettings(num_turns=2, max_choices=7)
+    result = ReferenceRetriever(index, engine, aligner, selector, settings=settings).retrieve(
+        BRIDGE, k=5
+    )
+    (chain,) = result.chains
+    assert 1 <= len(engine.calls) <= 2 and len(chain.steps) == len(engine.calls)
+    prompts, max_tokens, stop = engine.calls[0]
+    assert max_tokens == 64 and stop is None and len(prompts) == 1
+    system, user = prompts[0].split("<|im_start|>user\n")
+    assert system.startswith("<|im_start|>system\nFollow the examples")
+    lines, question = user.split("\n\nQuestion: ")
+    assert question == f"{BRIDGE}<|im_end|>\n<|im_start|>assistant\nThought: "
+    assert len(lines.split("\n")) == 7 and all(line.startswith("<") for line in lines.split("\n"))
+    demos = selector.select(BRIDGE)
+    messages = constructor_messages(BRIDGE, lines.split("\n"), demos)
+    assert prompts[0] == llamacpp_engine.apply_chat_template(messages) + "Thought: "
+    if len(engine.calls) == 2:  # turn 2 prefills the chain so far
+        assert engine.calls[1][0][0].endswith(assistant_prefill(chain.steps[:1]))
+    else:  # stopped: the first step was empty
+        assert chain.steps == [""]
+    scores = [h.score for h in result.hits]
+    assert scores == sorted(scores, reverse=True) and len(result.hits) == 5
+
+
+def test_reference_mode_from_the_command_line(index_dir, capsys):
+    from kirag.cli import main
+
+    question = ["--question", BRIDGE, "--turns", "1", "--engine", "llamacpp"]
+    assert main(["answer", "--index", str(index_dir), "--mode", "reference", *question]) == 0
+    printed = capsys.readouterr().out
+    assert "chain:\n  1. " in printed and "[reader]" in printed and "documents:" in printed
+    assert main(["answer", "--index", str(index_dir), "--mode", "reference", "--beam", "2", *question]) == 2  # fmt: skip
+    assert "beam 1 only" in capsys.readouterr().err
+    missing = index_dir.parent / "no-such-pool.json"
+    assert main(["answer", "--index", str(index_dir), "--mode", "reference", "--demonstrations", str(missing), *question]) == 2  # fmt: skip
+    assert "no-such-pool.json: cannot read demonstrations" in capsys.readouterr().err
+    assert main(["answer", "--index", str(index_dir), "--mode", "reference", "--dataset", "musique", *question]) == 2  # fmt: skip
+    assert "no constructor demonstrations for dataset 'musique'" in capsys.readouterr().err

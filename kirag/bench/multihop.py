@@ -294,6 +294,11 @@ def systems(
             beam_size=1,
             num_candidates=30,
         ),
+        # the paper's algorithm with its own numbers (5 turns, top-10 documents, aligner top-20,
+        # up to 100 candidate lines, its prompts and reader): the machinery, with a tiny model
+        "KiRAG reference (smollm2-135m constructor + reader)": kirag_system(
+            index_dir, mode="reference", constructor_model="smollm2-135m", engine=engine_name
+        ),
     }
 
 
@@ -417,6 +422,9 @@ def run(args: argparse.Namespace) -> dict:
                 engine="llamacpp",
                 max_turns=2,
                 beam_size=1,
+            ),
+            "KiRAG on LLM-extracted triples, reference": kirag_system(
+                llm_index, mode="reference", constructor_model="smollm2-135m", engine="llamacpp"
             ),
         }
         out["multihop_subcorpus"] = {

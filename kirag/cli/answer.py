@@ -1,8 +1,9 @@
 """`kirag answer`: answer multi-hop questions with KiRAG over a triple index.
 
 The offline default ("aligner" mode) builds chains with the aligner alone and answers with the
-chain's last tail entity; `--constructor MODEL` switches to the LLM constructor (the reference
-behaviour) and `--reader MODEL` answers with an LLM from the top documents.
+chain's last tail entity; `--constructor MODEL` switches to kirag's LLM constructor ("llm") and
+`--reader MODEL` answers with an LLM from the top documents. `--mode reference` runs the paper's
+algorithm (jyfang6/kirag) with its prompts, numbers and reader.
 """
 
 from __future__ import annotations
@@ -51,12 +52,13 @@ def register(subparsers) -> None:
         "--mode",
         default="auto",
         choices=["auto", *MODE_DEFAULTS],
-        help="auto: llm when --constructor is given, else aligner",
+        help="auto: llm when --constructor is given, else aligner; reference: the paper's "
+        "algorithm (jyfang6/kirag), constructor and reader default to the packaged tiny model",
     )
     parser.add_argument(
         "--constructor",
         default=None,
-        help="LLM that picks each next triple (the reference behaviour)",
+        help="LLM that writes each next step (llm and reference modes)",
     )
     parser.add_argument(
         "--reader",
@@ -75,22 +77,37 @@ def register(subparsers) -> None:
         help="bi-encoder scoring candidate triples (default: the index's encoder)",
     )
     parser.add_argument(
+        "--aligner-tokenizer",
+        default=None,
+        help="base model whose tokenizer a trained aligner folder without one uses",
+    )
+    parser.add_argument(
+        "--demonstrations",
+        default=None,
+        help="reference mode: demonstration pool JSON (default: the shipped Wikipedia pool)",
+    )
+    parser.add_argument(
+        "--dataset",
+        default="wikipedia",
+        help="reference mode: which pool of the demonstration file (default wikipedia)",
+    )
+    parser.add_argument(
         "--turns",
         type=int,
         default=None,
-        help="maximum chain length (default per mode: aligner 2, llm 3; reference 5)",
+        help="maximum chain length (default per mode: aligner 2, llm 3, reference 5)",
     )
     parser.add_argument(
         "--beam",
         type=int,
         default=None,
-        help="chains kept per turn (default per mode: aligner 5, llm 1)",
+        help="chains kept per turn (default per mode: aligner 5, llm 1, reference 1)",
     )
     parser.add_argument(
         "--candidates",
         type=int,
         default=None,
-        help="candidate triples searched per turn (default 30)",
+        help="candidate triples per turn (default: 30; reference: aligner top 20)",
     )
     parser.add_argument(
         "--no-graph", action="store_true", help="no entity-graph expansion of the candidates"
@@ -128,6 +145,9 @@ def build_kirag(args: argparse.Namespace):
         aligner=args.aligner,
         reader_k=args.reader_k,
         reranker=reranker,
+        aligner_tokenizer=args.aligner_tokenizer,
+        demonstrations=args.demonstrations,
+        dataset=args.dataset,
         graph_expansion=not args.no_graph,
         **{
             name: value
@@ -160,7 +180,11 @@ def print_answer(answer, documents: int = 3) -> None:
     print(f"Q: {answer.question}")
     print(f"A: {answer.answer or '(no answer)'}   [{answer.answered_by}]")
     chain = answer.result.best_chain
-    if chain is not None and chain.triples:
+    if chain is not None and chain.steps:  # reference mode: the constructor's own steps
+        print("chain:")
+        for step, text in enumerate(chain.steps, 1):
+            print(f"  {step}. {' '.join(text.split()) or '(empty: stop)'}")
+    elif chain is not None and chain.triples:
         print("chain:")
         for step, (triple, score) in enumerate(
             zip(chain.triples, chain.step_scores, strict=True), 1

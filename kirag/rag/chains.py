@@ -39,6 +39,7 @@ class Chain:
     step_scores: list[float] = field(default_factory=list)
     finished: bool = False
     answer: str | None = None
+    steps: list[str] = field(default_factory=list)  # reference mode: the constructor's own steps
 
     @property
     def score(self) -> float:
@@ -61,7 +62,7 @@ class Chain:
         )
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "triples": [t.text for t in self.triples],
             "documents": [t.doc_id for t in self.triples],
             "step_scores": [round(s, 6) for s in self.step_scores],
@@ -69,6 +70,9 @@ class Chain:
             "finished": self.finished,
             "answer": self.answer,
         }
+        if self.steps:
+            out["steps"] = list(self.steps)
+        return out
 
 
 @dataclass

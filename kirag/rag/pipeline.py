@@ -1,13 +1,18 @@
 """KiRAG end to end: `KiRAG(index).retrieve(question)` and `.answer(question)`.
 
-Two modes, chosen explicitly (or "auto": "llm" when a constructor model is given, else
+Three modes, chosen explicitly (or "auto": "llm" when a constructor model is given, else
 "aligner"):
+- "reference" — the algorithm of the paper and its code (jyfang6/kirag), step by step: dense
+  documents per turn, aligner top-20 accumulated, the reference's constructor prompt with 5
+  adaptive demonstrations and "Thought: " prefill, +0.5 bonuses, 5 turns, documents by their
+  best triple, the reference reader (see kirag/rag/reference.py). Constructor default: the
+  packaged tiny model; reader default: the constructor's model.
 - "aligner" — chains by beam search on the aligner's scores, expanded through the entity graph;
   no LLM in the loop. The offline default: it serves with the embedded models.
-- "llm" — a constructor LLM reasons over the candidates and picks each next triple (the
-  reference behaviour); meant for capable instruct models (Llama-class) on a GPU.
-The answer comes from a reader LLM over the top documents when one is configured, else from the
-chain (the constructor's stated answer, or the last tail entity of the best chain).
+- "llm" — kirag's own LLM variant: a constructor LLM picks each next triple from numbered
+  candidates (own prompt and examples), over the aligner's beam; documents by RRF.
+In "aligner"/"llm" the answer comes from a reader LLM over the top documents when one is
+configured, else from the chain (the constructor's stated answer, or the last tail entity).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from kirag.knowledge.triple_index import TripleIndex
 from kirag.rag.chains import ChainResult, IterativeRetriever
 from kirag.types import Hit
 
-Mode = Literal["auto", "aligner", "llm"]
+Mode = Literal["auto", "aligner", "llm", "reference"]
 
 # Defaults per mode, measured on the bundled bridge questions (see the README): an untrained
 # aligner picks first hops best among the triples of the first-stage documents (searching all
@@ -44,6 +49,13 @@ MODE_DEFAULTS: dict[str, dict] = {
         "num_candidates": 30,
         "fusion_weights": (1.0, 1.0, 0.0),
     },
+    "reference": {},  # kirag.rag.reference.ReferenceSettings holds the reference's numbers
+}
+# The generic options the CLI passes, under their reference-mode names.
+REFERENCE_OPTION_NAMES = {
+    "max_turns": "num_turns",
+    "beam_size": "num_beams",
+    "num_candidates": "num_candidate_triples",
 }
 
 
@@ -88,13 +100,27 @@ class KiRAG:
         doc_retriever="auto",
         reader_k: int = 3,
         reranker=None,
+        aligner_tokenizer: str | None = None,
+        demonstrations: str | Path | None = None,
+        dataset: str = "wikipedia",
         **retriever_options,
     ):
         self.index = index if isinstance(index, TripleIndex) else TripleIndex(index)
         if mode == "auto":
             mode = "llm" if constructor_model else "aligner"
-        if mode not in ("aligner", "llm"):
-            raise KiragError(f"unknown KiRAG mode {mode!r}; known: auto, aligner, llm")
+        if mode not in MODE_DEFAULTS:
+            raise KiragError(
+                f"unknown KiRAG mode {mode!r}; known: auto, {', '.join(MODE_DEFAULTS)}"
+            )
+        self.reranker = reranker
+        self.reader_k = reader_k
+        if mode == "reference":
+            self.mode = mode
+            self._init_reference(
+                constructor_model, reader_model, engine, aligner, aligner_tokenizer,
+                demonstrations, dataset, doc_retriever, retriever_options,
+            )  # fmt: skip
+            return
         if mode == "llm" and not constructor_model:
             raise KiragError(
                 "mode 'llm' needs a constructor model (e.g. constructor_model='smollm2-135m')"
@@ -129,8 +155,63 @@ class KiRAG:
             from kirag.rag.reader import Reader
 
             self.reader = Reader(load_engine(reader_model, engine=engine))
-        self.reader_k = reader_k
-        self.reranker = reranker
+
+    def _init_reference(
+        self,
+        constructor_model,
+        reader_model,
+        engine,
+        aligner,
+        aligner_tokenizer,
+        demonstrations,
+        dataset,
+        doc_retriever,
+        options: dict,
+    ) -> None:
+        """Reference mode: the reference loop, its aligner settings, demonstrations and reader."""
+        from dataclasses import fields
+
+        from kirag.llm.factory import load_engine
+        from kirag.models import DEFAULT_LLM
+        from kirag.rag.aligner import Aligner
+        from kirag.rag.demonstrations import ChainDemonstrationSelector, load_pools
+        from kirag.rag.reader import ReferenceReader
+        from kirag.rag.reference import ReferenceRetriever, ReferenceSettings
+
+        known = {f.name for f in fields(ReferenceSettings)}
+        settings = {}
+        for name, value in options.items():
+            name = REFERENCE_OPTION_NAMES.get(name, name)
+            if name == "graph_expansion":
+                continue  # no entity graph in the reference
+            if name not in known:
+                raise KiragError(
+                    f"option {name!r} does not apply to reference mode; known: {', '.join(sorted(known))}"
+                )
+            settings[name] = value
+        settings = ReferenceSettings(**settings)
+        if settings.num_beams != 1:
+            raise KiragError("reference mode implements the reference's beam 1 only (--beam 1)")
+        pool = load_pools(demonstrations).chains(dataset)  # before loading models: fail fast
+        constructor_engine = load_engine(constructor_model or DEFAULT_LLM, engine=engine)
+        aligner_model = Aligner(
+            aligner or self.index.manifest["encoder"]["model"], tokenizer=aligner_tokenizer
+        )
+        selector = ChainDemonstrationSelector(pool, aligner_model, settings.num_demonstrations)
+        self.retriever = ReferenceRetriever(
+            self.index,
+            constructor_engine,
+            aligner_model,
+            selector,
+            doc_retriever=None if doc_retriever == "auto" else doc_retriever,
+            settings=settings,
+        )
+        reader_engine = (
+            constructor_engine
+            if reader_model in (None, constructor_model)
+            else load_engine(reader_model, engine=engine)
+        )
+        self.reader = ReferenceReader(reader_engine)
 
     def _doc_retriever(self, name: str):
         """A first stage from the document indexes kept inside the triple index folder: one of

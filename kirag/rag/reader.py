@@ -70,3 +70,62 @@ class Reader:
         self.calls += len(prompts)
         outputs = self.engine.generate(prompts, max_tokens=self.max_tokens, stop=["\n\n"])
         return [clean_answer(o) for o in outputs]
+
+
+REFERENCE_INSTRUCTION = (
+    "Given some context and a question, please only output the answer to the question."
+)
+
+
+def build_reference_reader_messages(
+    question: str, documents: Sequence[Document]
+) -> list[dict[str, str]]:
+    """The reference reader's messages (jyfang6/kirag evaluation/qa_eval.py and its
+    AnswerGenerator): numbered "title: T, text: X" contexts, no chain, "The answer is:" last."""
+    contexts = [
+        f"title: {d.title}, text: {d.text}" if d.title is not None else d.text for d in documents
+    ]
+    user = ""
+    if contexts:
+        numbered = "\n\n".join(f"{i}. {c}" for i, c in enumerate(contexts, 1))
+        user += f"context:\n\n{numbered}\n\n"
+    user += f"question: {question}\nThe answer is:"
+    return [
+        {"role": "system", "content": REFERENCE_INSTRUCTION},
+        {"role": "user", "content": user},
+    ]
+
+
+def parse_reference_answer(text: str) -> str:
+    """The reference's answer parsing: the first non-empty line, after "answer is" if present."""
+    answer = next((line.strip() for line in (text or "").split("\n") if line.strip()), "")
+    if "answer is" in answer:
+        answer = answer[answer.find("answer is") + len("answer is") :].strip()
+        if answer.startswith(":"):
+            answer = answer[1:].strip()
+    return answer
+
+
+class ReferenceReader:
+    """The reference reader: its prompt, 32 new tokens, no stop string, its answer parsing."""
+
+    def __init__(self, engine: LLMEngine, max_tokens: int = 32):
+        self.engine = engine
+        self.max_tokens = max_tokens
+        self.calls = 0
+
+    def answer(
+        self,
+        questions: Sequence[str],
+        contexts: Sequence[Sequence[Document]],
+        chains: Sequence[str | None] | None = None,
+    ) -> list[str]:
+        """Answers from the documents; `chains` is accepted for the Reader interface and unused
+        (the reference reader never sees the chain)."""
+        prompts = [
+            self.engine.apply_chat_template(build_reference_reader_messages(q, docs))
+            for q, docs in zip(questions, contexts, strict=True)
+        ]
+        self.calls += len(prompts)
+        outputs = self.engine.generate(prompts, max_tokens=self.max_tokens)
+        return [parse_reference_answer(o) for o in outputs]
