@@ -37,3 +37,22 @@ def test_leave_one_out_breaks_recall_at_10_ties_on_recall_at_5():
     scores = [[_r(1.0, 0.0)] * 2, [_r(1.0, 0.5)] * 2]
     recall, chosen = leave_one_out(scores)
     assert chosen == {1: 2} and recall[5] == 0.5
+
+
+def test_the_offline_default_is_the_cross_validated_setting():
+    """MODE_DEFAULTS['aligner'] ships what `kirag bench kirag-cv` chose, as its results file
+    records (regenerate both together)."""
+    import json
+    from pathlib import Path
+
+    from kirag.rag.pipeline import FIRST_STAGE, MODE_DEFAULTS
+
+    results = Path(__file__).resolve().parents[1] / "benchmarks/results/kirag-settings-cv.json"
+    shipped = json.loads(results.read_text())["shipped_setting"]
+    default = MODE_DEFAULTS["aligner"]
+    assert FIRST_STAGE["aligner"] == shipped["first_stage"]
+    assert (default["max_turns"], default["beam_size"]) == (
+        shipped["max_turns"],
+        shipped["beam_size"],
+    )
+    assert default["fusion_weights"][:2] == (shipped["chain_weight"], 1.0)
