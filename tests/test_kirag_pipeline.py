@@ -365,8 +365,8 @@ def test_reference_candidates_accumulate_over_turns(index):
 
 
 def test_reference_loop_sends_the_reference_prompt(index, llamacpp_engine):
+    from kirag.knowledge.demonstrations import ChainDemonstrationSelector, load_pools
     from kirag.rag.aligner import Aligner
-    from kirag.rag.demonstrations import ChainDemonstrationSelector, load_pools
     from kirag.rag.reference import (
         ReferenceRetriever,
         ReferenceSettings,

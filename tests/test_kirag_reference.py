@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from kirag.errors import KiragError
-from kirag.rag.aligner import Aligner, AlignerSettings, aligner_query
-from kirag.rag.demonstrations import (
+from kirag.knowledge.demonstrations import (
     ChainDemonstration,
     ChainDemonstrationSelector,
     ExtractionDemonstrationSelector,
@@ -19,6 +18,7 @@ from kirag.rag.demonstrations import (
     load_pools,
     rank_by_similarity,
 )
+from kirag.rag.aligner import Aligner, AlignerSettings, aligner_query
 from kirag.rag.reader import (
     ReferenceReader,
     build_reference_reader_messages,
@@ -262,7 +262,7 @@ def test_stop_rule():
 
 
 def test_reference_extraction_messages():
-    from kirag.rag.demonstrations import (
+    from kirag.knowledge.demonstrations import (
         EXTRACTION_INSTRUCTION,
         ExtractionDemonstration,
         extraction_messages,
@@ -284,7 +284,7 @@ def test_reference_extraction_messages():
 
 
 def test_converter_command_writes_a_pool_kirag_reads(tmp_path, capsys):
-    from kirag.rag.demonstrations import main
+    from kirag.knowledge.demonstrations import main
 
     source = tmp_path / "musique_demonstrations.py"
     source.write_text(
@@ -299,3 +299,35 @@ def test_converter_command_writes_a_pool_kirag_reads(tmp_path, capsys):
     assert demo.chain == ("<a; b; c>", "<c; d; e>") and demo.answer == "e"
     assert main([str(tmp_path / "missing.py"), "x", str(out)]) == 2
     assert "missing.py: cannot read" in capsys.readouterr().err
+
+
+def test_reference_extractor_chooses_demonstrations_per_document_and_parses_brackets_only(
+    llamacpp_engine, enwiki_slice_docs
+):
+    """`--extractor reference`: the engine receives its chat template over the reference's
+    messages with the 5 demonstrations most similar to each document; the output is parsed with
+    `<([^>]*)>` only (a bare "a; b; c" line is not a triple, unlike kirag's own `llm` prompt)."""
+    from kirag.retrieval.dense import Encoder
+
+    from kirag.knowledge.demonstrations import ExtractionDemonstrationSelector, load_pools
+    from kirag.knowledge.reference_extractor import ReferenceTripleExtractor, document_text
+
+    extractor = ReferenceTripleExtractor(engine=llamacpp_engine, max_tokens=24, batch_size=2)
+    documents = enwiki_slice_docs[:2]
+    pool = load_pools().documents("wikipedia")
+    expected = ExtractionDemonstrationSelector(pool, Encoder("minilm"), 5).select_many(
+        [document_text(d) for d in documents]
+    )
+    prompts = extractor._prompts(documents)
+    for document, demonstrations, prompt in zip(documents, expected, prompts, strict=True):
+        assert len(demonstrations) == min(5, len(pool))
+        assert prompt == llamacpp_engine.apply_chat_template(
+            extractor.messages(document, demonstrations)
+        )
+    assert extractor.id.startswith("reference:llamacpp:") and ":wikipedia:" in extractor.id
+    parsed = extractor._to_triples(
+        documents[0], "<Emma; written by; Jane Austen>\nEmma; genre; novel", [documents[0].text]
+    )
+    assert [(t.head, t.relation, t.tail) for t in parsed] == [("Emma", "written by", "Jane Austen")]
+    results = extractor.extract(documents)  # the real model, end to end
+    assert len(results) == 2 and all(t.source == extractor.id for r in results for t in r)

@@ -114,23 +114,47 @@ def _build_dense(args: argparse.Namespace) -> dict:
     return {"documents": len(retriever.docstore), "encoder": retriever.encoder.config()}
 
 
+def _extractor_options(args: argparse.Namespace) -> dict:
+    """The options the chosen LLM extractor takes from the flags."""
+    if args.extractor not in ("llm", "reference"):
+        return {}
+    options = {"model": args.model, "engine_name": args.engine}
+    if args.extractor == "reference":
+        options["demonstrations"] = args.demonstrations
+        if args.dataset:
+            options["dataset"] = args.dataset
+    return options
+
+
 def _triples_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--extractor",
         default="spacy",
         choices=list(EXTRACTORS),
-        help="spacy: dependency parse, no LLM (offline default); llm: prompted LLM (the reference)",
+        help="spacy: dependency parse, no LLM (offline default); reference: the KiRAG reference's "
+        "prompt (instruction + 5 demonstrations chosen per document, 512 new tokens); llm: kirag's "
+        "own short few-shot prompt for small models",
     )
     parser.add_argument(
         "--model",
         default="smollm2-135m",
-        help="LLM for --extractor llm (short name, .gguf or HF folder, hub id)",
+        help="LLM for --extractor llm|reference (short name, .gguf or HF folder, hub id)",
     )
     parser.add_argument(
         "--engine",
         default="auto",
         choices=["auto", *ENGINES],
-        help="LLM engine for --extractor llm",
+        help="LLM engine for --extractor llm|reference",
+    )
+    parser.add_argument(
+        "--demonstrations",
+        default=None,
+        help="demonstration pool file for --extractor reference (default: the shipped pool)",
+    )
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="the pool's dataset section for --extractor reference (default: wikipedia)",
     )
     parser.add_argument(
         "--encoder", default="minilm", help="sentence-transformers model that embeds the triples"
@@ -184,9 +208,7 @@ def _build_triples(args: argparse.Namespace) -> dict:
         args.corpus,
         args.index,
         extractor=extractor,
-        extractor_options={"model": args.model, "engine_name": args.engine}
-        if args.extractor == "llm"
-        else {},
+        extractor_options=_extractor_options(args),
         encoder=args.encoder,
         index_type=args.index_type,
         cache=args.cache,

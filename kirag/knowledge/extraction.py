@@ -36,6 +36,7 @@ class TripleExtractor(Protocol):
 EXTRACTORS = {
     "spacy": "kirag.knowledge.spacy_extractor:DependencyTripleExtractor",
     "llm": "kirag.knowledge.llm_extractor:LLMTripleExtractor",
+    "reference": "kirag.knowledge.reference_extractor:ReferenceTripleExtractor",
 }
 
 

@@ -27,6 +27,7 @@ class LLMTripleExtractor:
     """Few-shot `<head; relation; tail>` extraction through any LLMEngine."""
 
     name = "llm"
+    loose_parsing = True  # "head; relation; tail" lines without brackets count too
 
     def __init__(
         self,
@@ -92,17 +93,18 @@ class LLMTripleExtractor:
         results: list[list[Triple]] = []
         for start in range(0, len(documents), self.batch_size):
             batch = documents[start : start + self.batch_size]
-            outputs = self.engine.generate(
-                [self.build_prompt(d) for d in batch], max_tokens=self.max_tokens
-            )
+            outputs = self.engine.generate(self._prompts(batch), max_tokens=self.max_tokens)
             sentences = self.splitter.split_many([d.text for d in batch])
             for document, output, doc_sentences in zip(batch, outputs, sentences, strict=True):
                 results.append(self._to_triples(document, output, doc_sentences))
         return results
 
+    def _prompts(self, batch: Sequence[Document]) -> list[str]:
+        return [self.build_prompt(d) for d in batch]
+
     def _to_triples(self, document: Document, output: str, sentences: list[str]) -> list[Triple]:
         triples = []
-        for fact in parse_triples(output, loose=True):
+        for fact in parse_triples(output, loose=self.loose_parsing):
             index = link_sentence(" ".join(fact), sentences)
             sentence = sentences[index] if index >= 0 else ""
             triples.append(Triple.in_document(fact, document, index, sentence, self.id))

@@ -174,10 +174,10 @@ class KiRAG:
         """Reference mode: the reference loop, its aligner settings, demonstrations and reader."""
         from dataclasses import fields
 
+        from kirag.knowledge.demonstrations import ChainDemonstrationSelector, load_pools
         from kirag.llm.factory import load_engine
         from kirag.models import DEFAULT_LLM
         from kirag.rag.aligner import Aligner
-        from kirag.rag.demonstrations import ChainDemonstrationSelector, load_pools
         from kirag.rag.reader import ReferenceReader
         from kirag.rag.reference import ReferenceRetriever, ReferenceSettings
 

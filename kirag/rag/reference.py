@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from kirag.answers import token_f1
+from kirag.knowledge.demonstrations import ChainDemonstration
 from kirag.knowledge.triple_index import TripleIndex
 from kirag.knowledge.triples import Triple
 from kirag.rag.aligner import aligner_query
 from kirag.rag.chains import Chain, ChainResult, TurnTrace
-from kirag.rag.demonstrations import ChainDemonstration
 from kirag.types import Hit
 
 CONSTRUCTOR_INSTRUCTION = (

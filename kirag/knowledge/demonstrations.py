@@ -136,8 +136,8 @@ def parse_pools(data, source: str) -> DemonstrationPools:
 def load_pools(path: str | Path | None = None) -> DemonstrationPools:
     """A user's pool file, or the shipped one (demonstrations over the bundled Wikipedia sample)."""
     if path is None:
-        text = resources.files("kirag.rag").joinpath("demonstrations", "wikipedia.json")
-        return parse_pools(json.loads(text.read_text("utf-8")), "kirag/rag/demonstrations/wikipedia.json")  # fmt: skip
+        text = resources.files("kirag.knowledge").joinpath("demonstrations", "wikipedia.json")
+        return parse_pools(json.loads(text.read_text("utf-8")), "kirag/knowledge/demonstrations/wikipedia.json")  # fmt: skip
     path = Path(path)
     try:
         data = json.loads(path.read_text("utf-8"))
@@ -278,7 +278,7 @@ class ExtractionDemonstrationSelector:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m kirag.rag.demonstrations REFERENCE.py DATASET OUT.json`: convert a reference
+    """`python -m kirag.knowledge.demonstrations REFERENCE.py DATASET OUT.json`: convert a reference
     demonstrations file to kirag's pool format (written atomically)."""
     import sys
 
@@ -286,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 3:
-        print("usage: python -m kirag.rag.demonstrations REFERENCE.py DATASET OUT.json", file=sys.stderr)  # fmt: skip
+        print("usage: python -m kirag.knowledge.demonstrations REFERENCE.py DATASET OUT.json", file=sys.stderr)  # fmt: skip
         return 2
     try:
         pools = convert_reference_file(args[0], args[1])
