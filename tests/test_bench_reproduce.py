@@ -55,7 +55,7 @@ def test_reproduce_scores_kirag_reference_and_baselines_with_every_setting(tmp_p
     dataset = _prepared(tmp_path / "tiny")
     output, workdir = tmp_path / "results.json", tmp_path / "indexes"
     argv = ["bench", "reproduce", "--dataset", str(dataset), "--limit", "2", "--engine",
-            "llamacpp", "--turns", "1", "--rounds", "2", "--workdir", str(workdir),
+            "llamacpp", "--turns", "1", "--num-demonstrations", "1", "--rounds", "2", "--workdir", str(workdir),
             "--output", str(output)]  # fmt: skip
     assert main(argv) == 0
     results = json.loads(output.read_text())
@@ -65,6 +65,7 @@ def test_reproduce_scores_kirag_reference_and_baselines_with_every_setting(tmp_p
         "smollm2-135m", "llamacpp", "spacy",
     )  # fmt: skip
     assert settings["aligner_used"] and settings["demonstrations_dataset"] == "wikipedia"
+    assert (settings["turns"], settings["num_demonstrations"], settings["rounds"]) == (1, 1, 2)
     assert settings["index_extractor"].startswith("spacy")
     names = [row["system"] for row in results["table"]]
     assert len(names) == 4 and names[-1].startswith("KiRAG reference")
@@ -104,3 +105,11 @@ def test_reproduce_rejects_an_unknown_system(tmp_path, capsys):
     argv = ["bench", "reproduce", "--dataset", str(dataset), "--systems", "bm25,ircot"]
     assert main(argv) == 2
     assert "ircot" in capsys.readouterr().err
+
+
+def test_reproduce_reports_an_index_that_is_not_one(tmp_path, capsys):
+    dataset = _prepared(tmp_path / "tiny")
+    argv = ["bench", "reproduce", "--dataset", str(dataset), "--index", str(tmp_path / "none")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "none" in err and "manifest.json" in err and "Traceback" not in err

@@ -51,9 +51,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "else the shipped 'wikipedia')",
     )
     parser.add_argument("--turns", type=int, default=5, help="KiRAG-reference turns")
+    parser.add_argument(
+        "--num-demonstrations",
+        type=int,
+        default=5,
+        help="chain demonstrations per constructor prompt (the reference's 5)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="retrieve-read-retrieve rounds")
     parser.add_argument(
         "--reader-k", type=int, default=3, help="documents the reader sees (the reference's 3)"
+    )
+    parser.add_argument(
+        "--index",
+        help="an existing triple index of the corpus to use instead (e.g. one built with "
+        "`kirag index triples --import` from the authors' KG corpus)",
     )
     parser.add_argument(
         "--workdir",
@@ -170,6 +181,7 @@ def reproduce_systems(index_dir: Path, chosen: list[str], settings: dict) -> dic
                 dataset=settings["demonstrations_dataset"],
                 reader_k=reader_k,
                 max_turns=settings["turns"],
+                num_demonstrations=settings["num_demonstrations"],
             ),
         ),
     }
@@ -213,18 +225,24 @@ def run(args: argparse.Namespace) -> dict:
         "demonstrations_dataset": args.demonstrations_dataset
         or (name if args.demonstrations else "wikipedia"),
         "turns": args.turns,
+        "num_demonstrations": args.num_demonstrations,
         "rounds": args.rounds,
         "reader": "reference reader (its prompt, 32 new tokens)",
         "reader_k": args.reader_k,
         "retrieval_k": 10,
     }
-    index_dir = build_index(
-        corpus,
-        Path(args.workdir) / index_name(name, args.extractor, extractor_model, args.encoder),
-        args.extractor,
-        args.encoder,
-        extractor_options,
-    )
+    if args.index:
+        index_dir = Path(args.index)
+        if not (index_dir / "manifest.json").is_file():
+            raise InputError("not a triple index folder (no manifest.json)", index_dir)
+    else:
+        index_dir = build_index(
+            corpus,
+            Path(args.workdir) / index_name(name, args.extractor, extractor_model, args.encoder),
+            args.extractor,
+            args.encoder,
+            extractor_options,
+        )
     manifest = json.loads((index_dir / "manifest.json").read_text("utf-8"))
     settings["index"] = str(index_dir)
     settings["index_extractor"] = manifest.get("extractor")
