@@ -84,13 +84,27 @@ def test_reproduce_scores_kirag_reference_and_baselines_with_every_setting(tmp_p
     # the config beside the results holds the command's settings too
     config = tmp_path / "results.json.config.json"
     assert "smollm2-135m" in config.read_text()
-    # a second run reuses the index
+    assert not (tmp_path / "results.json.partial.json").exists()  # removed once finished
+    # a second run reuses the index, and resumes from the finished systems of an interrupted run
     manifest = next(workdir.glob("*/manifest.json"))
     before = manifest.stat().st_mtime_ns
-    argv[argv.index("--output") + 1] = str(tmp_path / "again.json")
-    assert main([*argv, "--systems", "bm25"]) == 0
+    again = tmp_path / "again.json"
+    finished = {**bm25, "questions/min": -1.0}  # a marker: reused, not recomputed
+    partial = {
+        "key": {"settings": settings, "question_ids": ["q1", "q2"]},
+        "rows": {bm25["system"]: finished},
+        "per_question": {bm25["system"]: results["per_question"][bm25["system"]]},
+    }
+    Path(f"{again}.partial.json").write_text(json.dumps(partial))
+    argv[argv.index("--output") + 1] = str(again)
+    assert main([*argv, "--systems", "bm25,dense"]) == 0
     assert manifest.stat().st_mtime_ns == before
-    assert len(json.loads((tmp_path / "again.json").read_text())["table"]) == 1
+    table = json.loads(again.read_text())["table"]
+    assert table[0] == finished  # reused as saved
+    # recomputed: the same retrieval (the reader's answers may differ with llama.cpp's cache)
+    assert table[1]["system"] == results["table"][1]["system"]
+    assert [table[1][k] for k in ("R@3", "R@5")] == [results["table"][1][k] for k in ("R@3", "R@5")]
+    assert table[1]["questions/min"] > 0
 
 
 def test_reproduce_reports_a_folder_that_is_not_prepared(tmp_path, capsys):

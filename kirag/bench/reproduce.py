@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from pathlib import Path
 
 SYSTEMS = ("bm25", "dense", "iterative", "kirag")
@@ -132,7 +133,8 @@ def build_index(
 
 
 def reproduce_systems(index_dir: Path, chosen: list[str], settings: dict) -> dict:
-    """name -> function(questions) -> list[SystemOutput], all with the reference reader."""
+    """name -> factory of function(questions) -> list[SystemOutput], all with the reference
+    reader; a factory loads its models only when called (a resumed run skips finished ones)."""
     from kirag.bench.harness import SystemOutput
     from kirag.bench.multihop import kirag_system
     from kirag.knowledge.triple_index import TripleIndex
@@ -185,7 +187,40 @@ def reproduce_systems(index_dir: Path, chosen: list[str], settings: dict) -> dic
             ),
         ),
     }
-    return {rows[key][0]: rows[key][1]() for key in chosen}
+    return {rows[key][0]: rows[key][1] for key in chosen}
+
+
+# ---------------------------------------------------------------- resuming
+
+
+class Checkpoint:
+    """Finished systems' scores in `<output>.partial.json`, so a long run (hours on a full test
+    split) resumes after a crash; reused only when the settings and questions are the same."""
+
+    def __init__(self, output: str | None, settings: dict, question_ids: list[str]):
+        self.path = Path(f"{output}.partial.json") if output else None
+        self.key = {"settings": settings, "question_ids": question_ids}
+        self.rows: dict[str, dict] = {}
+        self.per_question: dict[str, list] = {}
+        if self.path is not None and self.path.is_file():
+            try:
+                saved = json.loads(self.path.read_text("utf-8"))
+            except (OSError, ValueError):
+                saved = {}
+            if isinstance(saved, dict) and saved.get("key") == self.key:
+                self.rows, self.per_question = saved["rows"], saved["per_question"]
+
+    def add(self, name: str, row: dict, per_question: list) -> None:
+        from kirag.atomic import write_json
+
+        self.rows[name], self.per_question[name] = row, per_question
+        if self.path is not None:
+            data = {"key": self.key, "rows": self.rows, "per_question": self.per_question}
+            write_json(self.path, data)
+
+    def finish(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -248,17 +283,23 @@ def run(args: argparse.Namespace) -> dict:
     settings["index_extractor"] = manifest.get("extractor")
     settings["index_encoder"] = manifest.get("encoder")
     settings["aligner_used"] = args.aligner or (manifest.get("encoder") or {}).get("model")
-    rows, per_question = [], {}
-    for system, function in reproduce_systems(index_dir, chosen, settings).items():
-        result = evaluate_system(system, function, questions, ks=KS)
-        rows.append(result.row())
-        per_question[system] = result.per_question
+    checkpoint = Checkpoint(args.output, settings, [q.id for q in questions])
+    names = []
+    for system, factory in reproduce_systems(index_dir, chosen, settings).items():
+        names.append(system)
+        if system in checkpoint.rows:
+            print(f"{system}: reused from {checkpoint.path}", file=sys.stderr)
+            continue
+        result = evaluate_system(system, factory(), questions, ks=KS)
+        checkpoint.add(system, result.row(), result.per_question)
+    rows = [checkpoint.rows[name] for name in names]
     markdown = format_table(rows)
     print(markdown)
+    checkpoint.finish()
     return {
         "settings": settings,
         "questions": len(questions),
         "table": rows,
         "markdown": markdown,
-        "per_question": per_question,
+        "per_question": {name: checkpoint.per_question[name] for name in names},
     }
