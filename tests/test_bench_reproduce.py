@@ -55,7 +55,8 @@ def test_reproduce_scores_kirag_reference_and_baselines_with_every_setting(tmp_p
     dataset = _prepared(tmp_path / "tiny")
     output, workdir = tmp_path / "results.json", tmp_path / "indexes"
     argv = ["bench", "reproduce", "--dataset", str(dataset), "--limit", "2", "--engine",
-            "llamacpp", "--turns", "1", "--num-demonstrations", "1", "--rounds", "2", "--workdir", str(workdir),
+            "llamacpp", "--turns", "1", "--num-demonstrations", "1", "--rounds", "2",
+            "--constructor-max-tokens", "24", "--reader-max-tokens", "8", "--workdir", str(workdir),
             "--output", str(output)]  # fmt: skip
     assert main(argv) == 0
     results = json.loads(output.read_text())
@@ -66,6 +67,7 @@ def test_reproduce_scores_kirag_reference_and_baselines_with_every_setting(tmp_p
     )  # fmt: skip
     assert settings["aligner_used"] and settings["demonstrations_dataset"] == "wikipedia"
     assert (settings["turns"], settings["num_demonstrations"], settings["rounds"]) == (1, 1, 2)
+    assert (settings["constructor_max_tokens"], settings["reader_max_tokens"]) == (24, 8)
     assert settings["index_extractor"].startswith("spacy")
     names = [row["system"] for row in results["table"]]
     assert len(names) == 4 and names[-1].startswith("KiRAG reference")

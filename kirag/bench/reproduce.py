@@ -60,6 +60,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--rounds", type=int, default=3, help="retrieve-read-retrieve rounds")
     parser.add_argument(
+        "--constructor-max-tokens",
+        type=int,
+        default=64,
+        help="new tokens per constructor step (the reference's 64)",
+    )
+    parser.add_argument(
+        "--reader-max-tokens", type=int, default=32, help="reader's new tokens (the reference's 32)"
+    )
+    parser.add_argument(
         "--reader-k", type=int, default=3, help="documents the reader sees (the reference's 3)"
     )
     parser.add_argument(
@@ -146,7 +155,8 @@ def reproduce_systems(index_dir: Path, chosen: list[str], settings: dict) -> dic
     reader_k = settings["reader_k"]
 
     def reader():
-        return ReferenceReader(load_engine(settings["model"], engine=settings["engine"]))
+        engine = load_engine(settings["model"], engine=settings["engine"])
+        return ReferenceReader(engine, max_tokens=settings["reader_max_tokens"])
 
     def single(name):
         def run(questions):
@@ -184,6 +194,8 @@ def reproduce_systems(index_dir: Path, chosen: list[str], settings: dict) -> dic
                 reader_k=reader_k,
                 max_turns=settings["turns"],
                 num_demonstrations=settings["num_demonstrations"],
+                max_new_tokens=settings["constructor_max_tokens"],
+                reader_max_tokens=settings["reader_max_tokens"],
             ),
         ),
     }
@@ -262,7 +274,9 @@ def run(args: argparse.Namespace) -> dict:
         "turns": args.turns,
         "num_demonstrations": args.num_demonstrations,
         "rounds": args.rounds,
-        "reader": "reference reader (its prompt, 32 new tokens)",
+        "constructor_max_tokens": args.constructor_max_tokens,
+        "reader": "the reference's reader prompt, for every system",
+        "reader_max_tokens": args.reader_max_tokens,
         "reader_k": args.reader_k,
         "retrieval_k": 10,
     }
