@@ -179,12 +179,15 @@ def bench_precision(max_tokens: int) -> dict:
 # ---------------------------------------------------------------- multi-hop
 
 
-def kirag_system(index_dir: Path, **options):
-    """A KiRAG pipeline over `index_dir` as a benchmark system: questions -> SystemOutputs."""
+def kirag_system(index_dir: Path, reader_max_tokens: int | None = None, **options):
+    """A KiRAG pipeline over `index_dir` as a benchmark system: questions -> SystemOutputs.
+    `reader_max_tokens`: the reader's generation budget, when not its own default."""
     from kirag.bench.harness import SystemOutput
     from kirag.rag.pipeline import KiRAG
 
     pipeline = KiRAG(index_dir, **options)
+    if reader_max_tokens is not None and pipeline.reader is not None:
+        pipeline.reader.max_tokens = reader_max_tokens
 
     def run(questions):
         answers = pipeline.answer_many([q.question for q in questions], k=10)
