@@ -74,7 +74,10 @@ def _settings(**kw) -> TrainSettings:
 
 def test_reads_the_reference_format_and_builds_one_row_per_chain_prefix(aligner_files):
     examples = read_aligner_file(aligner_files[0])
-    assert len(examples) == 27 and examples[0].chain == ["<France; capital; Paris>", "<Paris; river; Seine>"]
+    assert len(examples) == 27 and examples[0].chain == [
+        "<France; capital; Paris>",
+        "<Paris; river; Seine>",
+    ]
     rows = build_rows(examples[:1], num_negatives=5, seed=1)
     # hop 0: the question alone; hop 1: question + chain so far, as the reference's dataset
     assert [r.query for r in rows] == [
@@ -101,7 +104,9 @@ def test_malformed_files_name_file_and_line(tmp_path):
         read_aligner_file(bad)
 
 
-def test_cli_trains_saves_and_the_result_loads_as_an_aligner_with_new_scores(aligner_files, tmp_path, capsys):
+def test_cli_trains_saves_and_the_result_loads_as_an_aligner_with_new_scores(
+    aligner_files, tmp_path, capsys
+):
     train, dev = aligner_files
     out = tmp_path / "aligner"
     argv = ["-q", "train", "aligner", "--train", str(train), "--dev", str(dev), "--output", str(out),
@@ -113,7 +118,11 @@ def test_cli_trains_saves_and_the_result_loads_as_an_aligner_with_new_scores(ali
     assert config["settings"]["weight_decay"] == 0.01 and config["results"]["train_rows"] == 54
     assert 0 < config["results"]["dev_dev_mrr@4"] <= 1
     assert any((tmp_path / "aligner-checkpoints").glob("checkpoint-*"))
-    query = [reference_query("Which river flows through the capital of Egypt?", ["<Egypt; capital; Cairo>"])]
+    query = [
+        reference_query(
+            "Which river flows through the capital of Egypt?", ["<Egypt; capital; Cairo>"]
+        )
+    ]
     passages = ["<Cairo; river; Nile>", "<Egypt; member of; European Union>"]
     trained, base = Aligner(str(out), device="cpu"), Aligner("minilm", device="cpu")
     new = trained.encode_queries(query) @ trained.encode_passages(passages).T
@@ -122,7 +131,9 @@ def test_cli_trains_saves_and_the_result_loads_as_an_aligner_with_new_scores(ali
     # a user-facing error, not a traceback, for a bad file
     bad = tmp_path / "bad.json"
     bad.write_text('[{"question": 3}]')
-    assert main(["-q", "train", "aligner", "--train", str(bad), "--output", str(tmp_path / "x")]) == 2
+    assert (
+        main(["-q", "train", "aligner", "--train", str(bad), "--output", str(tmp_path / "x")]) == 2
+    )
     assert "bad.json:1:" in capsys.readouterr().err
 
 
@@ -144,3 +155,43 @@ def test_resumes_from_its_own_checkpoint(aligner_files, tmp_path):
     assert (ckpt / "checkpoint-8").is_dir()
     with pytest.raises(KiragError, match="no checkpoint"):
         first.train(rows, [], tmp_path / "d", tmp_path / "empty", resume=True)
+
+
+def test_from_questions_builds_silver_chains_from_gold_passages_and_trains(tmp_path, enwiki_slice):
+    from kirag.eval.datasets import load_questions
+
+    from kirag.knowledge.triple_index import TripleIndex
+    from kirag.rag.aligner_training import silver_examples
+
+    # four bundled questions whose gold passages are in the test slice, plus their pages' other passages
+    wanted = {"enwiki-bridge-05", "enwiki-bridge-08", "enwiki-bridge-30", "enwiki-bridge-31"}
+    bundled = Path(__file__).parents[1] / "kirag" / "data" / "multihop_enwiki.jsonl"
+    lines = [line for line in bundled.read_text().splitlines() if json.loads(line)["id"] in wanted]
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("\n".join(lines) + "\n")
+    titles = {"Apollo_8", "Apollo_11", "Arthur_Schopenhauer", "Albert_Einstein", "Angola",
+              "Angolan_Armed_Forces", "Economy_of_Angola"}  # fmt: skip
+    docs = [line for line in enwiki_slice.read_text().splitlines()
+            if json.loads(line)["id"].split("#")[0] in titles]  # fmt: skip
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("\n".join(docs) + "\n")
+    index = tmp_path / "triples"
+    assert main(["-q", "index", "triples", "--corpus", str(corpus), "--index", str(index)]) == 0
+    examples = silver_examples(load_questions(questions), TripleIndex(index))
+    assert len(examples) == 4
+    by_id = {q.id: q for q in load_questions(questions)}
+    tri = TripleIndex(index)
+    for ex in examples:
+        gold = set(by_id[ex.id].gold_doc_ids)
+        gold_texts = {t.text for t in tri.triples(tri.positions_of_documents(gold))}
+        assert len(ex.chain) == 2 and set(ex.chain) <= gold_texts
+        assert ex.negatives and not set(ex.negatives) & set(ex.chain)
+    out = tmp_path / "aligner"
+    argv = ["-q", "train", "aligner", "--from-questions", str(questions), "--index", str(index),
+            "--output", str(out), "--epochs", "1", "--batch-size", "4", "--accumulate", "1",
+            "--negatives", "3", "--dev-fraction", "0.25", "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 0
+    results = json.loads((out / "kirag-config.json").read_text())["results"]
+    assert results["train_rows"] == 6 and results["dev_rows"] == 2
+    Aligner(str(out), device="cpu")
+    assert main([*argv[:5], "--output", str(tmp_path / "y")]) == 2  # --index is needed

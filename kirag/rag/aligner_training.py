@@ -278,13 +278,13 @@ def silver_examples(questions, index, num_negatives: int = 30) -> list[AlignerEx
         for doc_id in gold:
             triples = index.triples(index.positions_of_documents([doc_id]))
             if triples:
-                best = max(triples, key=lambda t: len(_words(t.text()) & target))
-                picked.append((len(_words(best.text()) & _words(q.question)), best.text()))
+                best = max(triples, key=lambda t: len(_words(t.text) & target))
+                picked.append((len(_words(best.text) & _words(q.question)), best.text))
         if not picked:
             continue
         chain = [text for _, text in sorted(picked, key=lambda p: -p[0])]
         triples = [h.triple for h in index.search([q.question], num_negatives + 50)[0]]
-        negatives = [t.text() for t in triples if t.doc_id not in gold and t.text() not in chain]
+        negatives = [t.text for t in triples if t.doc_id not in gold and t.text not in chain]
         if negatives:
             examples.append(AlignerExample(q.id, q.question, chain, negatives[:num_negatives]))
     return examples
