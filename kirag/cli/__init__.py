@@ -25,6 +25,7 @@ COMMANDS = {
     "data": "data",
     "doctor": "doctor",
     "models": "models",
+    "train": "train",
 }
 
 DESCRIPTION = """\

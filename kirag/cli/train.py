@@ -1,0 +1,127 @@
+"""`kirag train aligner`: fine-tune the reasoning-chain aligner on the reference's aligner data
+(train_aligner.json / dev_aligner.json) or on silver chains built from a question file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kirag.cli.common import HelpFormatter, add_seed
+from kirag.rag.aligner_training import TrainSettings
+
+EPILOG = """\
+examples:
+  kirag train aligner --train train_aligner.json --dev dev_aligner.json --output aligner/
+  kirag train aligner --from-questions questions.jsonl --index indexes/triples --output aligner/
+  kirag answer --index indexes/triples --aligner aligner/ --question "..."
+"""
+
+
+def register(subparsers) -> None:
+    train = subparsers.add_parser("train", help="train models (the KiRAG aligner)")
+    jobs = train.add_subparsers(dest="job", metavar="JOB", required=True)
+    p = jobs.add_parser(
+        "aligner",
+        help="fine-tune the reasoning-chain aligner (the reference's objective and defaults)",
+        description="Fine-tune a bi-encoder as KiRAG's reasoning-chain aligner: in-batch "
+        "contrastive loss with hard negatives, temperature 0.01, as the reference.",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
+    d = TrainSettings()
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--train", help="train_aligner.json (the reference's format)")
+    source.add_argument(
+        "--from-questions",
+        help="a question file with gold passages: silver chains from their triples (needs --index)",
+    )
+    p.add_argument("--dev", help="dev_aligner.json: MRR of the positive among its negatives")
+    p.add_argument("--index", help="triple index of the corpus (with --from-questions)")
+    p.add_argument("--dev-fraction", type=float, default=0.1, help="silver rows held out for dev")
+    p.add_argument("--output", required=True, help="folder of the trained aligner")
+    p.add_argument("--checkpoints", help="checkpoint folder (default: OUTPUT-checkpoints)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.add_argument("--model", default=d.base_model, help="base bi-encoder (e5-large-v2 in paper)")
+    p.add_argument("--epochs", type=float, default=d.epochs)
+    p.add_argument("--lr", type=float, default=d.learning_rate)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--warmup", type=float, default=d.warmup_ratio, help="warm-up ratio")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--accumulate", type=int, default=d.accumulate)
+    p.add_argument("--grad-clip", type=float, default=d.grad_clip)
+    p.add_argument("--query-max-length", type=int, default=d.query_max_length)
+    p.add_argument("--doc-max-length", type=int, default=d.doc_max_length)
+    p.add_argument("--negatives", type=int, default=d.num_negatives, help="hard negatives a row")
+    p.add_argument("--save-steps", type=int, default=None, help="checkpoint every N steps")
+    p.add_argument("--device", default=None)
+    add_seed(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kirag.errors import KiragError
+    from kirag.progress import progress_enabled
+    from kirag.rag import aligner_training as at
+    from kirag.runconfig import RunConfig
+
+    settings = TrainSettings(
+        base_model=args.model,
+        learning_rate=args.lr,
+        weight_decay=args.weight_decay,
+        epochs=args.epochs,
+        warmup_ratio=args.warmup,
+        batch_size=args.batch_size,
+        accumulate=args.accumulate,
+        grad_clip=args.grad_clip,
+        query_max_length=args.query_max_length,
+        doc_max_length=args.doc_max_length,
+        num_negatives=args.negatives,
+        seed=args.seed,
+        save_steps=args.save_steps,
+    )
+    if args.train:
+        train_rows = at.build_rows(at.read_aligner_file(args.train), args.negatives, args.seed)
+        dev_rows = (
+            at.build_rows(at.read_aligner_file(args.dev), args.negatives, args.seed)
+            if args.dev
+            else []
+        )
+    else:
+        if not args.index:
+            raise KiragError("--from-questions needs --index (a triple index of the corpus)")
+        train_rows, dev_rows = _silver_rows(args)
+    output = Path(args.output)
+    checkpoints = Path(args.checkpoints or f"{output}-checkpoints")
+    trainer = at.AlignerTrainer(settings, device=args.device, progress=progress_enabled())
+    metrics = trainer.train(train_rows, dev_rows, output, checkpoints, resume=args.resume)
+    metrics.update(train_rows=len(train_rows), dev_rows=len(dev_rows))
+    config = RunConfig("train aligner", {**at.settings_dict(settings), **_sources(args)})
+    config.results = metrics
+    config.write(output)
+    print(f"aligner saved to {output}: " + ", ".join(f"{k}={v}" for k, v in metrics.items()))
+    return 0
+
+
+def _sources(args: argparse.Namespace) -> dict:
+    keys = ("train", "dev", "from_questions", "index", "dev_fraction", "checkpoints", "resume")
+    return {k: getattr(args, k) for k in keys}
+
+
+def _silver_rows(args: argparse.Namespace):
+    """Silver rows from a question file; a seeded fraction of the questions held out for dev."""
+    import random
+
+    from kirag.eval.datasets import load_questions
+    from kirag.knowledge.triple_index import TripleIndex
+    from kirag.rag.aligner import aligner_query
+    from kirag.rag.aligner_training import build_rows, silver_examples
+
+    examples = silver_examples(load_questions(args.from_questions), TripleIndex(args.index))
+    if not examples:
+        from kirag.errors import InputError
+
+        raise InputError("no question with gold passages found in the index", args.from_questions)
+    random.Random(args.seed).shuffle(examples)
+    n_dev = int(len(examples) * args.dev_fraction)
+    rows = lambda part: build_rows(part, args.negatives, args.seed, query=aligner_query)  # noqa: E731
+    return rows(examples[n_dev:]), rows(examples[:n_dev])
