@@ -49,12 +49,23 @@ def clean_answer(text: str) -> str:
 
 
 class Reader:
-    """Answers questions from documents with an LLM engine (batched)."""
+    """Answers questions from documents with an LLM engine (batched): kirag's own prompt, with
+    the reasoning chain in the context when one is given."""
+
+    stop: tuple[str, ...] | None = ("\n\n",)
 
     def __init__(self, engine: LLMEngine, max_tokens: int = 32):
         self.engine = engine
         self.max_tokens = max_tokens
         self.calls = 0
+
+    def messages(
+        self, question: str, documents: Sequence[Document], chain: str | None
+    ) -> list[dict[str, str]]:
+        return build_reader_messages(question, documents, chain)
+
+    def parse(self, text: str) -> str:
+        return clean_answer(text)
 
     def answer(
         self,
@@ -64,12 +75,13 @@ class Reader:
     ) -> list[str]:
         chains = chains or [None] * len(questions)
         prompts = [
-            self.engine.apply_chat_template(build_reader_messages(q, docs, chain))
+            self.engine.apply_chat_template(self.messages(q, docs, chain))
             for q, docs, chain in zip(questions, contexts, chains, strict=True)
         ]
         self.calls += len(prompts)
-        outputs = self.engine.generate(prompts, max_tokens=self.max_tokens, stop=["\n\n"])
-        return [clean_answer(o) for o in outputs]
+        stop = list(self.stop) if self.stop else None
+        outputs = self.engine.generate(prompts, max_tokens=self.max_tokens, stop=stop)
+        return [self.parse(o) for o in outputs]
 
 
 REFERENCE_INSTRUCTION = (
@@ -106,26 +118,16 @@ def parse_reference_answer(text: str) -> str:
     return answer
 
 
-class ReferenceReader:
-    """The reference reader: its prompt, 32 new tokens, no stop string, its answer parsing."""
+class ReferenceReader(Reader):
+    """The reference reader: its prompt, 32 new tokens, no stop string, its answer parsing; it
+    never sees the chain (accepted for the Reader interface, unused)."""
 
-    def __init__(self, engine: LLMEngine, max_tokens: int = 32):
-        self.engine = engine
-        self.max_tokens = max_tokens
-        self.calls = 0
+    stop = None
 
-    def answer(
-        self,
-        questions: Sequence[str],
-        contexts: Sequence[Sequence[Document]],
-        chains: Sequence[str | None] | None = None,
-    ) -> list[str]:
-        """Answers from the documents; `chains` is accepted for the Reader interface and unused
-        (the reference reader never sees the chain)."""
-        prompts = [
-            self.engine.apply_chat_template(build_reference_reader_messages(q, docs))
-            for q, docs in zip(questions, contexts, strict=True)
-        ]
-        self.calls += len(prompts)
-        outputs = self.engine.generate(prompts, max_tokens=self.max_tokens)
-        return [parse_reference_answer(o) for o in outputs]
+    def messages(
+        self, question: str, documents: Sequence[Document], chain: str | None
+    ) -> list[dict[str, str]]:
+        return build_reference_reader_messages(question, documents)
+
+    def parse(self, text: str) -> str:
+        return parse_reference_answer(text)
