@@ -38,4 +38,8 @@ BENCHMARKS: dict[str, Benchmark] = {
         "kirag.bench.reproduce",
         "paper Table 1 on a prepared dataset: KiRAG-reference vs baselines, R@3/R@5, EM/F1",
     ),
+    "scale": Benchmark(
+        "kirag.bench.scale",
+        "corpus scale: serial vs Ray, index memory vs corpus size, CPU encoding backends",
+    ),
 }
