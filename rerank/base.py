@@ -46,6 +46,17 @@ class BaseReranker:
     ) -> list[Hit]:
         raise NotImplementedError
 
+    async def arerank(
+        self,
+        query: str | Query,
+        candidates: Sequence[Hit] | Sequence[Document],
+        k: int | None = None,
+    ) -> list[Hit]:
+        """`rerank` off the event loop; one model call at a time per process."""
+        from kirag.concurrency import off_loop
+
+        return await off_loop(self.rerank, query, candidates, k)
+
     def rerank_run(
         self,
         run: Mapping[str, Sequence[Hit]],

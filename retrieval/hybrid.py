@@ -10,12 +10,13 @@ from collections.abc import Sequence
 from kirag.retrieval.base import Retriever
 from kirag.retrieval.index_folder import Queries, query_pairs
 
+from kirag.concurrency import AsyncSearch
 from kirag.errors import KiragError
 from kirag.fusion import FUSIONS, Normalization, linear_fusion, reciprocal_rank_fusion
 from kirag.types import Hit, Query
 
 
-class HybridRetriever:
+class HybridRetriever(AsyncSearch):
     """Any retrievers fused into one: each retrieves `depth` candidates, the fusion ranks them."""
 
     def __init__(

@@ -17,6 +17,7 @@ from typing import Any
 
 from kirag import __version__
 from kirag.atomic import atomic_directory, check_not_inside, write_json
+from kirag.concurrency import AsyncSearch
 from kirag.errors import IndexLoadError
 from kirag.io.corpus import read_corpus, resolve_corpus_path
 from kirag.io.docstore import DocStore
@@ -149,7 +150,7 @@ def query_text(query: str | Query) -> str:
     return query.text if isinstance(query, Query) else str(query)
 
 
-class IndexedRetriever(ABC):
+class IndexedRetriever(AsyncSearch, ABC):
     """Base of retrievers loaded from an index folder. Subclasses implement `_search_texts`."""
 
     kind: str = ""

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from kirag.concurrency import AsyncSearch, off_loop
 from kirag.errors import KiragError
 from kirag.knowledge.triple_index import TripleIndex
 from kirag.rag.chains import ChainResult, IterativeRetriever
@@ -243,6 +244,14 @@ class KiRAG:
     def answer(self, question: str, k: int = 10) -> Answer:
         return self.answer_many([question], k=k)[0]
 
+    async def aretrieve(self, question: str, k: int = 10) -> ChainResult:
+        """`retrieve` off the event loop (one model call at a time per process)."""
+        return await off_loop(self.retrieve, question, k)
+
+    async def aanswer(self, question: str, k: int = 10) -> Answer:
+        """`answer` off the event loop (one model call at a time per process)."""
+        return await off_loop(self.answer, question, k)
+
     def answer_many(self, questions: Sequence[str], k: int = 10) -> list[Answer]:
         results = [self.retrieve(q, k=k) for q in questions]
         if self.reader is not None:
@@ -273,9 +282,11 @@ class KiRAG:
         ]
 
 
-class KiRAGRetriever:
+class KiRAGRetriever(AsyncSearch):
     """A triple index seen as a document retriever (the Retriever protocol): documents ranked
     by KiRAG's chains. Lets `kirag search` and the evaluation tools treat it like BM25 or dense."""
+
+    runs_model = True  # the chain constructor (LLM modes) and a reranker run inside search
 
     def __init__(self, index_dir: str | Path, **options):
         self.kirag = KiRAG(index_dir, **options)

@@ -1,0 +1,94 @@
+"""What every framework adapter shares: opening a retriever from index folders or taking a loaded
+one, and the conversion between kirag Hits and a framework document's (id, text, metadata)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kirag.errors import KiragError
+from kirag.types import Document, Hit
+
+# metadata keys that describe scoring, never the document: kept out of LLM/embedding text
+SCORE_KEYS = (
+    "score",
+    "rank",
+    "relevance_score",
+    "retrieval_score",
+    "p_true",
+    "reasoning",
+    "fallback",
+    "thinking_tokens",
+    "first_stage_score",
+    "first_stage_rank",
+    "scores",
+    "chain",
+)
+
+
+def open_retriever(
+    index: str | Path | Sequence[str | Path] | None = None, retriever=None, **options
+):
+    """A loaded kirag retriever: `retriever` as given, or the index folder(s) `index` opened with
+    `load_retrievers` (several folders are fused with RRF; a triple index ranks by KiRAG's chains)."""
+    if (index is None) == (retriever is None):
+        raise KiragError("give exactly one of index= (an index folder or a list) and retriever=")
+    if retriever is not None:
+        return retriever
+    from kirag.retrieval.factory import load_retrievers
+
+    folders = [index] if isinstance(index, str | Path) else list(index)
+    return load_retrievers(folders, **options)
+
+
+def with_texts(retriever, hits: list[Hit]) -> list[Hit]:
+    """`hits` with their documents attached (from the retriever's document store when missing)."""
+    missing = [h for h in hits if h.document is None]
+    docstore = getattr(retriever, "docstore", None)
+    if missing and docstore is not None:
+        docstore.attach(missing)
+    return hits
+
+
+@dataclass(slots=True)
+class FrameworkRecord:
+    """A framework document in kirag's terms: id, page text and flat metadata."""
+
+    doc_id: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def hit_record(hit: Hit) -> FrameworkRecord:
+    """A Hit as (id, text, metadata): metadata = doc_id, title, score, rank, the document's own
+    metadata, then what the ranking stages kept (first-stage score, Rank1's reasoning...)."""
+    document = hit.document
+    metadata: dict[str, Any] = {"doc_id": hit.doc_id}
+    if document is not None and document.title is not None:
+        metadata["title"] = document.title
+    metadata["score"] = float(hit.score)
+    metadata["rank"] = int(hit.rank)
+    if document is not None:
+        metadata.update(document.metadata)
+    metadata.update(hit.metadata)
+    text = document.text if document is not None else ""
+    return FrameworkRecord(hit.doc_id, text, metadata)
+
+
+def record_hit(doc_id: str | None, text: str, metadata: Mapping[str, Any], position: int) -> Hit:
+    """A framework document as a Hit to rerank: the title from metadata (so Rank1 reads
+    "{title} {text}" as for indexed passages), rank = its position, the incoming score kept."""
+    metadata = dict(metadata)
+    doc_id = doc_id or metadata.get("doc_id") or f"doc{position}"
+    score = metadata.get("score", 0.0)
+    document = Document(
+        str(doc_id),
+        text,
+        metadata.get("title"),
+        {k: v for k, v in metadata.items() if k not in (*SCORE_KEYS, "doc_id", "title")},
+    )
+    return Hit(
+        str(doc_id), float(score) if isinstance(score, int | float) else 0.0, position, document
+    )
