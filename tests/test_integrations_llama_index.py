@@ -12,9 +12,9 @@ from kirag.errors import KiragError
 
 pytest.importorskip("llama_index.core", reason="the llama-index extra is not installed")
 
-from llama_index.core.schema import MetadataMode, NodeWithScore, TextNode  # noqa: E402
+from llama_index.core.schema import MetadataMode, NodeWithScore, TextNode
 
-from kirag.integrations.llama_index import KiragRerank, KiragRetriever  # noqa: E402
+from kirag.integrations.llama_index import KiragRerank, KiragRetriever
 
 QUERY = "anarchism political philosophy"
 HIDDEN = ("score", "rank", "retrieval_score", "p_true", "reasoning", "first_stage_score", "chain")
@@ -97,8 +97,9 @@ async def test_aretrieve_searches_off_the_event_loop(indexes, monkeypatch):
 def test_kirag_pipeline_as_a_retriever_carries_its_chain(indexes):
     from kirag.rag.pipeline import KiRAG
 
-    nodes = KiragRetriever(index=indexes["triples"], similarity_top_k=4).retrieve(BRIDGE)
-    expected = KiRAG(indexes["triples"]).retrieve(BRIDGE, k=4)
+    pipeline = KiRAG(indexes["triples"])
+    nodes = KiragRetriever(retriever=pipeline, similarity_top_k=4).retrieve(BRIDGE)
+    expected = pipeline.retrieve(BRIDGE, k=4)
     steps = [t.text for t in expected.best_chain.triples]
     assert steps and [n.node.node_id for n in nodes] == [h.doc_id for h in expected.hits]
     assert BRIDGE_GOLD & {n.node.node_id for n in nodes}
@@ -116,7 +117,7 @@ def test_kirag_pipeline_as_a_retriever_carries_its_chain(indexes):
 
 
 def test_rerank_scores_nodes_with_rank1_and_hides_its_reasoning(indexes, rank1):
-    nodes = KiragRetriever(index=indexes["bm25"], similarity_top_k=3).retrieve(QUERY)
+    nodes = KiragRetriever(index=indexes["bm25"], similarity_top_k=2).retrieve(QUERY)
     before = [n.model_dump() for n in nodes]
     reranked = KiragRerank(reranker=rank1, top_n=2).postprocess_nodes(nodes, query_str=QUERY)
     assert [n.model_dump() for n in nodes] == before  # inputs untouched
@@ -143,6 +144,7 @@ def test_rerank_scores_nodes_with_rank1_and_hides_its_reasoning(indexes, rank1):
         assert meta["thinking_tokens"] == 0
         assert_hidden_from_prompts(node)
     assert [n.node.metadata["rank"] for n in reranked] == [1, 2]
+    assert sorted(n.node.node_id for n in reranked) == sorted(incoming)
     assert KiragRerank.class_name() == "KiragRerank"
 
 
@@ -151,7 +153,7 @@ def test_rerank_reasoning_stays_out_of_the_prompt(exact_llamacpp_engine):
     from kirag.rerank.rank1 import Rank1Reranker
 
     postprocessor = KiragRerank(
-        reranker=Rank1Reranker(engine=exact_llamacpp_engine, thinking_budget=8)
+        reranker=Rank1Reranker(engine=exact_llamacpp_engine, thinking_budget=4)
     )
     nodes = [
         NodeWithScore(node=TextNode(id_="a", text="Luanda is the capital of Angola."), score=2.0),
@@ -171,15 +173,28 @@ def test_rerank_reasoning_stays_out_of_the_prompt(exact_llamacpp_engine):
 
 
 @pytest.mark.asyncio
-async def test_async_rerank_matches_sync(indexes, rank1):
-    nodes = KiragRetriever(index=indexes["bm25"], similarity_top_k=3).retrieve(QUERY)
+async def test_async_rerank_matches_sync(rank1, monkeypatch):
+    nodes = [
+        NodeWithScore(node=TextNode(id_="a", text="Luanda is the capital of Angola."), score=2.0),
+        NodeWithScore(node=TextNode(id_="b", text="Aardvarks eat ants."), score=1.0),
+    ]
+    query = "capital of Angola"
     postprocessor = KiragRerank(reranker=rank1)
-    sync = postprocessor.postprocess_nodes(nodes, query_str=QUERY)
-    asynchronous = await postprocessor.apostprocess_nodes(nodes, query_str=QUERY)
+    sync = postprocessor.postprocess_nodes(nodes, query_str=query)
+    threads = []
+    rerank = rank1.rerank
+
+    def recording_rerank(*args, **kwargs):
+        threads.append(threading.get_ident())
+        return rerank(*args, **kwargs)
+
+    monkeypatch.setattr(rank1, "rerank", recording_rerank)
+    asynchronous = await postprocessor.apostprocess_nodes(nodes, query_str=query)
+    assert threads and threads[0] != threading.get_ident()  # not the event loop's thread
     assert [(n.node.node_id, n.score) for n in asynchronous] == [
         (n.node.node_id, n.score) for n in sync
     ]
-    assert await postprocessor.apostprocess_nodes([], query_str=QUERY) == []
+    assert await postprocessor.apostprocess_nodes([], query_str=query) == []
 
 
 def test_rerank_by_name_and_bad_arguments(exact_llamacpp_engine):
