@@ -213,7 +213,15 @@ def test_rerank_by_name_and_bad_arguments(exact_llamacpp_engine):
         NodeWithScore(node=TextNode(id_="a", text="Luanda is the capital of Angola."), score=1.0),
         NodeWithScore(node=TextNode(id_="b", text="Aardvarks eat ants."), score=0.5),
     ]
-    assert len(postprocessor.postprocess_nodes(nodes, query_str="capital of Angola")) == 1
+    kept = postprocessor.postprocess_nodes(nodes, query_str="capital of Angola")
+    assert len(kept) == 1
+    saved = postprocessor.to_json()  # name, model, options: rebuilt (the engine is shared)
+    restored = KiragRerank.from_json(saved)
+    assert restored.reranker_options == postprocessor.reranker_options and restored.top_n == 1
+    again = restored.postprocess_nodes(nodes, query_str="capital of Angola")
+    assert [(n.node.node_id, n.score) for n in again] == [(n.node.node_id, n.score) for n in kept]
+    with pytest.raises(KiragError, match="can't be serialised"):
+        KiragRerank(reranker=postprocessor.reranker).to_dict()
     with pytest.raises(KiragError, match="needs the query"):
         postprocessor.postprocess_nodes(nodes)
     with pytest.raises(KiragError, match="does not take"):

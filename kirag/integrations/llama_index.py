@@ -106,6 +106,7 @@ class KiragRerank(BaseNodePostprocessor):
     model: str | None = Field(default=None, description="model path, hub id or packaged name")
     reranker_options: dict[str, Any] = Field(default_factory=dict)
     _reranker: Any = PrivateAttr(default=None)
+    _given: bool = PrivateAttr(default=False)
 
     def __init__(
         self,
@@ -113,16 +114,28 @@ class KiragRerank(BaseNodePostprocessor):
         name: str = "rank1",
         model: str | None = None,
         top_n: int | None = None,
-        **reranker_options: Any,
+        reranker_options: dict[str, Any] | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__(top_n=top_n, name=name, model=model, reranker_options=reranker_options)
-        if reranker is not None and (model is not None or reranker_options):
+        options = {**(reranker_options or {}), **options}  # from_dict passes reranker_options
+        super().__init__(top_n=top_n, name=name, model=model, reranker_options=options)
+        if reranker is not None and (model is not None or options):
             raise KiragError("give a loaded reranker= or model/options to load one, not both")
+        self._given = reranker is not None
         if reranker is None:
             from kirag.rerank.factory import load_reranker
 
-            reranker = load_reranker(name, model, **reranker_options)
+            reranker = load_reranker(name, model, **options)
         self._reranker = reranker
+
+    def to_dict(self, **kwargs: Any) -> dict[str, Any]:
+        """name, model, options and top_n (what `from_dict` rebuilds it from), never a model."""
+        if self._given:
+            raise KiragError(
+                "this KiragRerank was made from a loaded reranker and can't be serialised; "
+                "build it from name/model/options to save it"
+            )
+        return super().to_dict(**kwargs)
 
     @classmethod
     def class_name(cls) -> str:
