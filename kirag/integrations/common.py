@@ -94,11 +94,7 @@ def search_hits(retriever, query: str, k: int) -> list[Hit]:
     pipeline = kirag_pipeline(retriever)
     if pipeline is not None:
         hits = chain_hits(pipeline.retrieve(query, k=k)) if query.strip() else []
-        docstore = pipeline.index.docstore
-        missing = [h for h in hits if h.document is None]
-        if missing:
-            docstore.attach(missing)
-        return hits
+        return with_texts(pipeline.index, hits)  # the triple index holds the document store
     return with_texts(retriever, retriever.search(query, k))
 
 
