@@ -138,7 +138,7 @@ def rank1(exact_llamacpp_engine):
 
 @pytest.fixture(scope="module")
 def candidates(small_triple_index):
-    return KiragRetriever(index=small_triple_index / "bm25", k=4).invoke(QUERY)
+    return KiragRetriever(index=small_triple_index / "bm25", k=3).invoke(QUERY)
 
 
 RANK1_KEYS = {"p_true", "reasoning", "fallback", "thinking_tokens"}
@@ -146,10 +146,10 @@ RANK1_KEYS = {"p_true", "reasoning", "fallback", "thinking_tokens"}
 
 def test_rank1_compressor(rank1, candidates):
     before = copy.deepcopy(candidates)
-    compressor = KiragRerank(reranker=rank1, top_n=3)
+    compressor = KiragRerank(reranker=rank1, top_n=2)
     reranked = compressor.compress_documents(candidates, QUERY)
     assert candidates == before  # inputs untouched
-    expected = rank1.rerank(QUERY, [d_hit(d, i) for i, d in enumerate(candidates, 1)], k=3)
+    expected = rank1.rerank(QUERY, [d_hit(d, i) for i, d in enumerate(candidates, 1)], k=2)
     assert [d.id for d in reranked] == [h.doc_id for h in expected]
     by_id = {d.id: d for d in candidates}
     for rank, (document, hit) in enumerate(zip(reranked, expected, strict=True), 1):
@@ -163,7 +163,7 @@ def test_rank1_compressor(rank1, candidates):
         assert document.metadata["first_stage_rank"] == original.metadata["rank"]
         assert document.metadata["rank"] == rank
         assert document.metadata["source"] == "enwiki-slice"  # the document's own metadata kept
-    assert len(KiragRerank(reranker=rank1, top_n=None).compress_documents(candidates, QUERY)) == 4
+    assert len(KiragRerank(reranker=rank1, top_n=None).compress_documents(candidates, QUERY)) == 3
     assert KiragRerank(reranker=rank1).compress_documents([], QUERY) == []
 
 
@@ -220,7 +220,7 @@ def test_compressor_by_name_cross_encoder_and_fused(tiny_cross_encoder, candidat
 def test_inside_contextual_compression_retriever(small_triple_index, rank1):
     """The usual LangChain pipeline: ContextualCompressionRetriever when langchain_classic is
     installed, else the same composition written with langchain-core's runnables."""
-    retriever = KiragRetriever(index=small_triple_index / "bm25", k=4)
+    retriever = KiragRetriever(index=small_triple_index / "bm25", k=3)
     compressor = KiragRerank(reranker=rank1, top_n=2)
     expected = compressor.compress_documents(retriever.invoke(QUERY), QUERY)
     try:
