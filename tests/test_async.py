@@ -95,7 +95,7 @@ async def test_arerank_equals_rerank_and_the_model_lock_serialises(exact_llamacp
     recorder = OverlapRecorder()
     engine = InstrumentedEngine(exact_llamacpp_engine, recorder)
     reranker = Rank1Reranker(engine=engine, thinking_budget=0)
-    queries = QUERIES[:3]
+    queries = QUERIES[:2]
     sequential = [reranker.rerank(q, passages) for q in queries]
     recorder.widest, entries = 0, recorder.entries
     together = await asyncio.gather(*(reranker.arerank(q, passages) for q in queries))

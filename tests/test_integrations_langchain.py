@@ -123,7 +123,7 @@ def test_the_kirag_pipeline_as_a_retriever(small_triple_index):
         assert chain and all(d.metadata["chain"] == chain for d in documents)
         for document in documents:
             facts = [t.text for t in result.best_chain.triples if t.doc_id == document.id]
-            assert document.metadata["chain_facts"] == ". ".join(facts)
+            assert document.metadata.get("chain_facts") == (". ".join(facts) or None)
 
 
 # ---------------------------------------------------------------- the compressor
@@ -144,17 +144,34 @@ def candidates(small_triple_index):
 RANK1_KEYS = {"p_true", "reasoning", "fallback", "thinking_tokens"}
 
 
-def test_rank1_compressor(rank1, candidates):
+def d_hit(document: Document, position: int):
+    from kirag.integrations.common import record_hit
+
+    return record_hit(document.id, document.page_content, document.metadata, position)
+
+
+@pytest.fixture(scope="module")
+def rank1_hits(rank1, candidates):
+    """kirag's own Rank1 ranking of the candidates: what the compressor must reproduce."""
+    return rank1.rerank(QUERY, [d_hit(d, i) for i, d in enumerate(candidates, 1)])
+
+
+@pytest.fixture(scope="module")
+def compressed(rank1, candidates):
+    """The candidates through KiragRerank (top 2), checking on the way that they are untouched."""
     before = copy.deepcopy(candidates)
-    compressor = KiragRerank(reranker=rank1, top_n=2)
-    reranked = compressor.compress_documents(candidates, QUERY)
+    reranked = KiragRerank(reranker=rank1, top_n=2).compress_documents(candidates, QUERY)
     assert candidates == before  # inputs untouched
-    expected = rank1.rerank(QUERY, [d_hit(d, i) for i, d in enumerate(candidates, 1)], k=2)
-    assert [d.id for d in reranked] == [h.doc_id for h in expected]
+    return reranked
+
+
+def test_rank1_compressor(compressed, rank1_hits, candidates, rank1):
+    expected = rank1_hits[:2]
+    assert [d.id for d in compressed] == [h.doc_id for h in expected]
     by_id = {d.id: d for d in candidates}
-    for rank, (document, hit) in enumerate(zip(reranked, expected, strict=True), 1):
+    for rank, (document, hit) in enumerate(zip(compressed, expected, strict=True), 1):
         original = by_id[document.id]
-        assert document.page_content == original.page_content
+        assert document is not original and document.page_content == original.page_content
         assert document.metadata["relevance_score"] == pytest.approx(hit.score, abs=1e-9)
         assert document.metadata["p_true"] == document.metadata["relevance_score"]
         assert set(document.metadata) >= RANK1_KEYS
@@ -163,21 +180,12 @@ def test_rank1_compressor(rank1, candidates):
         assert document.metadata["first_stage_rank"] == original.metadata["rank"]
         assert document.metadata["rank"] == rank
         assert document.metadata["source"] == "enwiki-slice"  # the document's own metadata kept
-    assert len(KiragRerank(reranker=rank1, top_n=None).compress_documents(candidates, QUERY)) == 3
     assert KiragRerank(reranker=rank1).compress_documents([], QUERY) == []
 
 
-async def test_rank1_compressor_async_equals_sync(rank1, candidates):
+async def test_rank1_compressor_async_equals_sync(rank1, candidates, compressed):
     compressor = KiragRerank(reranker=rank1, top_n=2)
-    assert await compressor.acompress_documents(candidates, QUERY) == compressor.compress_documents(
-        candidates, QUERY
-    )
-
-
-def d_hit(document: Document, position: int):
-    from kirag.integrations.common import record_hit
-
-    return record_hit(document.id, document.page_content, document.metadata, position)
+    assert await compressor.acompress_documents(candidates, QUERY) == compressed
 
 
 def test_documents_without_ids_or_with_duplicate_ids(rank1):
@@ -191,25 +199,32 @@ def test_documents_without_ids_or_with_duplicate_ids(rank1):
     assert sorted(str(d.id) for d in reranked) == ["None", "same", "same"]
 
 
-def test_compressor_by_name_cross_encoder_and_fused(tiny_cross_encoder, candidates, rank1):
+def test_compressor_by_name_and_a_cross_encoder(tiny_cross_encoder, candidates):
     from kirag.rerank.cross_encoder import CrossEncoderReranker
+
+    loaded = CrossEncoderReranker(str(tiny_cross_encoder))
+    expected = loaded.rerank(QUERY, [d_hit(d, i) for i, d in enumerate(candidates, 1)])
+    for top_n in (2, None):
+        by_name = KiragRerank(name="cross-encoder", model=str(tiny_cross_encoder), top_n=top_n)
+        reranked = by_name.compress_documents(candidates, QUERY)
+        assert [d.id for d in reranked] == [h.doc_id for h in expected[:top_n]]
+        assert [d.metadata["relevance_score"] for d in reranked] == pytest.approx(
+            [h.score for h in expected[:top_n]]
+        )
+    from kirag.errors import KiragError
+
+    with pytest.raises(KiragError, match="does not take"):
+        KiragRerank(name="cross-encoder", model=str(tiny_cross_encoder), options={"budget": 1})
+
+
+def test_fused_reranker(rank1, candidates, rank1_hits):
     from kirag.rerank.factory import load_reranker
 
     from kirag.fusion import fuse_with_first_stage
 
-    by_name = KiragRerank(name="cross-encoder", model=str(tiny_cross_encoder), top_n=2)
-    loaded = CrossEncoderReranker(str(tiny_cross_encoder))
-    expected = loaded.rerank(QUERY, [d_hit(d, i) for i, d in enumerate(candidates, 1)], k=2)
-    reranked = by_name.compress_documents(candidates, QUERY)
-    assert [d.id for d in reranked] == [h.doc_id for h in expected]
-    assert [d.metadata["relevance_score"] for d in reranked] == pytest.approx(
-        [h.score for h in expected]
-    )
-
     fused = load_reranker("fused", reranker=rank1, fusion="interpolate", weight=0.3)
     documents = KiragRerank(reranker=fused, top_n=None).compress_documents(candidates, QUERY)
-    hits = [d_hit(d, i) for i, d in enumerate(candidates, 1)]
-    expected = fuse_with_first_stage(rank1.rerank(QUERY, hits), "interpolate", 0.3)
+    expected = fuse_with_first_stage(rank1_hits, "interpolate", 0.3)
     assert [d.id for d in documents] == [h.doc_id for h in expected]
     for document, hit in zip(documents, expected, strict=True):
         assert document.metadata["relevance_score"] == pytest.approx(hit.score)
@@ -217,12 +232,11 @@ def test_compressor_by_name_cross_encoder_and_fused(tiny_cross_encoder, candidat
         assert document.metadata["fusion_weight"] == 0.3 and set(document.metadata) >= RANK1_KEYS
 
 
-def test_inside_contextual_compression_retriever(small_triple_index, rank1):
+def test_inside_contextual_compression_retriever(small_triple_index, rank1, compressed):
     """The usual LangChain pipeline: ContextualCompressionRetriever when langchain_classic is
     installed, else the same composition written with langchain-core's runnables."""
     retriever = KiragRetriever(index=small_triple_index / "bm25", k=3)
     compressor = KiragRerank(reranker=rank1, top_n=2)
-    expected = compressor.compress_documents(retriever.invoke(QUERY), QUERY)
     try:
         from langchain_classic.retrievers import ContextualCompressionRetriever
     except ImportError:
@@ -233,8 +247,7 @@ def test_inside_contextual_compression_retriever(small_triple_index, rank1):
         pipeline = ContextualCompressionRetriever(
             base_compressor=compressor, base_retriever=retriever
         )
-    assert pipeline.invoke(QUERY) == expected
-    assert len(expected) == 2 and all("relevance_score" in d.metadata for d in expected)
+    assert pipeline.invoke(QUERY) == compressed
 
 
 def test_missing_langchain_core_names_the_extra():

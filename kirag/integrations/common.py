@@ -75,14 +75,16 @@ def kirag_pipeline(retriever):
 
 def chain_hits(result) -> list[Hit]:
     """A KiRAG ChainResult's ranked hits, each with the best chain (`chain`) and the chain's
-    triples taken from that document (`chain_facts`, empty when none) in its metadata."""
+    triples taken from that document (`chain_facts`, absent when none) in its metadata."""
     chain = result.best_chain
     triples = list(chain.triples) if chain is not None else []
     steps = [t.text for t in triples]
     out = []
     for hit in result.hits:
         facts = ". ".join(t.text for t in triples if t.doc_id == hit.doc_id)
-        metadata = {**hit.metadata, CHAIN_KEY: steps, CHAIN_FACTS_KEY: facts}
+        metadata = {**hit.metadata, CHAIN_KEY: steps}
+        if facts:
+            metadata[CHAIN_FACTS_KEY] = facts
         out.append(Hit(hit.doc_id, hit.score, hit.rank, hit.document, metadata))
     return out
 
