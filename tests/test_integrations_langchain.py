@@ -181,6 +181,10 @@ def test_rank1_compressor(compressed, rank1_hits, candidates, rank1):
         assert document.metadata["rank"] == rank
         assert document.metadata["source"] == "enwiki-slice"  # the document's own metadata kept
     assert KiragRerank(reranker=rank1).compress_documents([], QUERY) == []
+    from kirag.errors import KiragError
+
+    with pytest.raises(KiragError, match="not both"):
+        KiragRerank(reranker=rank1, model="smollm2-135m")
 
 
 async def test_rank1_compressor_async_equals_sync(rank1, candidates, compressed):

@@ -124,18 +124,24 @@ class KiragRerank(BaseDocumentCompressor):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     reranker: Any = Field(default=None, exclude=True)
-    name: str = "rank1"
+    name: str | None = None
     model: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     top_n: int | None = Field(default=3, ge=1)
 
     def __init__(self, *, reranker: Any = None, **fields: Any):
         """Load the reranker by name here when none is given (kirag's errors unwrapped)."""
+        from kirag.errors import KiragError
+
         if reranker is None:
             from kirag.rerank.factory import load_reranker
 
-            reranker = load_reranker(
-                fields.get("name", "rank1"), fields.get("model"), **fields.get("options", {})
+            fields["name"] = fields.get("name") or "rank1"
+            options = fields.get("options") or {}
+            reranker = load_reranker(fields["name"], fields.get("model"), **options)
+        elif any(fields.get(key) for key in ("name", "model", "options")):
+            raise KiragError(
+                "give reranker= (a loaded reranker) or name=/model=/options=, not both"
             )
         super().__init__(reranker=reranker, **fields)
 
