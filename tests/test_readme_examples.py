@@ -6,7 +6,7 @@ the packaged tiny models). A block whose framework is not installed is skipped, 
 from __future__ import annotations
 
 import ast
-import importlib.util
+import importlib
 import os
 import re
 import subprocess
@@ -34,19 +34,29 @@ def marked_blocks(text: str) -> list[str]:
     return re.findall(pattern, text, flags=re.MULTILINE | re.DOTALL)
 
 
-def imported_roots(code: str) -> list[str]:
-    """The top-level packages a block imports, in order of first appearance."""
-    roots: list[str] = []
+def imported_modules(code: str) -> list[str]:
+    """The modules a block imports (dotted names), in order of first appearance."""
+    modules: list[str] = []
     for node in ast.walk(ast.parse(code)):
-        names = (
-            [a.name for a in node.names]
-            if isinstance(node, ast.Import)
-            else [node.module]
-            if isinstance(node, ast.ImportFrom) and node.module and not node.level
-            else []
-        )
-        roots += [n.split(".")[0] for n in names if n.split(".")[0] not in roots]
-    return roots
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module]
+        else:
+            names = []
+        modules += [n for n in names if n not in modules]
+    return modules
+
+
+def missing_framework(code: str) -> str | None:
+    """Why a block cannot run here (a module it imports, e.g. an adapter whose framework is not
+    installed, fails to import), else None."""
+    for module in imported_modules(code):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            return f"{module}: {exc}"
+    return None
 
 
 BLOCKS = marked_blocks(section_text(README.read_text(encoding="utf-8"), SECTION))
@@ -66,9 +76,9 @@ def test_the_section_has_marked_examples():
 @pytest.mark.slow
 @pytest.mark.parametrize("code", BLOCKS, ids=[_block_id(c) for c in BLOCKS])
 def test_readme_example_runs(code, tmp_path):
-    missing = [m for m in imported_roots(code) if importlib.util.find_spec(m) is None]
+    missing = missing_framework(code)
     if missing:
-        pytest.skip(f"the example needs {', '.join(missing)}, which is not installed")
+        pytest.skip(f"the example cannot import {missing}")
     script = tmp_path / "example.py"
     script.write_text(code, encoding="utf-8")
     env = os.environ | {"KIRAG_PROGRESS": "0", "TMPDIR": str(tmp_path)}
@@ -91,5 +101,7 @@ def test_only_marked_blocks_of_the_section_are_picked():
     assert blocks == [
         "from llama_index.core import Document\nimport kirag.integrations.llama_index\n"
     ]
-    assert imported_roots(blocks[0]) == ["llama_index", "kirag"]
+    assert imported_modules(blocks[0]) == ["llama_index.core", "kirag.integrations.llama_index"]
     assert _block_id(blocks[0]) == "llama_index"
+    assert missing_framework("import kirag.no_such_adapter").startswith("kirag.no_such_adapter:")
+    assert missing_framework("import json\nfrom kirag.integrations import common") is None
