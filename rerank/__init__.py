@@ -13,6 +13,7 @@ _LAZY = {
     "Rank1Reranker": "kirag.rerank.rank1",
     "Rank1Score": "kirag.rerank.rank1",
     "CrossEncoderReranker": "kirag.rerank.cross_encoder",
+    "FusedReranker": "kirag.rerank.fused",
     "ScoreCache": "kirag.rerank.cache",
     "load_reranker": "kirag.rerank.factory",
     "register_reranker": "kirag.rerank.factory",

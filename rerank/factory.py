@@ -14,6 +14,8 @@ from kirag.lazy import check_target, import_target
 RERANKERS: dict[str, str] = {
     "rank1": "kirag.rerank.rank1:Rank1Reranker",
     "cross-encoder": "kirag.rerank.cross_encoder:CrossEncoderReranker",
+    # any of the above fused with the first stage (as `kirag rerank --fusion`)
+    "fused": "kirag.rerank.fused:FusedReranker",
 }
 
 

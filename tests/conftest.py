@@ -89,3 +89,64 @@ def exact_llamacpp_engine(smollm2_gguf):
     engine = LlamaCppEngine(str(smollm2_gguf), reuse_prefix=False)
     yield engine
     engine.close()
+
+
+@pytest.fixture(scope="session")
+def enwiki_bm25(tmp_path_factory, enwiki_slice) -> Path:
+    """A BM25 index (bm25s) over the 314-passage slice, built once."""
+    from kirag.retrieval.bm25 import BM25Retriever
+
+    folder = tmp_path_factory.mktemp("enwiki-bm25") / "bm25"
+    BM25Retriever.build(enwiki_slice, folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def small_triple_index(tmp_path_factory, enwiki_slice) -> Path:
+    """A KiRAG triple index (spaCy triples; BM25 and dense document indexes inside, under bm25/
+    and dense/) over the slice's 18 passages of 6 articles, each with its own "source" metadata
+    field; built once through the CLI (about a minute on 2 cores)."""
+    from kirag.cli import main
+
+    articles = {
+        "Aristotle",
+        "Animal_Farm",
+        "Abraham_Lincoln",
+        "Alabama",
+        "Ayn_Rand",
+        "Aldous_Huxley",
+    }
+    root = tmp_path_factory.mktemp("small-kirag")
+    corpus = root / "small.jsonl"
+    with open(enwiki_slice, encoding="utf-8") as source, open(corpus, "w") as out:
+        for line in source:
+            record = json.loads(line)
+            if record["id"].split("#")[0] in articles:
+                out.write(json.dumps(record | {"source": "enwiki-slice"}) + "\n")
+    assert main(["-q", "index", "triples", "--corpus", str(corpus), "--index", str(root / "triples")]) == 0  # fmt: skip
+    return root / "triples"
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory) -> Path:
+    """A cross-encoder folder built here (1-layer BERT, random weights seeded, MiniLM's
+    tokenizer): no cross-encoder weights ship offline, so this runs the real code path."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from kirag.models import packaged_path
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(str(packaged_path("minilm")))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=1,
+    )
+    folder = tmp_path_factory.mktemp("cross-encoder") / "tiny-cross-encoder"
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -293,29 +293,10 @@ def test_fusion_with_the_first_stage():
         fuse_with_first_stage(reranked, "interpolate", 1.5)
 
 
-def test_cross_encoder_with_a_tiny_model_built_here(tmp_path, enwiki_slice_docs):
-    import torch
+def test_cross_encoder_with_a_tiny_model_built_here(tiny_cross_encoder, enwiki_slice_docs):
     from kirag.rerank.cross_encoder import CrossEncoderReranker
-    from transformers import BertConfig, BertForSequenceClassification
 
-    from kirag.models import packaged_path
-
-    torch.manual_seed(0)
-    tokenizer_dir = packaged_path("minilm")
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=1,
-    )
-    folder = tmp_path / "tiny-cross-encoder"
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    folder = tiny_cross_encoder
     reranker = CrossEncoderReranker(str(folder), batch_size=2)
     docs = enwiki_slice_docs[:5]
     hits = reranker.rerank(QUERY, docs, k=3)

@@ -66,6 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--questions", type=int, default=0, help="use only the first N questions (0: all)"
     )
+    parser.add_argument(
+        "--systems",
+        default="",
+        help="run only the systems whose name this regular expression matches (default: all)",
+    )
 
 
 # ---------------------------------------------------------------- extraction
@@ -312,12 +317,17 @@ def bench_multihop(
     dense_dir: Path,
     extra: dict | None = None,
     rerank_rows: bool = True,
+    only: str = "",
 ) -> dict:
+    import re
+
     from kirag.bench.harness import evaluate_system, format_table
 
     rows, scores = [], {}
     compared = systems(index_dir, bm25_dir, dense_dir, rerank_rows=rerank_rows)
     for name, run in {**compared, **(extra or {})}.items():
+        if only and not re.search(only, name):
+            continue
         result = evaluate_system(
             name, run, questions, answers="Rank1" not in name
         )  # reranking rows have no reader
@@ -399,7 +409,9 @@ def run(args: argparse.Namespace) -> dict:
     if "multihop" in sections or "subcorpus" in sections:
         triples, bm25, dense = build_indexes("enwiki-sample", root, "sample")
     if "multihop" in sections:
-        out["multihop_full_sample"] = bench_multihop(questions, triples, bm25, dense)
+        out["multihop_full_sample"] = bench_multihop(
+            questions, triples, bm25, dense, only=args.systems
+        )
         print(out["multihop_full_sample"]["markdown"])
         _checkpoint(args, out)
     if "subcorpus" in sections:
@@ -433,7 +445,9 @@ def run(args: argparse.Namespace) -> dict:
         out["multihop_subcorpus"] = {
             "documents": len(corpus),
             # Rank1 rows only on the full sample: the sub-corpus compares the triple extractors
-            **bench_multihop(questions, sub_triples, sub_bm25, sub_dense, extra, rerank_rows=False),
+            **bench_multihop(
+                questions, sub_triples, sub_bm25, sub_dense, extra, False, args.systems
+            ),
         }
         print(out["multihop_subcorpus"]["markdown"])
     return out

@@ -114,10 +114,12 @@ class KiragRerank(BaseNodePostprocessor):
         name: str = "rank1",
         model: str | None = None,
         top_n: int | None = None,
+        options: dict[str, Any] | None = None,
         reranker_options: dict[str, Any] | None = None,
-        **options: Any,
+        **more_options: Any,
     ) -> None:
-        options = {**(reranker_options or {}), **options}  # from_dict passes reranker_options
+        # `options` as in the LangChain and Haystack adapters; from_dict passes reranker_options
+        options = {**(reranker_options or {}), **(options or {}), **more_options}
         super().__init__(top_n=top_n, name=name, model=model, reranker_options=options)
         if reranker is not None and (model is not None or options):
             raise KiragError("give a loaded reranker= or model/options to load one, not both")
