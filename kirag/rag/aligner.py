@@ -89,9 +89,11 @@ def _load(model: str, tokenizer: str | None, device: str | None):
 
     if tokenizer is None:
         return load_sentence_transformer(model, device=device)
-    from sentence_transformers import SentenceTransformer, models
-
     from kirag.errors import KiragError
+    from kirag.optional import require
+
+    st = require("sentence_transformers", "kirag", "the aligner")
+    SentenceTransformer, models = st.SentenceTransformer, st.models
     from kirag.models import resolve_model
 
     if not Path(model).is_dir():
