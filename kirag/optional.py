@@ -33,6 +33,8 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "dense": ("torch", "sentence_transformers", "faiss"),
     "rerank": ("torch", "transformers"),
     "kirag": ("torch", "sentence_transformers", "faiss", "spacy", "networkx"),
+    "llamacpp": ("llama_cpp",),
+    "vllm": ("vllm",),
 }
 
 
