@@ -64,7 +64,7 @@ def environment() -> dict:
 def extras() -> dict[str, str]:
     """Each optional component: its version, or what installs it."""
     rows = {
-        "dense (sentence-transformers + FAISS)": (
+        "dense (sentence-transformers)": (
             "sentence_transformers",
             "sentence-transformers",
             "pip install 'kirag[dense]'",
