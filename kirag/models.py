@@ -235,12 +235,13 @@ def hub_offline() -> Iterator[None]:
 
 def load_sentence_transformer(name_or_path: str = DEFAULT_EMBEDDER, device: str | None = None):
     """A SentenceTransformer from a short name, path or hub id (offline-safe for local files)."""
-    from sentence_transformers import SentenceTransformer
+    from kirag.optional import require
 
+    st = require("sentence_transformers", "dense", "a sentence-transformers encoder")
     spec = resolve_model(name_or_path, "embedder")
     context = hub_offline() if spec.is_local else contextlib.nullcontext()
     with context:
-        return SentenceTransformer(spec.location, device=device)
+        return st.SentenceTransformer(spec.location, device=device)
 
 
 def list_models() -> list[dict[str, str]]:
@@ -277,9 +278,9 @@ def read_gguf_header(path: str | Path) -> GGUFHeader:
     if len(head) < 24 or head[:4] != b"GGUF":
         raise ModelNotFoundError(f"{path} is not a GGUF file (bad magic {head[:4]!r})")
     version, tensors, kvs = struct.unpack("<IQQ", head[4:24])
-    from gguf import GGUFReader
+    from kirag.optional import require
 
-    fields = GGUFReader(path).fields
+    fields = require("gguf", "rerank", "reading GGUF metadata").GGUFReader(path).fields
 
     def value(key: str):
         field = fields.get(key)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from kirag.rerank.base import BaseReranker, apply_scores, as_hits
 
 from kirag.models import hub_offline, resolve_model
+from kirag.optional import require
 from kirag.types import Document, Hit, Query, passage_contents
 
 
@@ -23,7 +24,7 @@ class CrossEncoderReranker(BaseReranker):
         device: str | None = None,
         trust_remote_code: bool = False,
     ):
-        from sentence_transformers import CrossEncoder
+        CrossEncoder = require("sentence_transformers", "rerank", "the cross-encoder").CrossEncoder
 
         spec = resolve_model(model, "cross-encoder")
         context = hub_offline() if spec.is_local else contextlib.nullcontext()

@@ -31,6 +31,7 @@ from kirag.errors import IndexLoadError, KiragError
 from kirag.io.docstore import DocStore
 from kirag.io.lines import OnError
 from kirag.models import DEFAULT_EMBEDDER, load_sentence_transformer, resolve_model
+from kirag.optional import check_extra
 from kirag.progress import progress
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class Encoder:
         passage_prefix: str = "",
         max_length: int | None = None,
     ):
+        check_extra("dense", "a sentence-transformers encoder")  # before the model is looked up
         self.spec = resolve_model(model, "embedder")
         self.model_name = model_ref(self.spec)
         self.batch_size = batch_size

@@ -13,15 +13,23 @@ from pathlib import Path
 import numpy as np
 
 from kirag.errors import IndexLoadError, KiragError
+from kirag.optional import is_available, require
 
 log = logging.getLogger(__name__)
 
 INDEX_TYPES = ("flat", "hnsw", "ivfpq")
 
 
+def _faiss():
+    """The faiss module, or the one-line error naming the `dense` extra."""
+    return require("faiss", "dense", "FAISS indexes")
+
+
 def gpu_count() -> int:
-    """Number of GPUs FAISS can use (0 with faiss-cpu)."""
-    import faiss
+    """Number of GPUs FAISS can use (0 with faiss-cpu, or without FAISS)."""
+    if not is_available("faiss"):
+        return 0
+    faiss = _faiss()
 
     get = getattr(faiss, "get_num_gpus", None)
     return int(get()) if get is not None else 0
@@ -48,7 +56,7 @@ def build_faiss_index(
     seed: int = 42,
 ):
     """A FAISS index over `vectors` (float32, normalised for cosine) using inner product."""
-    import faiss
+    faiss = _faiss()
 
     if index_type not in INDEX_TYPES:
         raise KiragError(
@@ -79,7 +87,7 @@ def build_faiss_index(
 
 def save_faiss_index(index, path: str | Path) -> Path:
     """Write with faiss.write_index to a temporary name, then rename (atomic)."""
-    import faiss
+    faiss = _faiss()
 
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -103,7 +111,7 @@ def load_faiss_index(
 ):
     """Read an index written by save_faiss_index; moved to the GPU when asked ("auto": when
     one is available). `use_gpu=True` on a machine without GPU FAISS is an error that says so."""
-    import faiss
+    faiss = _faiss()
 
     path = Path(path)
     if not path.is_file():

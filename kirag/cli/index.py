@@ -13,6 +13,7 @@ from dataclasses import asdict
 from kirag.cli.common import add_command, add_on_error, add_seed, on_error
 from kirag.knowledge.extraction import EXTRACTORS
 from kirag.llm.factory import ENGINES
+from kirag.optional import check_extra
 from kirag.retrieval.bm25 import BACKENDS as BM25_BACKENDS
 from kirag.retrieval.faiss_index import INDEX_TYPES
 
@@ -98,6 +99,9 @@ def _dense_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _build_dense(args: argparse.Namespace) -> dict:
+    check_extra(
+        "dense", "a dense index"
+    )  # before the corpus is read: a missing extra fails at once
     from kirag.retrieval.dense import DenseRetriever
 
     retriever = DenseRetriever.build(
@@ -197,6 +201,7 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _build_triples(args: argparse.Namespace) -> dict:
+    check_extra("kirag", "a KiRAG triple index")
     from kirag.knowledge.triple_index import build_from_corpus
 
     extractor = args.extractor

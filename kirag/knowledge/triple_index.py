@@ -35,6 +35,7 @@ from kirag.atomic import (
 from kirag.errors import IndexLoadError, OutputExistsError
 from kirag.io.docstore import DocStore
 from kirag.knowledge.triples import Triple, entity_key
+from kirag.optional import check_extra, require
 from kirag.types import Document
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ class TripleIndex:
                 f"{FORMAT_VERSION}; rebuild it: kirag index triples --corpus CORPUS --index "
                 f"{self.path} --overwrite (the extraction cache makes it quick)"
             )
+        check_extra("kirag", "a KiRAG triple index")
         self.faiss = load_faiss_index(self.path / "triples.faiss")
         self._db = sqlite3.connect(
             f"file:{self.path / 'triples.sqlite'}?mode=ro", uri=True, check_same_thread=False
@@ -218,7 +220,7 @@ class TripleIndex:
 
 
 def _load_graph(path: Path):
-    import networkx as nx
+    nx = require("networkx", "kirag", "the entity graph")
 
     data = json.loads(path.read_text("utf-8"))
     return nx.node_link_graph(data, edges="edges")
@@ -227,7 +229,7 @@ def _load_graph(path: Path):
 def build_entity_graph(triples: Sequence[Triple]):
     """Entities as nodes (keyed by entity_key, labelled with a surface form), one undirected edge
     per entity pair carrying the positions of the triples that link them."""
-    import networkx as nx
+    nx = require("networkx", "kirag", "the entity graph")
 
     graph = nx.Graph()
     for position, triple in enumerate(triples):
@@ -283,7 +285,7 @@ def build_triple_index(
     """Write a triple index folder from documents and their extracted triples (atomically).
     With `with_bm25` / `with_dense`, BM25 and dense document indexes are built inside it
     (`bm25/`, `dense/`, the latter with the same encoder) for the retriever's first stage."""
-    import networkx as nx
+    nx = require("networkx", "kirag", "the entity graph")
 
     from kirag.retrieval.faiss_index import build_faiss_index, save_faiss_index
 

@@ -9,13 +9,16 @@ from pathlib import Path
 from kirag.atomic import atomic_directory
 from kirag.errors import OutputExistsError
 from kirag.models import hub_offline
+from kirag.optional import require
 
 
 def gguf_to_hf(gguf_path: str | Path, out_dir: str | Path, overwrite: bool = False) -> Path:
     """Load a GGUF with transformers (dequantizing to fp32), drop its quantizer so the weights
     save as plain tensors, and save model + tokenizer as an HF folder (atomically)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    torch = require("torch", "rerank", "converting a GGUF to a transformers folder")
+    transformers = require("transformers", "rerank", "converting a GGUF to a transformers folder")
+    AutoModelForCausalLM = transformers.AutoModelForCausalLM
+    AutoTokenizer = transformers.AutoTokenizer
 
     gguf_path = Path(gguf_path)
     with hub_offline(), warnings.catch_warnings():
@@ -59,7 +62,6 @@ def requantize_gguf(
 
     from kirag.atomic import TMP_MARK
     from kirag.errors import KiragError
-    from kirag.optional import require
 
     llama_cpp = require("llama_cpp", "llamacpp", "requantizing a GGUF")
     key = weight_type.lower()

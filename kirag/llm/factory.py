@@ -12,13 +12,13 @@ from kirag.errors import KiragError
 from kirag.lazy import import_target
 from kirag.llm.base import LLMEngine
 from kirag.models import DEFAULT_LLM, resolve_model
-from kirag.optional import is_available
+from kirag.optional import check_extra, is_available
 
 log = logging.getLogger(__name__)
 
 # engine name -> (module:class, module that must be importable, extra)
 ENGINES = {
-    "transformers": ("kirag.llm.transformers_engine:TransformersEngine", "transformers", None),
+    "transformers": ("kirag.llm.transformers_engine:TransformersEngine", "transformers", "rerank"),
     "llamacpp": ("kirag.llm.llamacpp_engine:LlamaCppEngine", "llama_cpp", "llamacpp"),
     "vllm": ("kirag.llm.vllm_engine:VLLMEngine", "vllm", "vllm"),
 }
@@ -53,11 +53,12 @@ def choose_engine(model_format: str, engine: str = "auto") -> str:
 
 def load_engine(model: str = DEFAULT_LLM, engine: str = "auto", **options) -> LLMEngine:
     """An engine for `model` (short name, .gguf / HF folder path, or hub id), cached."""
+    if engine in ENGINES:  # named: its extra is checked before the model is looked up
+        check_extra(ENGINES[engine][2], f"the {engine} engine")
     spec = resolve_model(model, "llm")
     name = choose_engine(spec.format, engine)
-    target, module, extra = ENGINES[name]
-    if extra and not is_available(module):
-        raise KiragError(f"engine {name!r} needs the '{extra}' extra: pip install 'kirag[{extra}]'")
+    target, _, extra = ENGINES[name]
+    check_extra(extra, f"the {name} engine")
     key = (name, spec.location, tuple(sorted(options.items())))
     with _lock:
         if key not in _cache:

@@ -27,6 +27,7 @@ from kirag.llm.base import (
     single_token_id,
 )
 from kirag.models import hub_offline
+from kirag.optional import require
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,10 @@ class TransformersEngine(HFTokenizerTokens):
         min_shared_prefix: int = MIN_SHARED_PREFIX,
         scoring_min_shared_prefix: int = SCORING_MIN_SHARED_PREFIX,
     ):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        torch = require("torch", "rerank", "the transformers engine")
+        transformers = require("transformers", "rerank", "the transformers engine")
+        AutoModelForCausalLM = transformers.AutoModelForCausalLM
+        AutoTokenizer = transformers.AutoTokenizer
 
         self.torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -89,10 +89,12 @@ def _load(model: str, tokenizer: str | None, device: str | None):
 
     if tokenizer is None:
         return load_sentence_transformer(model, device=device)
-    from sentence_transformers import SentenceTransformer, models
-
     from kirag.errors import KiragError
     from kirag.models import resolve_model
+    from kirag.optional import require
+
+    require("sentence_transformers", "kirag", "the aligner")
+    from sentence_transformers import SentenceTransformer, models
 
     if not Path(model).is_dir():
         raise KiragError(f"aligner {model}: a folder is needed with aligner_tokenizer")

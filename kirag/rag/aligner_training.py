@@ -165,7 +165,10 @@ class AlignerTrainer:
         resume: bool = False,
     ) -> dict:
         """Train, save the model to `output` (save_pretrained, atomically) and return metrics."""
-        from datasets import Dataset
+        from kirag.optional import require
+
+        Dataset = require("datasets", "kirag", "training the aligner").Dataset
+        require("sentence_transformers", "kirag", "training the aligner")
         from sentence_transformers import (
             SentenceTransformerTrainer,
             SentenceTransformerTrainingArguments,
