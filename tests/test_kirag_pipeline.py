@@ -519,3 +519,32 @@ def test_reference_mode_from_the_command_line(index_dir, capsys):
     assert "no-such-pool.json: cannot read demonstrations" in capsys.readouterr().err
     assert main(["answer", "--index", str(index_dir), "--mode", "reference", "--dataset", "musique", *question]) == 2  # fmt: skip
     assert "no constructor demonstrations for dataset 'musique'" in capsys.readouterr().err
+
+
+def test_ivfpq_triple_index_searches_and_scores_reconstructed_vectors(index, tmp_path):
+    """`--index-type ivfpq` for the triples: compressed vectors, found like Flat's, and the
+    graph-expanded candidates scored from the vectors IVF-PQ reconstructs (its direct map)."""
+    import itertools
+
+    import numpy as np
+
+    from kirag.knowledge.triple_index import build_triple_index
+
+    triples = index.triples(range(len(index)))
+    by_doc = {d: list(ts) for d, ts in itertools.groupby(triples, key=lambda t: t.doc_id)}
+    documents = list(index.docstore)
+    pairs = [(doc, by_doc.get(doc.id, [])) for doc in documents]
+    out = tmp_path / "ivfpq"
+    build_triple_index(documents, pairs, out, index.encoder, "spacy", "ivfpq", with_bm25=False, with_dense=False, faiss_options={"nlist": 8})  # fmt: skip
+    compressed = TripleIndex(out, encoder=index.encoder)
+    assert compressed.manifest["faiss"] == {"type": "ivfpq", "nlist": 8}
+    assert type(compressed.faiss).__name__ == "IndexIVFPQ" and compressed.faiss.nlist == 8
+    queries = ["premier of Alberta", "Aristotle taught Alexander", "independence of Angola"]
+    exact = [{h.position for h in row} for row in index.search(queries, 10)]
+    approx = [{h.position for h in row} for row in compressed.search(queries, 10)]
+    assert np.mean([len(a & b) / 10 for a, b in zip(exact, approx, strict=True)]) >= 0.5
+    query = index.encoder.encode(["premier of Alberta"])[0]
+    positions = sorted(index.neighbours(["Alberta"]))[:20]
+    np.testing.assert_allclose(
+        compressed.score(query, positions), index.score(query, positions), atol=0.1
+    )

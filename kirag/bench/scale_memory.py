@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -40,8 +41,11 @@ def write_synthetic(path: Path, size: int, seed: int = 42) -> Path:
 
 
 def build_child(index: Path, command: list[str], what: str) -> dict:
-    """Run `kirag index COMMAND` in a child process: seconds, peak RSS MB, index MB."""
-    return run_child("kirag.bench.children.scale_build", [index, *command], what)
+    """Run `kirag index COMMAND` in a child process: seconds, peak RSS MB, index MB, and the
+    machine's 1-minute load average after it (timings on a shared machine need it)."""
+    result = run_child("kirag.bench.children.scale_build", [index, *command], what)
+    result["load_average_1m"] = os.getloadavg()[0]
+    return result
 
 
 def workdir(args: argparse.Namespace):
