@@ -49,6 +49,14 @@ def test_projection_figures_follow_from_the_rates(tmp_path):
     assert encode["32 nodes"] == "1.9 h (x)"
     bm25 = rows[("DPR-Wikipedia", "BM25 index (bm25s)")]
     assert bm25["1 node"] == "1.2 h (x)" and "(m)" in bm25["rate source"]
+    sizes = {"peak_rss_mb": 1.0, "index_mb": 1.0}
+    results["bm25"]["bm25s"]["100000"] = {"passages": 100_000, "seconds": 30.0, **sizes}
+    results["bm25"]["bm25s"]["200000"].update(seconds=40.0, **sizes)  # 20 s + 0.1 ms a passage
+    path.write_text(json.dumps(results))
+    rows = scale_projection.time_rows(scale_projection.measured_rates(str(path)))
+    line = next(r for r in rows if r["stage"] == "BM25 index (bm25s)")
+    assert line["1 node"] == f"{(20 + 8_841_823 / 10_000) / 3600:,.1f} h (x)"
+    assert line["rate source"].startswith("line through 100,000 and 200,000")
     storage = {r["corpus"]: r for r in scale_projection.storage_rows(measured)}
     assert storage["MS MARCO"]["triple vectors, Flat"] == "159 GB (x)"
     assert storage["MS MARCO"]["triples.sqlite + graph.sqlite"].startswith("41 GB")
