@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-from array import array
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,10 @@ from kirag.retrieval.analysis import LUCENE_ENGLISH_STOPWORDS, EnglishAnalyzer
 from kirag.retrieval.bm25_scoring import (
     LENGTH_NORMS,
     SparseScorer,
-    block_postings,
     bm25_weights,
     id_ranks,
-    merge_postings,
+    reduce_shards,
+    shard_statistics,
 )
 from kirag.retrieval.index_folder import (
     Corpus,
@@ -37,7 +36,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_K1 = 0.9
 DEFAULT_B = 0.4
-BLOCK_DOCUMENTS = 50_000  # documents turned into postings at a time while indexing
+BLOCK_DOCUMENTS = 50_000  # documents per shard of term statistics (bm25s builds)
 LUCENE_STEMMERS = ("porter", "krovetz", "none")
 ID_RANKS = "kirag.id_ranks.npy"  # position -> rank of the docid: Anserini's tie-break
 IN_MEMORY_IDS = 2_000_000  # doc ids kept in memory up to this corpus size (~150 MB)
@@ -60,27 +59,20 @@ class Bm25sBackend:
         analyzer: EnglishAnalyzer,
         threads: int,
         length_norm: str = "lucene",
+        shard_size: int = BLOCK_DOCUMENTS,
     ) -> dict[str, Any]:
+        """Count each shard of `shard_size` documents on its own (`shard_statistics`: what a
+        worker does with its range), reduce the shards' term statistics to global ones and
+        weight the postings with them: the same weights as one pass over the corpus."""
         import bm25s
 
-        vocab: dict[str, int] = {}
-        blocks, buffer = [], []
-        for doc in progress(docstore, total=len(docstore), desc="tokenizing", unit="doc"):
-            ids = array("i")
-            for term in analyzer(doc.contents):
-                term_id = vocab.get(term)
-                if term_id is None:
-                    term_id = vocab[term] = len(vocab)
-                ids.append(term_id)
-            buffer.append(ids)
-            if len(buffer) == BLOCK_DOCUMENTS:
-                blocks.append(block_postings(buffer, BLOCK_DOCUMENTS * len(blocks)))
-                buffer = []
-        if buffer:
-            blocks.append(block_postings(buffer, BLOCK_DOCUMENTS * len(blocks)))
-        weights = bm25_weights(
-            *merge_postings(blocks), len(vocab), k1=k1, b=b, length_norm=length_norm
+        documents = progress(docstore, total=len(docstore), desc="tokenizing", unit="doc")
+        shards = (
+            shard_statistics((analyzer(d.contents) for d in chunk), number * shard_size)
+            for number, chunk in enumerate(_chunked(documents, shard_size))
         )
+        vocab, postings = reduce_shards(shards)
+        weights = bm25_weights(*postings, len(vocab), k1=k1, b=b, length_norm=length_norm)
         if weights.doc_count < weights.num_docs:
             log.warning(
                 "%d documents have no indexable term (empty or only stopwords): they never match",
@@ -280,10 +272,12 @@ class BM25Retriever(IndexedRetriever):
         threads: int = 1,
         overwrite: bool = False,
         on_error: OnError = "raise",
+        shard_size: int = BLOCK_DOCUMENTS,
     ) -> BM25Retriever:
         """Index `corpus` (a path, a bundled name or Documents) into `index_dir`. bm25s and
         Lucene share the defaults: k1=0.9, b=0.4, Lucene's English analysis and length norms
-        (`length_norm="exact"`: bm25s with exact document lengths)."""
+        (`length_norm="exact"`: bm25s with exact document lengths). bm25s counts the corpus in
+        shards of `shard_size` documents reduced to global statistics (scores do not depend on it)."""
         if backend not in BACKENDS:
             raise KiragError(f"unknown BM25 backend {backend!r}; known: {', '.join(BACKENDS)}")
         if backend == "lucene":
@@ -299,7 +293,10 @@ class BM25Retriever(IndexedRetriever):
             LuceneBackend.options(analyzer, length_norm)
 
         def build_backend(tmp: Path, docstore: DocStore) -> dict[str, Any]:
-            entries = BACKENDS[backend].build(tmp, docstore, k1, b, analyzer, threads, length_norm)
+            shards = {"shard_size": shard_size} if backend == "bm25s" else {}
+            entries = BACKENDS[backend].build(
+                tmp, docstore, k1, b, analyzer, threads, length_norm, **shards
+            )
             return {
                 "backend": backend,
                 "k1": k1,

@@ -15,7 +15,8 @@ bm25_kernels.py, compiled once per machine and cached).
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,6 +102,48 @@ def merge_postings(blocks: Sequence[tuple]) -> tuple:
         np.concatenate([block[2] for block in blocks])[order],
         np.concatenate([block[3] for block in blocks]),
     )
+
+
+@dataclass
+class ShardStatistics:
+    """The term statistics of one shard of a corpus (a range of positions): its own vocabulary
+    (terms in first-seen order) and postings over it, as `block_postings` gives them. A shard is
+    counted without the others; `reduce_shards` makes the collection's statistics from all."""
+
+    vocabulary: list[str]
+    postings: tuple  # (local term ids, document positions, term frequencies, lengths)
+
+
+def shard_statistics(doc_terms: Iterable[Sequence[str]], offset: int) -> ShardStatistics:
+    """Count one shard: each document's analysed terms, the shard starting at `offset`."""
+    vocab: dict[str, int] = {}
+    ids = []
+    for terms in doc_terms:
+        row = array("i")
+        for term in terms:
+            term_id = vocab.get(term)
+            if term_id is None:
+                term_id = vocab[term] = len(vocab)
+            row.append(term_id)
+        ids.append(row)
+    return ShardStatistics(list(vocab), block_postings(ids, offset))
+
+
+def reduce_shards(shards: Iterable[ShardStatistics]) -> tuple[dict[str, int], tuple]:
+    """The global vocabulary (first-seen order over the shards in corpus order: the ids one
+    pass over the whole corpus gives) and the merged term-major postings, from which
+    `bm25_weights` computes the global statistics (N, df, avgdl): the single-process scores."""
+    vocab: dict[str, int] = {}
+    blocks = []
+    for shard in shards:
+        mapping = np.fromiter(
+            (vocab.setdefault(t, len(vocab)) for t in shard.vocabulary),
+            dtype=np.int32,
+            count=len(shard.vocabulary),
+        )
+        terms, docs, tf, lengths = shard.postings
+        blocks.append((mapping[terms] if len(terms) else terms, docs, tf, lengths))
+    return vocab, merge_postings(blocks)
 
 
 def bm25_weights(

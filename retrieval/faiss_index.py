@@ -1,6 +1,9 @@
 """FAISS indexes chosen by name (flat, hnsw, ivfpq), inner product on normalised vectors,
-saved with FAISS's own file format. GPU FAISS is used when the `gpu` extra and a device are
-present (search only: indexes are built and saved on the CPU so files are portable)."""
+saved with FAISS's own file format. Built from blocks of vectors (memory-mapped shards) a chunk
+at a time; IVF-PQ (~m bytes a vector: for large passage and triple indexes) is trained on a
+seeded sample and filled shard by shard, then merged; HNSW is for one node (it cannot be
+merged). GPU FAISS is used when the `gpu` extra and a device are present (search only: indexes
+are built and saved on the CPU so files are portable)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import errno
 import logging
 import math
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,9 +47,43 @@ def _pq_subquantizers(dimension: int) -> int:
     return 1
 
 
-def build_faiss_index(
-    vectors: np.ndarray,
-    index_type: str = "flat",
+ADD_CHUNK = 65_536  # vectors handed to FAISS per add call: a memory map is read a chunk at a time
+TRAIN_MIN = 10_000  # an IVF-PQ index trains on at least this many vectors (or all of them) ...
+TRAIN_PER_LIST = 64  # ... and on at least this many per inverted list (FAISS warns below 39)
+
+
+def _check_type(index_type: str) -> None:
+    if index_type not in INDEX_TYPES:
+        raise KiragError(
+            f"unknown FAISS index type {index_type!r}; known: {', '.join(INDEX_TYPES)}"
+        )
+
+
+def ivf_lists(n: int) -> int:
+    """Default number of IVF lists for `n` vectors: ~4 sqrt(n), at least 39 vectors per list."""
+    return max(1, min(int(4 * math.sqrt(n)), n // 39 or 1))
+
+
+def training_sample(blocks: Sequence[np.ndarray], size: int, seed: int = 42) -> np.ndarray:
+    """`size` rows drawn without replacement (seeded) from blocks of vectors taken in order, read
+    block by block (memory maps stay on disk): every row when `size` covers them all."""
+    total = sum(len(b) for b in blocks)
+    if size >= total:
+        return np.concatenate([np.asarray(b, dtype=np.float32) for b in blocks])
+    rows = np.sort(np.random.default_rng(seed).choice(total, size=size, replace=False))
+    out, offset = [], 0
+    for block in blocks:
+        mine = rows[(rows >= offset) & (rows < offset + len(block))] - offset
+        out.append(np.asarray(block[mine], dtype=np.float32))
+        offset += len(block)
+    return np.concatenate(out)
+
+
+def empty_faiss_index(
+    index_type: str,
+    dimension: int,
+    total: int,
+    train: Callable[[int], np.ndarray] | None = None,
     hnsw_m: int = 32,
     ef_construction: int = 200,
     ef_search: int = 128,
@@ -55,34 +93,87 @@ def build_faiss_index(
     nprobe: int = 16,
     seed: int = 42,
 ):
-    """A FAISS index over `vectors` (float32, normalised for cosine) using inner product."""
+    """An empty FAISS index for `total` vectors (inner product). IVF-PQ is trained here on
+    `train(size)`, a seeded sample of the vectors: the trained empty index can be cloned, each
+    clone filled with one shard, and the clones merged (`add_merged`)."""
     faiss = _faiss()
 
-    if index_type not in INDEX_TYPES:
-        raise KiragError(
-            f"unknown FAISS index type {index_type!r}; known: {', '.join(INDEX_TYPES)}"
-        )
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    n, dimension = vectors.shape
+    _check_type(index_type)
     if index_type == "flat":
-        index = faiss.IndexFlatIP(dimension)
-    elif index_type == "hnsw":
+        return faiss.IndexFlatIP(dimension)
+    if index_type == "hnsw":
         index = faiss.IndexHNSWFlat(dimension, hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = ef_construction
         index.hnsw.efSearch = ef_search
-    else:
-        nlist = nlist or max(1, min(int(4 * math.sqrt(n)), n // 39 or 1))
-        pq_m = pq_m or _pq_subquantizers(dimension)
-        nbits = min(nbits, max(1, int(math.log2(max(n, 2)))))  # PQ needs >= 2**nbits points
-        quantizer = faiss.IndexFlatIP(dimension)
-        index = faiss.IndexIVFPQ(
-            quantizer, dimension, nlist, pq_m, nbits, faiss.METRIC_INNER_PRODUCT
-        )
-        index.cp.seed = seed
-        index.train(vectors)
-        index.nprobe = min(nprobe, nlist)
-    index.add(vectors)
+        return index
+    nlist = nlist or ivf_lists(total)
+    if nlist > total:
+        raise KiragError(f"IVF-PQ nlist={nlist} exceeds the {total} vectors to index")
+    pq_m = pq_m or _pq_subquantizers(dimension)
+    if dimension % pq_m:
+        raise KiragError(f"IVF-PQ m={pq_m} does not divide the vector dimension {dimension}")
+    nbits = min(nbits, max(1, int(math.log2(max(total, 2)))))  # PQ needs >= 2**nbits points
+    quantizer = faiss.IndexFlatIP(dimension)
+    index = faiss.IndexIVFPQ(quantizer, dimension, nlist, pq_m, nbits, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = seed
+    if train is None:
+        raise KiragError("an IVF-PQ index needs training vectors")
+    index.train(train(max(TRAIN_MIN, TRAIN_PER_LIST * nlist, 2**nbits * 39)))
+    index.nprobe = min(nprobe, nlist)
     return index
+
+
+def add_in_chunks(index, block: np.ndarray, chunk: int = ADD_CHUNK) -> None:
+    """Add a block of vectors (an array or a memory map) `chunk` rows at a time."""
+    for start in range(0, len(block), chunk):
+        index.add(np.ascontiguousarray(block[start : start + chunk], dtype=np.float32))
+
+
+def add_merged(trained, blocks: Sequence[np.ndarray]) -> None:
+    """Fill a trained, empty IVF index with blocks of vectors, each added to its own clone of
+    the index (what separate workers do with their shards) and merged in order with
+    `merge_from`, the ids offset by the rows before it: the same index as one add. Beyond RAM,
+    FAISS's `merge_ondisk` (OnDiskInvertedLists) merges shard files into one on-disk index."""
+    faiss = _faiss()
+
+    if trained.ntotal:  # a clone of a filled index would carry its vectors into every shard
+        raise KiragError("add_merged needs an empty trained index")
+    template = faiss.clone_index(trained)  # `trained` fills up as the shards merge into it
+    offset = 0
+    for block in blocks:
+        shard = faiss.clone_index(template)
+        add_in_chunks(shard, block)
+        trained.merge_from(shard, offset)
+        offset += len(block)
+
+
+def build_faiss_from_blocks(blocks: Sequence[np.ndarray], index_type: str = "flat", **options):
+    """A FAISS index over blocks of vectors taken in order (arrays or memory-mapped shard
+    files), never holding more than one chunk of them in memory beyond the index itself. Flat
+    and HNSW add chunk by chunk; IVF-PQ trains on a seeded sample and merges one clone per block.
+    HNSW is a single-node choice: its graphs cannot be merged (faiss#4090), so an HNSW index is
+    built by one process; shard across machines with IVF-PQ (or Flat)."""
+    _check_type(index_type)
+    if not blocks:
+        raise KiragError("no vectors to index")
+    total = sum(len(b) for b in blocks)
+    dimension = int(blocks[0].shape[1])
+    seed = options.get("seed", 42)
+    index = empty_faiss_index(
+        index_type, dimension, total, lambda size: training_sample(blocks, size, seed), **options
+    )
+    if index_type == "ivfpq":
+        add_merged(index, blocks)
+    else:
+        for block in blocks:
+            add_in_chunks(index, block)
+    return index
+
+
+def build_faiss_index(vectors: np.ndarray, index_type: str = "flat", **options):
+    """A FAISS index over `vectors` (float32, normalised for cosine) using inner product
+    (options: hnsw_m, ef_construction, ef_search, nlist, pq_m, nbits, nprobe, seed)."""
+    return build_faiss_from_blocks([vectors], index_type, **options)
 
 
 def save_faiss_index(index, path: str | Path) -> Path:

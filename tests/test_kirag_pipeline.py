@@ -102,9 +102,113 @@ def test_the_folder_stores_the_corpus_once_and_the_triple_vectors_once(index, in
     old = tmp_path / "old-format"
     shutil.copytree(index_dir, old)
     manifest = json.loads((old / "manifest.json").read_text())
-    (old / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
-    with pytest.raises(IndexLoadError, match=r"format 1.*kirag index triples .*--overwrite"):
-        TripleIndex(old)
+    for version in (1, 2):  # 2: the graph as one node-link JSON, loaded whole
+        (old / "manifest.json").write_text(json.dumps({**manifest, "format_version": version}))
+        with pytest.raises(
+            IndexLoadError,
+            match=rf"format {version}, .*reads format 3.*kirag index triples .*--overwrite",
+        ):
+            TripleIndex(old)
+
+
+def _networkx_neighbours(graph, entities, hops):
+    """The format-2 lookup on the whole networkx graph (the reference for graph.sqlite)."""
+    from kirag.knowledge.triples import entity_key
+
+    frontier = {entity_key(e) for e in entities} & set(graph)
+    seen, positions = set(frontier), set()
+    for _ in range(hops):
+        found = set()
+        for node in frontier:
+            for _, other, data in graph.edges(node, data=True):
+                positions.update(data["triples"])
+                found.add(other)
+        frontier = found - seen
+        seen |= frontier
+    return positions
+
+
+def test_graph_sqlite_neighbourhoods_equal_the_networkx_graph(index):
+    """graph.sqlite answers what the whole in-memory networkx graph answered, loading only the
+    neighbourhood; its subgraph is the networkx graph's, edge by edge."""
+    triples = index.triples(range(len(index)))
+    graph = build_entity_graph(triples)
+    counts = index.manifest["counts"]
+    assert (counts["entities"], counts["edges"]) == (
+        graph.number_of_nodes(),
+        graph.number_of_edges(),
+    )
+    nodes = sorted(graph, key=lambda n: (-graph.degree(n), n))
+    probes = nodes[:20] + nodes[20::37]
+    assert len(probes) > 40
+    for node in probes:
+        label = graph.nodes[node]["label"]
+        for hops in (1, 2):
+            assert index.neighbours([label], hops) == _networkx_neighbours(graph, [label], hops)
+        sub = index.graph.subgraph([label])
+        assert set(sub.nodes) == {node, *graph.neighbors(node)}
+        for a, b, data in sub.edges(data=True):
+            assert data["triples"] == graph[a][b]["triples"]
+            assert sub.nodes[a]["label"] == graph.nodes[a]["label"]
+    assert index.neighbours(["no such entity anywhere"]) == set()
+
+
+class _CountingEncoder:
+    """The real encoder, counting its passage batches and crashing on the `crash_at`-th."""
+
+    def __init__(self, encoder, crash_at: int | None = None):
+        self._encoder, self.crash_at, self.calls = encoder, crash_at, 0
+
+    def __getattr__(self, name):
+        return getattr(self._encoder, name)
+
+    def encode_passages(self, texts, batch_size=None):
+        self.calls += 1
+        if self.calls == self.crash_at:
+            raise RuntimeError("killed while encoding")
+        return self._encoder.encode_passages(texts, batch_size)
+
+
+def test_streaming_build_equals_one_encode_and_resumes(index, tmp_path):
+    """The streamed build (triples to SQLite, texts to .npy shards, FAISS fed from memory maps)
+    finds what encoding every triple text in one call into one Flat index finds (the previous
+    build); a crash while encoding resumes with only the missing shards."""
+    import itertools
+
+    import faiss
+    import numpy as np
+
+    from kirag.knowledge.triple_index import build_triple_index, triple_embedding_text
+
+    triples = index.triples(range(len(index)))
+    by_doc = {d: list(ts) for d, ts in itertools.groupby(triples, key=lambda t: t.doc_id)}
+    documents = list(index.docstore)
+    pairs = [(doc, by_doc.get(doc.id, [])) for doc in documents]
+    encoder = index.encoder
+    vectors = encoder.encode([triple_embedding_text(t) for t in triples], batch_size=256)
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(vectors)
+    queries = ["premier of Alberta", "Aristotle taught Alexander", "independence of Angola"]
+    expected_scores, expected = flat.search(encoder.encode(queries), 10)
+
+    out = tmp_path / "streamed"
+    shards = -(-len(triples) // 300)
+    assert shards >= 3
+    crashing = _CountingEncoder(encoder, crash_at=3)
+    with pytest.raises(RuntimeError, match="killed"):
+        build_triple_index(documents, pairs, out, crashing, "spacy", shard_size=300, with_bm25=False, with_dense=False)  # fmt: skip
+    assert not out.exists()
+    work = list(tmp_path.glob(".streamed.encode-*"))
+    assert len(work) == 1 and len(list(work[0].glob("shard_*.npy"))) == 2
+    resumed = _CountingEncoder(encoder)
+    build_triple_index(documents, pairs, out, resumed, "spacy", shard_size=300, with_bm25=False, with_dense=False)  # fmt: skip
+    assert resumed.calls == shards - 2  # the two finished shards were kept
+    assert not work[0].exists() and not list(out.rglob("*.npy"))  # vectors only in FAISS
+    streamed = TripleIndex(out, encoder=encoder)
+    hits = streamed.search(queries, 10)
+    assert [[h.position for h in row] for row in hits] == expected.tolist()
+    np.testing.assert_allclose([[h.score for h in row] for row in hits], expected_scores, atol=1e-5)
+    assert streamed.neighbours(["Alberta"]) == index.neighbours(["Alberta"])
 
 
 def test_aligner_chains_bridge_two_articles(index):
@@ -415,3 +519,32 @@ def test_reference_mode_from_the_command_line(index_dir, capsys):
     assert "no-such-pool.json: cannot read demonstrations" in capsys.readouterr().err
     assert main(["answer", "--index", str(index_dir), "--mode", "reference", "--dataset", "musique", *question]) == 2  # fmt: skip
     assert "no constructor demonstrations for dataset 'musique'" in capsys.readouterr().err
+
+
+def test_ivfpq_triple_index_searches_and_scores_reconstructed_vectors(index, tmp_path):
+    """`--index-type ivfpq` for the triples: compressed vectors, found like Flat's, and the
+    graph-expanded candidates scored from the vectors IVF-PQ reconstructs (its direct map)."""
+    import itertools
+
+    import numpy as np
+
+    from kirag.knowledge.triple_index import build_triple_index
+
+    triples = index.triples(range(len(index)))
+    by_doc = {d: list(ts) for d, ts in itertools.groupby(triples, key=lambda t: t.doc_id)}
+    documents = list(index.docstore)
+    pairs = [(doc, by_doc.get(doc.id, [])) for doc in documents]
+    out = tmp_path / "ivfpq"
+    build_triple_index(documents, pairs, out, index.encoder, "spacy", "ivfpq", with_bm25=False, with_dense=False, faiss_options={"nlist": 8})  # fmt: skip
+    compressed = TripleIndex(out, encoder=index.encoder)
+    assert compressed.manifest["faiss"] == {"type": "ivfpq", "nlist": 8}
+    assert type(compressed.faiss).__name__ == "IndexIVFPQ" and compressed.faiss.nlist == 8
+    queries = ["premier of Alberta", "Aristotle taught Alexander", "independence of Angola"]
+    exact = [{h.position for h in row} for row in index.search(queries, 10)]
+    approx = [{h.position for h in row} for row in compressed.search(queries, 10)]
+    assert np.mean([len(a & b) / 10 for a, b in zip(exact, approx, strict=True)]) >= 0.5
+    query = index.encoder.encode(["premier of Alberta"])[0]
+    positions = sorted(index.neighbours(["Alberta"]))[:20]
+    np.testing.assert_allclose(
+        compressed.score(query, positions), index.score(query, positions), atol=0.1
+    )

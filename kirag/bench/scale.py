@@ -8,7 +8,11 @@ import argparse
 import importlib
 
 # section name -> module (each section is measured by its own module, run in this order)
-SECTIONS: dict[str, str] = {}
+SECTIONS: dict[str, str] = {
+    "triple-memory": "kirag.bench.scale_memory",
+    "bm25": "kirag.bench.scale_bm25",
+    "projection": "kirag.bench.scale_projection",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -77,15 +77,40 @@ def _build_bm25(args: argparse.Namespace) -> dict:
     return {"documents": len(retriever.docstore), "backend": args.backend}
 
 
+INDEX_TYPE_HELP = (
+    "FAISS index type: flat (exact), hnsw (one node only: HNSW graphs cannot be merged), ivfpq "
+    "(compressed, ~m bytes a vector; trained on a seeded sample, filled shard by shard and "
+    "merged: for large corpora)"
+)
+
+
+def _ivfpq_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--nlist", type=int, default=None, help="ivfpq: inverted lists (default ~4 sqrt(n))"
+    )
+    parser.add_argument(
+        "--pq-m",
+        type=int,
+        default=None,
+        help="ivfpq: PQ sub-quantizers, bytes per vector; must divide the dimension "
+        "(default: the largest divisor <= 64 with >= 4 dimensions each, 64 for 384-d)",
+    )
+
+
+def _faiss_options(args: argparse.Namespace) -> dict:
+    """The FAISS options given on the command line (ivfpq's nlist and m)."""
+    options = {"nlist": args.nlist, "pq_m": args.pq_m}
+    return {k: v for k, v in options.items() if v is not None}
+
+
 def _dense_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default="minilm",
         help="sentence-transformers model: short name, local path or hub id",
     )
-    parser.add_argument(
-        "--index-type", default="flat", choices=INDEX_TYPES, help="FAISS index type"
-    )
+    parser.add_argument("--index-type", default="flat", choices=INDEX_TYPES, help=INDEX_TYPE_HELP)
+    _ivfpq_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=32, help="encoding batch size")
     parser.add_argument(
         "--shard-size",
@@ -114,6 +139,7 @@ def _build_dense(args: argparse.Namespace) -> dict:
         device=args.device,
         overwrite=args.overwrite,
         on_error=on_error(args),
+        **_faiss_options(args),
     )
     return {"documents": len(retriever.docstore), "encoder": retriever.encoder.config()}
 
@@ -167,8 +193,9 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
         "--index-type",
         default="flat",
         choices=INDEX_TYPES,
-        help="FAISS index type for the triples",
+        help=INDEX_TYPE_HELP + " (for the triples)",
     )
+    _ivfpq_arguments(parser)
     parser.add_argument(
         "--cache",
         default=None,
@@ -222,6 +249,7 @@ def _build_triples(args: argparse.Namespace) -> dict:
         with_dense=not args.no_dense,
         overwrite=args.overwrite,
         on_error=on_error(args),
+        faiss_options=_faiss_options(args),
     )
     if args.import_kg:
         stats["import"] = {**asdict(extractor.stats), "file": args.import_kg}

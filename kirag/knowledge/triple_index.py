@@ -1,22 +1,31 @@
 """The triple index: knowledge triples embedded as text in FAISS, the map triple -> document ->
-sentence in SQLite, and an entity graph (networkx) for neighbourhood expansion.
+sentence in SQLite, and an entity graph (SQLite adjacency) for neighbourhood expansion.
 
-Folder layout (format 2; written atomically; `manifest.json` last):
+Built while the triples stream past, so the build's memory stays flat in the corpus size beyond
+the FAISS index itself (IVF-PQ for large corpora): rows go to SQLite as they come, the triple
+texts are encoded into `.npy` shards in a resumable work folder beside the index (as dense
+indexes do), and the shards are added to FAISS through memory maps, a chunk at a time.
+
+Folder layout (format 3; written atomically; `manifest.json` last):
     manifest.json       what was built and how (extractor id, encoder, dimension, counts) and the
                         document indexes inside (`document_indexes`: name -> sub-folder)
     triples.sqlite      one row per triple (position = FAISS id), with its document and sentence
     triples.faiss       the triple vectors, stored once (FAISS's own file format); graph-expanded
                         candidates are scored with the vectors the index reconstructs
-    graph.json          the entity graph, networkx node-link JSON
+    graph.sqlite        the entity graph: entities + adjacency rows carrying triple positions
+                        (kirag.knowledge.entity_graph); a neighbourhood loads without the graph
     docs.sqlite         the corpus passages (DocStore), stored once: the document indexes share it
     bm25/, dense/       first-stage document indexes (their manifests point at ../docs.sqlite)
-No pickle anywhere: everything loads as data. A format-1 folder (corpus stored three times,
-triple vectors twice) is refused with the command that rebuilds it.
+No pickle anywhere: everything loads as data. Older folders (format 1: corpus stored three
+times, triple vectors twice; format 2: the graph as one node-link JSON loaded whole) are refused
+with the command that rebuilds them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,15 +43,21 @@ from kirag.atomic import (
 )
 from kirag.errors import IndexLoadError, OutputExistsError
 from kirag.io.docstore import DocStore
-from kirag.knowledge.triples import Triple, entity_key
-from kirag.optional import check_extra, require
+from kirag.knowledge.entity_graph import FILENAME as GRAPH_FILE
+from kirag.knowledge.entity_graph import (  # build_entity_graph: re-exported
+    EntityGraph,
+    GraphWriter,
+    build_entity_graph,  # noqa: F401
+)
+from kirag.knowledge.triples import Triple
+from kirag.optional import check_extra
 from kirag.types import Document
 
 if TYPE_CHECKING:
     from kirag.knowledge.extraction import TripleExtractor
 
 KIND = "triples"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 def triple_embedding_text(triple: Triple) -> str:
@@ -82,7 +97,7 @@ class TripleIndex:
             f"file:{self.path / 'triples.sqlite'}?mode=ro", uri=True, check_same_thread=False
         )
         self.docstore = DocStore(self.path / DocStore.FILENAME)
-        self.graph = _load_graph(self.path / "graph.json")
+        self.graph = EntityGraph(self.path / GRAPH_FILE)
         self._encoder = encoder
         self._titles: dict[str, list[str]] | None = None
         self._document_retrievers: dict[str, object] | None = None
@@ -171,20 +186,9 @@ class TripleIndex:
         return np.asarray(dense.passage_vectors(rows) @ query_vector, dtype=np.float32)
 
     def neighbours(self, entities: Iterable[str], hops: int = 1) -> set[int]:
-        """Positions of the triples within `hops` edges of the given entities (by entity key)."""
-        frontier = {entity_key(e) for e in entities} & set(self.graph)
-        seen_nodes = set(frontier)
-        positions: set[int] = set()
-        for _ in range(hops):
-            next_frontier = set()
-            for node in frontier:
-                for _, other, data in self.graph.edges(node, data=True):
-                    positions.update(data["triples"])
-                    if other not in seen_nodes:
-                        next_frontier.add(other)
-            seen_nodes |= next_frontier
-            frontier = next_frontier
-        return positions
+        """Positions of the triples within `hops` edges of the given entities (by entity key),
+        read from graph.sqlite: only the neighbourhood is loaded."""
+        return self.graph.neighbours(entities, hops)
 
     def positions_of_titles(self, mentions: Iterable[str]) -> list[int]:
         """Positions of the triples of every document whose title a mention names: the mention
@@ -219,55 +223,80 @@ class TripleIndex:
         return positions
 
 
-def _load_graph(path: Path):
-    nx = require("networkx", "kirag", "the entity graph")
+@dataclass(slots=True)
+class TripleTable:
+    """What streaming the triples into triples.sqlite and graph.sqlite produced."""
 
-    data = json.loads(path.read_text("utf-8"))
-    return nx.node_link_graph(data, edges="edges")
-
-
-def build_entity_graph(triples: Sequence[Triple]):
-    """Entities as nodes (keyed by entity_key, labelled with a surface form), one undirected edge
-    per entity pair carrying the positions of the triples that link them."""
-    nx = require("networkx", "kirag", "the entity graph")
-
-    graph = nx.Graph()
-    for position, triple in enumerate(triples):
-        head, tail = entity_key(triple.head), entity_key(triple.tail)
-        if not head or not tail or head == tail:
-            continue
-        for node, label in ((head, triple.head), (tail, triple.tail)):
-            if node not in graph:
-                graph.add_node(node, label=label)
-        if graph.has_edge(head, tail):
-            graph[head][tail]["triples"].append(position)
-        else:
-            graph.add_edge(head, tail, triples=[position])
-    return graph
+    triples: int
+    entities: int
+    edges: int
+    digest: str  # of every row in order: names the resumable encoding work folder
 
 
-def _write_triple_table(
-    path: Path, triples_by_doc: Iterable[tuple[Document, list[Triple]]]
-) -> list[Triple]:
-    """triples.sqlite: one row per triple, its position (the FAISS id) as the key."""
-    all_triples: list[Triple] = []
-    db = sqlite3.connect(path)
+def _write_triple_tables(
+    folder: Path, triples_by_doc: Iterable[tuple[Document, list[Triple]]]
+) -> TripleTable:
+    """triples.sqlite (one row per triple, its position = the FAISS id, as the key) and the
+    entity graph, written while the triples stream past (none kept in memory)."""
+    digest = hashlib.sha256()
+    db = sqlite3.connect(folder / "triples.sqlite")
     db.execute(
         "CREATE TABLE triples (pos INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, data TEXT NOT NULL)"
     )
+    graph = GraphWriter(folder / GRAPH_FILE)
+    position = 0
     for _, triples in triples_by_doc:
         for triple in triples:
-            row = (
-                len(all_triples),
-                triple.doc_id,
-                json.dumps(triple.to_dict(), ensure_ascii=False),
-            )
-            db.execute("INSERT INTO triples VALUES (?, ?, ?)", row)
-            all_triples.append(triple)
+            data = json.dumps(triple.to_dict(), ensure_ascii=False)
+            db.execute("INSERT INTO triples VALUES (?, ?, ?)", (position, triple.doc_id, data))
+            graph.add(position, triple)
+            digest.update(data.encode("utf-8") + b"\n")
+            position += 1
     db.execute("CREATE INDEX triples_doc ON triples (doc_id)")
     db.commit()
     db.close()
-    return all_triples
+    counts = graph.close()
+    return TripleTable(position, counts["entities"], counts["edges"], digest.hexdigest())
+
+
+def _embedding_texts(path: Path):
+    """The embedding text of every triple in position order, streamed from triples.sqlite."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        for (data,) in db.execute("SELECT data FROM triples ORDER BY pos"):
+            yield triple_embedding_text(Triple.from_dict(json.loads(data)))
+    finally:
+        db.close()
+
+
+def _build_triple_faiss(
+    tmp: Path,
+    index_dir: Path,
+    table: TripleTable,
+    fingerprint: str,
+    encoder,
+    index_type: str,
+    batch_size: int,
+    shard_size: int,
+    faiss_options: dict,
+) -> int:
+    """Encode the triple texts into shards (resumable, beside the index), add them to FAISS
+    through memory maps and save triples.faiss; the dimension. The vectors are stored once."""
+    from kirag.retrieval.dense import encode_to_shards, work_dir_for
+    from kirag.retrieval.faiss_index import build_faiss_from_blocks, save_faiss_index
+
+    work = work_dir_for(index_dir, f"triples:{fingerprint}:{table.digest}", encoder)
+    texts = _embedding_texts(tmp / "triples.sqlite")
+    shards = encode_to_shards(encoder, texts, work, table.triples, shard_size, batch_size)
+    blocks = [np.load(path, mmap_mode="r") for path in shards]
+    index = build_faiss_from_blocks(blocks, index_type, **faiss_options)
+    if hasattr(index, "make_direct_map"):  # IVF: `score` reconstructs vectors by position
+        index.make_direct_map()
+    save_faiss_index(index, tmp / "triples.faiss")
+    dimension = int(index.d)
+    del blocks, index
+    shutil.rmtree(work, ignore_errors=True)
+    return dimension
 
 
 def build_triple_index(
@@ -281,28 +310,33 @@ def build_triple_index(
     batch_size: int = 256,
     with_bm25: bool = True,
     with_dense: bool = True,
+    shard_size: int | None = None,
+    faiss_options: dict | None = None,
 ) -> Path:
-    """Write a triple index folder from documents and their extracted triples (atomically).
-    With `with_bm25` / `with_dense`, BM25 and dense document indexes are built inside it
-    (`bm25/`, `dense/`, the latter with the same encoder) for the retriever's first stage."""
-    nx = require("networkx", "kirag", "the entity graph")
+    """Write a triple index folder from documents and their extracted triples (atomically),
+    streaming: memory stays flat in the number of triples beyond the FAISS index. With
+    `with_bm25` / `with_dense`, BM25 and dense document indexes are built inside it (`bm25/`,
+    `dense/`, the latter with the same encoder) for the retriever's first stage.
+    `faiss_options` go to the FAISS index (ivfpq: nlist, pq_m, nprobe, seed)."""
+    from kirag.retrieval.dense import DEFAULT_SHARD_SIZE
 
-    from kirag.retrieval.faiss_index import build_faiss_index, save_faiss_index
-
+    faiss_options = dict(faiss_options or {})
     index_dir = Path(index_dir)
     with atomic_directory(index_dir, overwrite=overwrite) as tmp:
         docstore = DocStore.build(tmp / DocStore.FILENAME, documents)
-        all_triples = _write_triple_table(tmp / "triples.sqlite", triples_by_doc)
-        if not all_triples:
+        table = _write_triple_tables(tmp, triples_by_doc)
+        if not table.triples:
             raise IndexLoadError("no triples were extracted from the corpus: nothing to index")
-        vectors = encoder.encode(
-            [triple_embedding_text(t) for t in all_triples], batch_size=batch_size
-        )
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        save_faiss_index(build_faiss_index(vectors, index_type), tmp / "triples.faiss")
-        graph = build_entity_graph(all_triples)
-        (tmp / "graph.json").write_text(
-            json.dumps(nx.node_link_data(graph, edges="edges"), ensure_ascii=False), "utf-8"
+        dimension = _build_triple_faiss(
+            tmp,
+            index_dir,
+            table,
+            docstore.fingerprint,
+            encoder,
+            index_type,
+            batch_size,
+            shard_size or DEFAULT_SHARD_SIZE,
+            faiss_options,
         )
         write_json(
             tmp / "manifest.json",
@@ -312,15 +346,15 @@ def build_triple_index(
                 "extractor": extractor_id,
                 "encoder": {
                     "model": encoder.model_name,
-                    "dimension": int(vectors.shape[1]),
+                    "dimension": dimension,
                     "normalize": encoder.normalize,
                 },
-                "faiss": {"type": index_type},
+                "faiss": {"type": index_type, **faiss_options},
                 "counts": {
                     "documents": len(docstore),
-                    "triples": len(all_triples),
-                    "entities": graph.number_of_nodes(),
-                    "edges": graph.number_of_edges(),
+                    "triples": table.triples,
+                    "entities": table.entities,
+                    "edges": table.edges,
                 },
                 "corpus_fingerprint": docstore.fingerprint,
                 "embedding_text": "title: {title}, text: {head} {relation} {tail}",
@@ -354,6 +388,7 @@ def build_from_corpus(
     with_dense: bool = True,
     overwrite: bool = False,
     on_error: str = "raise",
+    faiss_options: dict | None = None,
 ) -> dict:
     """Extract triples from a corpus (cached and resumable) and build a triple index from them.
     `extractor` is a registered name or a TripleExtractor object (e.g. ImportedTripleExtractor).
@@ -386,6 +421,7 @@ def build_from_corpus(
             with_dense,
             overwrite,
             on_error,
+            faiss_options,
         )
 
 
@@ -402,6 +438,7 @@ def _build_from_corpus(
     with_dense: bool,
     overwrite: bool,
     on_error: str,
+    faiss_options: dict | None,
 ) -> dict:
     from kirag.io.corpus import read_corpus
     from kirag.knowledge.extraction import TripleStore, extract_corpus, make_extractor
@@ -434,6 +471,7 @@ def _build_from_corpus(
         overwrite,
         with_bm25=with_bm25,
         with_dense=with_dense,
+        faiss_options=faiss_options,
     )
     store.close()
     manifest = json.loads((index_dir / "manifest.json").read_text("utf-8"))
