@@ -4,6 +4,7 @@ resumes from its finished shards."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess

@@ -208,6 +208,9 @@ def _build_triples(args: argparse.Namespace) -> dict:
         from kirag.knowledge.kg_import import ImportedTripleExtractor
 
         extractor = ImportedTripleExtractor(args.import_kg)
+    vllm_on_ray = args.ray and args.engine == "vllm"
+    if vllm_on_ray:  # the GPU stage: Ray Data's vLLM processor does the sharding itself
+        extractor = _ray_vllm_extractor(args)
     with open_executor(args) as executor:
         stats = build_from_corpus(
             args.corpus,
@@ -222,11 +225,24 @@ def _build_triples(args: argparse.Namespace) -> dict:
             with_dense=not args.no_dense,
             overwrite=args.overwrite,
             on_error=on_error(args),
-            executor=executor,
+            executor=None if vllm_on_ray else executor,
         )
     if args.import_kg:
         stats["import"] = {**asdict(extractor.stats), "file": args.import_kg}
     return stats
+
+
+def _ray_vllm_extractor(args: argparse.Namespace):
+    """`--ray --engine vllm`: kirag's LLM extraction prompt through Ray Data's vLLM processor."""
+    from kirag.errors import SettingsError
+    from kirag.knowledge.ray_extraction import RayVLLMTripleExtractor
+    from kirag.scale.llm import VLLMStage
+
+    if args.extractor != "llm" or args.import_kg:
+        raise SettingsError(
+            "--ray --engine vllm runs --extractor llm (not spacy, reference, --import)"
+        )
+    return RayVLLMTripleExtractor(VLLMStage(args.model, workers=args.workers))
 
 
 # kind -> (help, add arguments, build)

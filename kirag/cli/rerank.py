@@ -241,6 +241,8 @@ def run(args: argparse.Namespace) -> int:
         prepare_output(output)
     # with --ray the workers load the model, not this process
     reranker = None if args.ray else make_reranker(args, cache)
+    if args.ray and args.engine == "vllm":
+        reranker = _ray_vllm_reranker(args)
     if args.reranker == "rank1" and not args.model.startswith("rank1-") and not args.qrels:
         print(
             f"note: {args.model} is not a validated Rank1 reranker; pass --qrels to see its measured effect, "
@@ -273,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
     for name in ("fallbacks", "truncated_passages"):
         if hasattr(reranker, name):
             results[name] = getattr(reranker, name)
-    if reranker is None and args.reranker == "rank1":
+    if args.ray and args.reranker == "rank1":
         results.update(_counts_from_hits(reranked))
     if args.qrels:
         results["effect"] = report_effect(run_hits, reranked, args.qrels, args.k)
@@ -337,6 +339,28 @@ def _rerank_on_ray(args: argparse.Namespace, run_hits, topics, store) -> dict:
             k=args.k,
             queries_per_shard=args.queries_per_shard,
         )
+
+
+def _ray_vllm_reranker(args: argparse.Namespace):
+    """`--ray --engine vllm`: Rank1 through Ray Data's vLLM processor (the GPU stage)."""
+    from kirag.errors import SettingsError
+    from kirag.rerank.rank1_ray import RayVLLMRank1Reranker, answer_token_ids
+    from kirag.scale.llm import VLLMStage
+
+    if args.reranker != "rank1":
+        raise SettingsError("--ray --engine vllm runs the rank1 reranker")
+    options = {"tensor_parallel_size": args.tensor_parallel}
+    if args.dtype:
+        options["dtype"] = args.dtype
+    if args.quantization:
+        options["quantization"] = args.quantization
+    if args.context:
+        options["max_model_len"] = args.context
+    stage = VLLMStage(args.model, workers=args.workers, engine_kwargs=options)
+    true_id, false_id = answer_token_ids(args.model)
+    return RayVLLMRank1Reranker(
+        stage, true_id, false_id, args.thinking_budget, instruction=args.instruction
+    )
 
 
 def _counts_from_hits(run) -> dict:
