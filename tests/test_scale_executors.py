@@ -129,3 +129,41 @@ def test_a_killed_dense_build_resumes_from_its_finished_shards(
     uninterrupted = encoder.encode_passages([d.contents for d in enwiki_slice_docs[:96]])
     assert resumed.shape == (96, 384)
     assert np.abs(resumed - uninterrupted).max() <= 1e-6
+
+
+class CountingExtractor:
+    """The spaCy extractor, counting the documents it extracts and failing at call `fail_at`."""
+
+    def __init__(self, inner, fail_at: int | None = None):
+        self.inner, self.fail_at = inner, fail_at
+        self.name, self.id = inner.name, inner.id
+        self.calls = self.documents = 0
+
+    def extract(self, documents):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise Injected("injected failure in the third shard")
+        self.documents += len(documents)
+        return self.inner.extract(documents)
+
+
+def test_sharded_extraction_resumes_only_the_missing_shards(enwiki_slice_docs, tmp_path):
+    from kirag.knowledge.extraction import TripleStore, extract_corpus, make_extractor
+
+    docs = enwiki_slice_docs[:50]
+    spacy = make_extractor("spacy")
+    store = TripleStore(tmp_path / "cache.sqlite")
+    crashing = CountingExtractor(spacy, fail_at=3)  # one call per shard (batch = shard)
+    with pytest.raises(Injected):
+        extract_corpus(docs, crashing, store, 10, executor=SerialExecutor(), shard_size=10)
+    work = next(tmp_path.glob(".cache.sqlite.encode-*"))
+    assert sorted(p.name for p in work.iterdir()) == ["shard_00000.jsonl", "shard_00001.jsonl"]
+    assert store.dump() == []  # merged only once every shard is done
+
+    counting = CountingExtractor(spacy)
+    stats = extract_corpus(docs, counting, store, 10, executor=SerialExecutor(), shard_size=10)
+    assert counting.documents == 30  # shards 2-4 only; 0 and 1 were kept
+    assert stats.extracted == 50 and not work.exists()
+    reference = TripleStore(tmp_path / "reference.sqlite")
+    extract_corpus(docs, spacy, reference, 10)  # the default in-process path
+    assert store.dump() == reference.dump()
