@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 KIRAG := $(VENV)/bin/kirag
-EXTRAS ?= dev,llamacpp,lucene
+EXTRAS ?= dev,llamacpp,lucene,ray
 # llama-cpp-python is source-only on PyPI: build a portable AVX2 wheel once (~4 min) and reuse it.
 LLAMA_CPP_VERSION := 0.3.36
 WHEEL_CACHE ?= $(HOME)/.cache/kirag/wheels
