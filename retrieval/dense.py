@@ -2,7 +2,9 @@
 
 Passages are encoded in shards written to disk as they are produced (`.npy`, atomically), in a
 work folder beside the index that survives a crash: a re-run with the same corpus and model
-resumes after the last complete shard. The vectors are then merged into one memory-mapped
+resumes after the last complete shard. The shards are computed by an executor (kirag.scale):
+in this process by default, or on a pool of Ray workers that each load the encoder once. The
+vectors are then merged into one memory-mapped
 `embeddings.npy`, so a large corpus never sits twice in memory. The manifest records the model,
 dimension and normalisation, and loading refuses another encoder.
 """

@@ -264,3 +264,41 @@ def test_vllm_stages_build_on_cpu_with_kirag_prompts_and_parsers(ray_cluster, tm
     assert [(t["head"], t["relation"], t["tail"]) for t in out["triples"]] == [
         ("Aristotle", "was", "Greek philosopher")
     ]
+
+
+def test_kirag_rerank_on_ray_writes_the_serial_run(ray_cluster, enwiki_slice, tmp_path):
+    """`kirag rerank --ray`: query shards on two workers, merged in query order, the run config
+    records the executor. (The CLI's llama.cpp engine reuses KV prefixes, which moves scores by
+    up to 5e-2 with what ran before: exact equality is the reuse_prefix=False test above.)"""
+    pytest.importorskip("llama_cpp", reason="the llamacpp extra is not installed")
+    import json
+
+    from kirag.eval.runs import read_run_scores
+
+    from kirag.cli import main
+    from kirag.runconfig import config_path_for
+
+    topics = tmp_path / "topics.tsv"
+    topics.write_text("q1\tWho wrote Animal Farm?\nq2\tWhich king was taught by Aristotle?\n")
+    run = tmp_path / "first.trec"
+    docs = ["Aristotle#0", "Animal_Farm#0", "Alabama#0"]
+    run.write_text(
+        "".join(
+            f"{q} Q0 {d} {r} {10.0 - r} bm25\n" for q in ("q1", "q2") for r, d in enumerate(docs, 1)
+        )
+    )
+    common = ["-q", "rerank", "--run", str(run), "--topics", str(topics), "--corpus",
+              str(enwiki_slice), "--engine", "llamacpp", "--thinking-budget", "0", "--k", "3"]  # fmt: skip
+    assert main([*common, "--output", str(tmp_path / "serial.trec")]) == 0
+    ray_args = ["--ray", "--workers", "2", "--cpus-per-worker", "0.5", "--queries-per-shard", "1"]
+    assert main([*common, "--output", str(tmp_path / "ray.trec"), *ray_args]) == 0
+    serial = read_run_scores(tmp_path / "serial.trec")
+    on_ray = read_run_scores(tmp_path / "ray.trec")
+    assert list(on_ray) == list(serial) == ["q1", "q2"]
+    for qid in serial:
+        assert set(on_ray[qid]) == set(serial[qid])
+        for doc, score in serial[qid].items():
+            assert on_ray[qid][doc] == pytest.approx(score, abs=5e-2)
+    config = json.loads(config_path_for(tmp_path / "ray.trec").read_text())
+    assert config["settings"]["ray"] is True and config["results"]["fallbacks"]["none"] == 6
+    assert not list(tmp_path.glob(".ray.trec.rerank-*"))  # shard outputs removed once merged
