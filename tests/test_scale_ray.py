@@ -150,7 +150,7 @@ def test_ray_rank1_scores_equal_serial(ray_cluster, passages, smollm2_gguf, tmp_
         str(smollm2_gguf),
         engine="llamacpp",
         engine_options={"reuse_prefix": False},
-        thinking_budget=8,
+        thinking_budget=4,
         batch_size=2,
     )
     store = DocStore.build(tmp_path / "docs.sqlite", passages[:12])
