@@ -101,17 +101,17 @@ class FailAt:
 def test_a_failure_at_shard_k_is_resumed_by_computing_only_the_missing_shards(
     ray_cluster, encoder, passages, tmp_path
 ):
-    texts = [d.contents for d in passages[:120]]
+    texts = [d.contents for d in passages[:60]]
     work = tmp_path / "work"
     task = EncodeTask(encoder_settings(encoder), work)
     with pytest.raises(Injected, match="shard_00002"):  # the task's own error, not a wrapper
         pool().run(FailAt(task, 2), cut_into_shards(texts, 10))
     finished = sorted(int(p.stem[-5:]) for p in work.glob("shard_*.npy"))
-    assert 2 not in finished and len(finished) < 12
+    assert 2 not in finished and len(finished) < 6  # shard 2 failed; the others kept
     assert not [p for p in work.iterdir() if p.suffix != ".npy"]  # no temporaries left
 
     report = pool().run(task, cut_into_shards(texts, 10))
-    missing = sorted(set(range(12)) - set(finished))
+    missing = sorted(set(range(6)) - set(finished))
     assert report.computed == missing  # counted: only the missing shards were encoded
     assert sorted(report.skipped) == finished
     reference = encoder.encode_passages(texts)
