@@ -2,7 +2,9 @@
 
 Passages are encoded in shards written to disk as they are produced (`.npy`, atomically), in a
 work folder beside the index that survives a crash: a re-run with the same corpus and model
-resumes after the last complete shard. The vectors are then merged into one memory-mapped
+resumes after the last complete shard. The shards are computed by an executor (kirag.scale):
+in this process by default, or on a pool of Ray workers that each load the encoder once. The
+vectors are then merged into one memory-mapped
 `embeddings.npy`, so a large corpus never sits twice in memory. The manifest records the model,
 dimension and normalisation, and loading refuses another encoder.
 """
@@ -33,6 +35,7 @@ from kirag.io.lines import OnError
 from kirag.models import DEFAULT_EMBEDDER, load_sentence_transformer, resolve_model
 from kirag.optional import check_extra
 from kirag.progress import progress
+from kirag.scale import Executor, SerialExecutor, Shard, cut_into_shards
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,56 @@ class Encoder:
         }
 
 
+def encoder_settings(encoder: Encoder) -> dict[str, Any]:
+    """The arguments that load the same encoder again in another process (a Ray worker; the
+    device is left to the worker: a GPU when it was given one)."""
+    return {
+        "model": encoder.model_name,
+        "batch_size": encoder.batch_size,
+        "normalize": encoder.normalize,
+        "query_prefix": encoder.query_prefix,
+        "passage_prefix": encoder.passage_prefix,
+        "max_length": encoder.model.max_seq_length,
+    }
+
+
+class EncodeTask:
+    """Encodes one shard of passages into `work_dir/shard_NNNNN.npy` (atomically). Sent to
+    workers without its model: `setup` loads the encoder there, once."""
+
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        work_dir: Path,
+        batch_size: int | None = None,
+        encoder: Encoder | None = None,
+    ):
+        self.settings = settings
+        self.work_dir = Path(work_dir)
+        self.batch_size = batch_size
+        self.encoder = encoder
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "encoder": None}
+
+    def setup(self) -> None:
+        if self.encoder is None:
+            self.encoder = Encoder(**self.settings)
+
+    def path(self, shard: Shard) -> Path:
+        return self.work_dir / f"{shard.name}.npy"
+
+    def done(self, shard: Shard, rows: Sequence[str]) -> bool:
+        return _complete_shard(self.path(shard), len(rows))
+
+    def run(self, shard: Shard, rows: Sequence[str]) -> int:
+        vectors = self.encoder.encode_passages(list(rows), self.batch_size)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_write(self.path(shard), "wb") as fh:  # a failed write leaves no temporary
+            np.save(fh, vectors)
+        return len(rows)
+
+
 def encode_to_shards(
     encoder: Encoder,
     texts: Iterable[str],
@@ -113,32 +166,27 @@ def encode_to_shards(
     total: int,
     shard_size: int = DEFAULT_SHARD_SIZE,
     batch_size: int | None = None,
+    executor: Executor | None = None,
 ) -> list[Path]:
-    """Encode `texts` into `work_dir/shard_NNNNN.npy` files of `shard_size` vectors. Shards
-    already present with the right shape are kept (resume); each new one is written atomically."""
+    """Encode `texts` into `work_dir/shard_NNNNN.npy` files of `shard_size` vectors, in this
+    process or on the workers of `executor` (default: serial). Shards already present with the
+    right shape are kept (resume); each new one is written atomically. The paths, in order."""
+    executor = executor or SerialExecutor()
     work_dir.mkdir(parents=True, exist_ok=True)
-    shards: list[Path] = []
-    buffer: list[str] = []
-    bar = progress(total=total, desc="encoding passages", unit="doc")
-
-    def flush(index: int) -> None:
-        path = work_dir / f"shard_{index:05d}.npy"
-        if not _complete_shard(path, len(buffer)):
-            vectors = encoder.encode_passages(buffer, batch_size)
-            with atomic_write(path, "wb") as fh:  # a failed write leaves no stray temporary
-                np.save(fh, vectors)
-        shards.append(path)
-        bar.update(len(buffer))
-        buffer.clear()
-
-    for text in texts:
-        buffer.append(text)
-        if len(buffer) == shard_size:
-            flush(len(shards))
-    if buffer:
-        flush(len(shards))
-    bar.close()
-    return shards
+    task = EncodeTask(
+        encoder_settings(encoder),
+        work_dir,
+        batch_size,
+        encoder=None if executor.remote else encoder,
+    )
+    report = executor.run(
+        task,
+        cut_into_shards(texts, shard_size),
+        total=total,
+        desc="encoding passages",
+        unit="doc",
+    )
+    return [work_dir / f"shard_{i:05d}.npy" for i in sorted(report.computed + report.skipped)]
 
 
 def _complete_shard(path: Path, rows: int) -> bool:
@@ -227,6 +275,7 @@ class DenseRetriever(IndexedRetriever):
         overwrite: bool = False,
         on_error: OnError = "raise",
         encoder: Encoder | None = None,
+        executor: Executor | None = None,
         **faiss_options,
     ) -> DenseRetriever:
         if index_type not in INDEX_TYPES:
@@ -245,7 +294,13 @@ class DenseRetriever(IndexedRetriever):
             encoder = loaded[0]
             work = work_dir_for(index_dir, docstore.fingerprint, encoder)
             shards = encode_to_shards(
-                encoder, (d.contents for d in docstore), work, len(docstore), shard_size, batch_size
+                encoder,
+                (d.contents for d in docstore),
+                work,
+                len(docstore),
+                shard_size,
+                batch_size,
+                executor,
             )
             vectors = merge_shards(shards, tmp / "embeddings.npy", encoder.dimension)
             index = build_faiss_index(np.asarray(vectors), index_type, **faiss_options)

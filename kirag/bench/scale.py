@@ -12,6 +12,7 @@ SECTIONS: dict[str, str] = {
     "triple-memory": "kirag.bench.scale_memory",
     "bm25": "kirag.bench.scale_bm25",
     "projection": "kirag.bench.scale_projection",
+    "executors": "kirag.bench.scale_executors",
 }
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from kirag.seeding import DEFAULT_SEED
@@ -53,3 +55,61 @@ def prepare_output(path: str | Path | None) -> None:
             pass
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, str(parent)) from None
+
+
+def add_ray(parser: argparse.ArgumentParser) -> None:
+    """The flags that run a command's sharded work on a Ray cluster (the `ray` extra)."""
+    group = parser.add_argument_group("Ray cluster (the ray extra; see the README)")
+    group.add_argument(
+        "--ray",
+        action="store_true",
+        help="run the shards on a pool of Ray workers (each loads the model once) instead of "
+        "in this process; the work folder must be on storage every node sees",
+    )
+    group.add_argument(
+        "--ray-address",
+        default=None,
+        help="auto (the cluster this node belongs to) or HOST:PORT; default: RAY_ADDRESS, else "
+        "a local cluster",
+    )
+    group.add_argument("--workers", type=int, default=1, help="Ray workers (model copies)")
+    group.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per Ray worker")
+    group.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Ray worker")
+
+
+def check_ray_flags(args: argparse.Namespace) -> None:
+    """Refuse a Ray flag given without --ray (it would be silently ignored)."""
+    from kirag.errors import SettingsError
+
+    if not args.ray:
+        given = [
+            flag
+            for flag, value, default in (
+                ("--ray-address", args.ray_address, None),
+                ("--workers", args.workers, 1),
+                ("--cpus-per-worker", args.cpus_per_worker, 1.0),
+                ("--gpus-per-worker", args.gpus_per_worker, 0.0),
+            )
+            if value != default
+        ]
+        if given:
+            raise SettingsError(f"{given[0]} only applies with --ray")
+
+
+@contextlib.contextmanager
+def open_executor(args: argparse.Namespace) -> Iterator:
+    """The executor the Ray flags ask for (None without --ray: the command's in-process path);
+    a Ray the executor started is shut down at the end."""
+    from kirag.scale import RayExecutor
+
+    check_ray_flags(args)
+    if not args.ray:
+        yield None
+        return
+    executor = RayExecutor(
+        args.ray_address, args.workers, args.cpus_per_worker, args.gpus_per_worker
+    )
+    try:
+        yield executor
+    finally:
+        executor.close()

@@ -10,7 +10,7 @@ import argparse
 import time
 from dataclasses import asdict
 
-from kirag.cli.common import add_command, add_on_error, add_seed, on_error
+from kirag.cli.common import add_command, add_on_error, add_ray, add_seed, on_error, open_executor
 from kirag.knowledge.extraction import EXTRACTORS
 from kirag.llm.factory import ENGINES
 from kirag.optional import check_extra
@@ -121,6 +121,7 @@ def _dense_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", default=None, help="torch device (default: cuda when available, else cpu)"
     )
+    add_ray(parser)
 
 
 def _build_dense(args: argparse.Namespace) -> dict:
@@ -129,18 +130,20 @@ def _build_dense(args: argparse.Namespace) -> dict:
     )  # before the corpus is read: a missing extra fails at once
     from kirag.retrieval.dense import DenseRetriever
 
-    retriever = DenseRetriever.build(
-        args.corpus,
-        args.index,
-        model=args.model,
-        index_type=args.index_type,
-        batch_size=args.batch_size,
-        shard_size=args.shard_size,
-        device=args.device,
-        overwrite=args.overwrite,
-        on_error=on_error(args),
-        **_faiss_options(args),
-    )
+    with open_executor(args) as executor:
+        retriever = DenseRetriever.build(
+            args.corpus,
+            args.index,
+            model=args.model,
+            index_type=args.index_type,
+            batch_size=args.batch_size,
+            shard_size=args.shard_size,
+            device=args.device,
+            overwrite=args.overwrite,
+            on_error=on_error(args),
+            executor=executor,
+            **_faiss_options(args),
+        )
     return {"documents": len(retriever.docstore), "encoder": retriever.encoder.config()}
 
 
@@ -225,6 +228,7 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not build the dense document index used for candidate expansion",
     )
+    add_ray(parser)
 
 
 def _build_triples(args: argparse.Namespace) -> dict:
@@ -236,24 +240,42 @@ def _build_triples(args: argparse.Namespace) -> dict:
         from kirag.knowledge.kg_import import ImportedTripleExtractor
 
         extractor = ImportedTripleExtractor(args.import_kg)
-    stats = build_from_corpus(
-        args.corpus,
-        args.index,
-        extractor=extractor,
-        extractor_options=_extractor_options(args),
-        encoder=args.encoder,
-        index_type=args.index_type,
-        cache=args.cache,
-        batch_size=args.batch_size,
-        with_bm25=not args.no_bm25,
-        with_dense=not args.no_dense,
-        overwrite=args.overwrite,
-        on_error=on_error(args),
-        faiss_options=_faiss_options(args),
-    )
+    vllm_on_ray = args.ray and args.engine == "vllm"
+    if vllm_on_ray:  # the GPU stage: Ray Data's vLLM processor does the sharding itself
+        extractor = _ray_vllm_extractor(args)
+    with open_executor(args) as executor:
+        stats = build_from_corpus(
+            args.corpus,
+            args.index,
+            extractor=extractor,
+            extractor_options=_extractor_options(args),
+            encoder=args.encoder,
+            index_type=args.index_type,
+            cache=args.cache,
+            batch_size=args.batch_size,
+            with_bm25=not args.no_bm25,
+            with_dense=not args.no_dense,
+            overwrite=args.overwrite,
+            on_error=on_error(args),
+            faiss_options=_faiss_options(args),
+            executor=None if vllm_on_ray else executor,
+        )
     if args.import_kg:
         stats["import"] = {**asdict(extractor.stats), "file": args.import_kg}
     return stats
+
+
+def _ray_vllm_extractor(args: argparse.Namespace):
+    """`--ray --engine vllm`: kirag's LLM extraction prompt through Ray Data's vLLM processor."""
+    from kirag.errors import SettingsError
+    from kirag.knowledge.ray_extraction import RayVLLMTripleExtractor
+    from kirag.scale.llm import VLLMStage
+
+    if args.extractor != "llm" or args.import_kg:
+        raise SettingsError(
+            "--ray --engine vllm runs --extractor llm (not spacy, reference, --import)"
+        )
+    return RayVLLMTripleExtractor(VLLMStage(args.model, workers=args.workers))
 
 
 # kind -> (help, add arguments, build)

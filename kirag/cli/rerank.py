@@ -13,7 +13,16 @@ import json
 import time
 from pathlib import Path
 
-from kirag.cli.common import add_command, add_on_error, add_seed, on_error, prepare_output
+from kirag.cli.common import (
+    add_command,
+    add_on_error,
+    add_ray,
+    add_seed,
+    check_ray_flags,
+    on_error,
+    open_executor,
+    prepare_output,
+)
 from kirag.fusion import METHODS as FUSION_METHODS
 from kirag.llm.convert import GGUF_TYPES
 from kirag.llm.factory import ENGINES
@@ -139,6 +148,14 @@ def register(subparsers) -> None:
         help="print the top N hits of each query with their reasoning",
     )
     parser.add_argument("--tag", default="kirag-rerank")
+    parser.add_argument(
+        "--queries-per-shard",
+        type=int,
+        default=8,
+        help="with --ray: queries per shard (the resume unit; each shard's reranked run is kept "
+        "beside the output until the merge)",
+    )
+    add_ray(parser)
     add_on_error(parser)
     add_seed(parser)
     parser.set_defaults(func=run)
@@ -204,6 +221,7 @@ def run(args: argparse.Namespace) -> int:
     from kirag.seeding import set_seed
 
     set_seed(args.seed)
+    check_ray_flags(args)
     for flag, value, least in (
         ("--k", args.k, 1),
         ("--batch-size", args.batch_size, 1),
@@ -221,7 +239,10 @@ def run(args: argparse.Namespace) -> int:
     )
     for output in (args.output, args.explanations, cache):
         prepare_output(output)
-    reranker = make_reranker(args, cache)
+    # with --ray the workers load the model, not this process
+    reranker = None if args.ray else make_reranker(args, cache)
+    if args.ray and args.engine == "vllm":
+        reranker = _ray_vllm_reranker(args)
     if args.reranker == "rank1" and not args.model.startswith("rank1-") and not args.qrels:
         print(
             f"note: {args.model} is not a validated Rank1 reranker; pass --qrels to see its measured effect, "
@@ -230,7 +251,10 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         store = _corpus_store(args, run_hits, Path(tmp))
         started = time.perf_counter()
-        reranked = reranker.rerank_run(run_hits, topics, store, k=args.k)
+        if reranker is None:
+            reranked = _rerank_on_ray(args, run_hits, topics, store)
+        else:
+            reranked = reranker.rerank_run(run_hits, topics, store, k=args.k)
         seconds = time.perf_counter() - started
         store.close()
     pairs = sum(len(h) for h in reranked.values())
@@ -251,6 +275,8 @@ def run(args: argparse.Namespace) -> int:
     for name in ("fallbacks", "truncated_passages"):
         if hasattr(reranker, name):
             results[name] = getattr(reranker, name)
+    if args.ray and args.reranker == "rank1":
+        results.update(_counts_from_hits(reranked))
     if args.qrels:
         results["effect"] = report_effect(run_hits, reranked, args.qrels, args.k)
     settings = {k: v for k, v in vars(args).items() if k != "func"}
@@ -268,6 +294,84 @@ def run(args: argparse.Namespace) -> int:
     if args.show:
         show_top(reranked, topics, args.show)
     return 0
+
+
+# the flags that decide a reranker's scores: they key the work folder of a sharded rerank
+SCORING_FLAGS = (
+    "reranker",
+    "model",
+    "engine",
+    "k",
+    "thinking_budget",
+    "batch_size",
+    "dtype",
+    "quantize",
+    "quantization",
+    "tensor_parallel",
+    "context",
+    "instruction",
+    "dataset_prompt",
+    "passage_policy",
+)
+
+
+def _rerank_on_ray(args: argparse.Namespace, run_hits, topics, store) -> dict:
+    """The run reranked by a pool of Ray workers, in shards of --queries-per-shard queries.
+    The workers keep no pair cache (one JSONL appended by many processes is unsafe): a shard's
+    output is the resume unit."""
+    import functools
+
+    from kirag.errors import KiragError
+    from kirag.rerank.sharded import rerank_sharded, work_dir_for
+
+    if args.queries_per_shard < 1:
+        raise KiragError("--queries-per-shard must be >= 1")
+    settings = {name: getattr(args, name) for name in SCORING_FLAGS}
+    plain = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "func"})
+    with open_executor(args) as executor:
+        return rerank_sharded(
+            executor,
+            functools.partial(make_reranker, plain, None),
+            run_hits,
+            topics,
+            store,
+            work_dir_for(args.output, settings),
+            k=args.k,
+            queries_per_shard=args.queries_per_shard,
+        )
+
+
+def _ray_vllm_reranker(args: argparse.Namespace):
+    """`--ray --engine vllm`: Rank1 through Ray Data's vLLM processor (the GPU stage)."""
+    from kirag.errors import SettingsError
+    from kirag.rerank.rank1_ray import RayVLLMRank1Reranker, answer_token_ids
+    from kirag.scale.llm import VLLMStage
+
+    if args.reranker != "rank1":
+        raise SettingsError("--ray --engine vllm runs the rank1 reranker")
+    options = {"tensor_parallel_size": args.tensor_parallel}
+    if args.dtype:
+        options["dtype"] = args.dtype
+    if args.quantization:
+        options["quantization"] = args.quantization
+    if args.context:
+        options["max_model_len"] = args.context
+    stage = VLLMStage(args.model, workers=args.workers, engine_kwargs=options)
+    true_id, false_id = answer_token_ids(args.model)
+    return RayVLLMRank1Reranker(
+        stage, true_id, false_id, args.thinking_budget, instruction=args.instruction
+    )
+
+
+def _counts_from_hits(run) -> dict:
+    """Rank1's fallback and truncation counts, read back from the hits' metadata."""
+    fallbacks = {"none": 0, "rethink": 0, "default": 0}
+    truncated = 0
+    for hits in run.values():
+        for hit in hits:
+            fallbacks[hit.metadata.get("fallback", "none")] += 1
+            truncated += bool(hit.metadata.get("truncated"))
+    return {"fallbacks": fallbacks, "truncated_passages": truncated}
 
 
 def show_top(run, topics, n: int, width: int = 100) -> None:

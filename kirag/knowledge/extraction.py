@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from kirag.atomic import WORK_MARK, atomic_write
 from kirag.errors import KiragError
 from kirag.knowledge.triples import Triple
 from kirag.progress import progress
+from kirag.scale import Executor, Shard, cut_into_shards
 from kirag.types import Document
 
 
@@ -32,6 +35,9 @@ class TripleExtractor(Protocol):
 
     def extract(self, documents: Sequence[Document]) -> list[list[Triple]]: ...
 
+
+# documents per extraction shard (the resume unit when an executor runs the extraction)
+DEFAULT_SHARD_SIZE = 512
 
 EXTRACTORS = {
     "spacy": "kirag.knowledge.spacy_extractor:DependencyTripleExtractor",
@@ -86,17 +92,23 @@ class TripleStore:
 
     def put(self, rows: Iterable[tuple[Document, list[Triple]]], extractor_id: str) -> None:
         """Store the triples of several documents in one transaction."""
+        self.put_hashed(
+            ((doc.id, content_hash(doc), triples) for doc, triples in rows), extractor_id
+        )
+
+    def put_hashed(self, rows: Iterable[tuple[str, str, list[Triple]]], extractor_id: str) -> None:
+        """Store (doc_id, content hash, triples) rows in one transaction (a shard's output)."""
         with self._db:
             self._db.executemany(
                 "INSERT OR REPLACE INTO extractions VALUES (?, ?, ?, ?)",
                 [
                     (
-                        doc.id,
+                        doc_id,
                         extractor_id,
-                        content_hash(doc),
+                        digest,
                         json.dumps([t.to_dict() for t in triples], ensure_ascii=False),
                     )
-                    for doc, triples in rows
+                    for doc_id, digest, triples in rows
                 ],
             )
 
@@ -135,8 +147,20 @@ def extract_corpus(
     store: TripleStore,
     batch_size: int = 16,
     total: int | None = None,
+    executor: Executor | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    factory: Callable[[], TripleExtractor] | None = None,
 ) -> ExtractionStats:
-    """Extract triples for every document not already in `store`, batch by batch (resumable)."""
+    """Extract triples for every document not already in `store`, batch by batch (resumable).
+
+    With an `executor` the corpus is cut into shards of `shard_size` documents, each extracted
+    (on a Ray worker, or here) into a shard file under a fixed name, then merged into `store` in
+    corpus order (see extract_sharded); `factory` builds the extractor on a worker (default:
+    `extractor` itself, pickled)."""
+    if executor is not None:
+        return extract_sharded(
+            documents, extractor, store, executor, batch_size, total, shard_size, factory
+        )
     stats = ExtractionStats()
     bar = progress(total=total, desc=f"extracting triples ({extractor.name})", unit="doc")
     batch: list[Document] = []
@@ -161,4 +185,150 @@ def extract_corpus(
     if batch:
         flush()
     bar.close()
+    return stats
+
+
+class ExtractTask:
+    """Extracts one shard of documents into `work_dir/shard_NNNNN.jsonl`: a header line naming
+    the shard and the digest of its input, then one line per document (id, content hash,
+    triples). Written atomically; a rerun skips a shard whose header matches its input."""
+
+    def __init__(
+        self,
+        factory: Callable[[], TripleExtractor],
+        extractor_id: str,
+        work_dir: Path,
+        batch_size: int,
+        extractor: TripleExtractor | None = None,
+    ):
+        self.factory = factory
+        self.extractor_id = extractor_id
+        self.work_dir = Path(work_dir)
+        self.batch_size = max(1, batch_size)
+        self.extractor = extractor
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "extractor": None}
+
+    def setup(self) -> None:
+        if self.extractor is None:
+            self.extractor = self.factory()
+        if self.extractor.id != self.extractor_id:
+            raise KiragError(
+                f"a worker's extractor is {self.extractor.id!r}, the driver's "
+                f"{self.extractor_id!r}: install the same models (spaCy pipeline, LLM) on every "
+                "node"
+            )
+
+    def path(self, shard: Shard) -> Path:
+        return self.work_dir / f"{shard.name}.jsonl"
+
+    def done(self, shard: Shard, rows: Sequence[Document]) -> bool:
+        header = _read_header(self.path(shard))
+        return header is not None and header.get("input") == shard_digest(rows)
+
+    def run(self, shard: Shard, rows: Sequence[Document]) -> dict:
+        rows = list(rows)
+        results: list[list[Triple]] = []
+        for start in range(0, len(rows), self.batch_size):
+            results += self.extractor.extract(rows[start : start + self.batch_size])
+        header = {"shard": shard.index, "documents": len(rows), "input": shard_digest(rows)}
+        with atomic_write(self.path(shard)) as fh:
+            fh.write(json.dumps(header) + "\n")
+            for doc, triples in zip(rows, results, strict=True):
+                record = {
+                    "id": doc.id,
+                    "hash": content_hash(doc),
+                    "triples": [t.to_dict() for t in triples],
+                }
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return {"documents": len(rows), "triples": sum(len(r) for r in results)}
+
+
+def shard_digest(documents: Sequence[Document]) -> str:
+    """A digest of a shard's input (ids and contents, in order)."""
+    digest = hashlib.sha256()
+    for doc in documents:
+        digest.update(f"{doc.id}\t{content_hash(doc)}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+def _read_header(path: Path) -> dict | None:
+    """The header line of a shard file, or None when there is none (or it is unreadable)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.loads(fh.readline())
+    except (OSError, ValueError):
+        return None
+
+
+def read_shard(path: Path) -> Iterator[tuple[str, str, list[Triple]]]:
+    """(doc_id, content hash, triples) rows of a finished shard file, in corpus order."""
+    with open(path, encoding="utf-8") as fh:
+        fh.readline()  # the header
+        for line in fh:
+            record = json.loads(line)
+            yield record["id"], record["hash"], [Triple.from_dict(t) for t in record["triples"]]
+
+
+def extraction_work_dir(store_path: Path, extractor_id: str, shard_size: int) -> Path:
+    """The shard folder of one (cache, extractor, shard size), beside the cache."""
+    key = hashlib.sha256(f"{extractor_id}\x1f{shard_size}".encode()).hexdigest()[:16]
+    return store_path.parent / f".{store_path.name}{WORK_MARK}{key}"
+
+
+class _Given:
+    """A factory that returns an extractor object as it is (pickled to remote workers)."""
+
+    def __init__(self, extractor: TripleExtractor):
+        self.extractor = extractor
+
+    def __call__(self) -> TripleExtractor:
+        return self.extractor
+
+
+def extract_sharded(
+    documents: Iterable[Document],
+    extractor: TripleExtractor,
+    store: TripleStore,
+    executor: Executor,
+    batch_size: int = 16,
+    total: int | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    factory: Callable[[], TripleExtractor] | None = None,
+) -> ExtractionStats:
+    """Extraction through an executor: the documents of each shard not yet in `store` are
+    extracted into a shard file (SQLite WAL does not work on network filesystems: one file per
+    shard, under a fixed name); the shard files are merged into `store` in corpus order, the
+    same code whichever executor ran them, and removed once merged."""
+    stats = ExtractionStats()
+    work = extraction_work_dir(store.path, extractor.id, shard_size)
+
+    def pieces() -> Iterator[tuple[Shard, list[Document]]]:
+        for shard, docs in cut_into_shards(documents, shard_size):
+            stats.documents += len(docs)
+            done: set[str] = set()
+            for start in range(0, len(docs), 500):
+                done |= store.done(docs[start : start + 500], extractor.id)
+            todo = [d for d in docs if d.id not in done]
+            stats.cached += len(docs) - len(todo)
+            if todo:
+                yield shard, todo
+
+    task = ExtractTask(
+        factory or _Given(extractor),
+        extractor.id,
+        work,
+        batch_size,
+        extractor=None if executor.remote else extractor,
+    )
+    report = executor.run(
+        task, pieces(), total=total, desc=f"extracting triples ({extractor.name})", unit="doc"
+    )
+    for index in sorted(report.computed + report.skipped):
+        rows = list(read_shard(work / f"shard_{index:05d}.jsonl"))
+        store.put_hashed(rows, extractor.id)
+        stats.extracted += len(rows)
+        stats.triples += sum(len(triples) for _, _, triples in rows)
+    shutil.rmtree(work, ignore_errors=True)
     return stats

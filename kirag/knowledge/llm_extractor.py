@@ -23,6 +23,25 @@ def load_extraction_prompt() -> dict:
     )
 
 
+def system_message(prompt: dict, examples: list[dict]) -> str:
+    """The system message: the instruction, then the few-shot examples."""
+    shots = [
+        prompt["input_template"].format(title=ex["title"], text=ex["text"])
+        + f"\nKnowledge Triples: {ex['triples']}"
+        for ex in examples
+    ]
+    return "\n\n".join([prompt["instruction"], *shots])
+
+
+def extraction_messages(prompt: dict, system: str, title: str, text: str) -> list[dict]:
+    """The chat messages that ask for one document's triples."""
+    user = prompt["input_template"].format(title=title, text=text)
+    return [
+        {"role": "system", "content": system},
+        {"role": "user", "content": user + "\nKnowledge Triples:"},
+    ]
+
+
 class LLMTripleExtractor:
     """Few-shot `<head; relation; tail>` extraction through any LLMEngine."""
 
@@ -58,12 +77,7 @@ class LLMTripleExtractor:
 
     @cached_property
     def system_message(self) -> str:
-        shots = [
-            self.prompt["input_template"].format(title=ex["title"], text=ex["text"])
-            + f"\nKnowledge Triples: {ex['triples']}"
-            for ex in self.examples
-        ]
-        return "\n\n".join([self.prompt["instruction"], *shots])
+        return system_message(self.prompt, self.examples)
 
     def build_prompt(self, document: Document) -> str:
         """The chat prompt for one document; a text too long for the context with the few-shot
@@ -82,12 +96,9 @@ class LLMTripleExtractor:
         )
 
     def _render(self, title: str, text: str) -> str:
-        user = self.prompt["input_template"].format(title=title, text=text)
-        messages = [
-            {"role": "system", "content": self.system_message},
-            {"role": "user", "content": user + "\nKnowledge Triples:"},
-        ]
-        return self.engine.apply_chat_template(messages)
+        return self.engine.apply_chat_template(
+            extraction_messages(self.prompt, self.system_message, title, text)
+        )
 
     def extract(self, documents: Sequence[Document]) -> list[list[Triple]]:
         results: list[list[Triple]] = []

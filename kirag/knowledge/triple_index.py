@@ -279,6 +279,7 @@ def _build_triple_faiss(
     batch_size: int,
     shard_size: int,
     faiss_options: dict,
+    executor=None,
 ) -> int:
     """Encode the triple texts into shards (resumable, beside the index), add them to FAISS
     through memory maps and save triples.faiss; the dimension. The vectors are stored once."""
@@ -287,7 +288,9 @@ def _build_triple_faiss(
 
     work = work_dir_for(index_dir, f"triples:{fingerprint}:{table.digest}", encoder)
     texts = _embedding_texts(tmp / "triples.sqlite")
-    shards = encode_to_shards(encoder, texts, work, table.triples, shard_size, batch_size)
+    shards = encode_to_shards(
+        encoder, texts, work, table.triples, shard_size, batch_size, executor
+    )
     blocks = [np.load(path, mmap_mode="r") for path in shards]
     index = build_faiss_from_blocks(blocks, index_type, **faiss_options)
     if hasattr(index, "make_direct_map"):  # IVF: `score` reconstructs vectors by position
@@ -312,12 +315,14 @@ def build_triple_index(
     with_dense: bool = True,
     shard_size: int | None = None,
     faiss_options: dict | None = None,
+    executor=None,
 ) -> Path:
     """Write a triple index folder from documents and their extracted triples (atomically),
     streaming: memory stays flat in the number of triples beyond the FAISS index. With
     `with_bm25` / `with_dense`, BM25 and dense document indexes are built inside it (`bm25/`,
     `dense/`, the latter with the same encoder) for the retriever's first stage.
-    `faiss_options` go to the FAISS index (ivfpq: nlist, pq_m, nprobe, seed)."""
+    `faiss_options` go to the FAISS index (ivfpq: nlist, pq_m, nprobe, seed). With an
+    `executor` (kirag.scale) the triple and passage encodings run in shards on it."""
     from kirag.retrieval.dense import DEFAULT_SHARD_SIZE
 
     faiss_options = dict(faiss_options or {})
@@ -337,6 +342,7 @@ def build_triple_index(
             batch_size,
             shard_size or DEFAULT_SHARD_SIZE,
             faiss_options,
+            executor,
         )
         write_json(
             tmp / "manifest.json",
@@ -370,7 +376,7 @@ def build_triple_index(
         if with_dense:
             from kirag.retrieval.dense import DenseRetriever
 
-            DenseRetriever.build(docstore, tmp / "dense", encoder=encoder)
+            DenseRetriever.build(docstore, tmp / "dense", encoder=encoder, executor=executor)
         docstore.close()
     return index_dir
 
@@ -389,12 +395,13 @@ def build_from_corpus(
     overwrite: bool = False,
     on_error: str = "raise",
     faiss_options: dict | None = None,
+    executor=None,
 ) -> dict:
     """Extract triples from a corpus (cached and resumable) and build a triple index from them.
     `extractor` is a registered name or a TripleExtractor object (e.g. ImportedTripleExtractor).
     The extraction cache lives outside the index (default: `.extraction-cache.sqlite` beside
     it), so an interrupted build keeps every extracted batch. The target's build lock is held
-    throughout."""
+    throughout. With an `executor` (kirag.scale) the extraction runs in shards on it."""
     from kirag.io.corpus import resolve_corpus_path
 
     index_dir = Path(index_dir)
@@ -422,6 +429,7 @@ def build_from_corpus(
             overwrite,
             on_error,
             faiss_options,
+            executor,
         )
 
 
@@ -439,7 +447,10 @@ def _build_from_corpus(
     overwrite: bool,
     on_error: str,
     faiss_options: dict | None,
+    executor=None,
 ) -> dict:
+    import functools
+
     from kirag.io.corpus import read_corpus
     from kirag.knowledge.extraction import TripleStore, extract_corpus, make_extractor
     from kirag.retrieval.dense import Encoder
@@ -455,7 +466,17 @@ def _build_from_corpus(
     cache_path = Path(cache) if cache else index_dir.parent / ".extraction-cache.sqlite"
     try:
         store = TripleStore(cache_path)
-        stats = extract_corpus(documents, extractor_obj, store, batch_size=batch_size)
+        stats = extract_corpus(
+            documents,
+            extractor_obj,
+            store,
+            batch_size=batch_size,
+            executor=executor,
+            # a worker builds its own extractor by name rather than receive this one pickled
+            factory=functools.partial(make_extractor, extractor, **(extractor_options or {}))
+            if isinstance(extractor, str)
+            else None,
+        )
     except sqlite3.Error as exc:  # e.g. a full disk: name the cache, not just "disk is full"
         from kirag.atomic import as_write_error
 
@@ -472,6 +493,7 @@ def _build_from_corpus(
         with_bm25=with_bm25,
         with_dense=with_dense,
         faiss_options=faiss_options,
+        executor=executor,
     )
     store.close()
     manifest = json.loads((index_dir / "manifest.json").read_text("utf-8"))
