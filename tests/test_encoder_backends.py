@@ -18,6 +18,7 @@ from kirag.retrieval.encoder_backends import (
     export_folder,
 )
 
+from kirag.bench.scale_encoding import recall_at_10
 from kirag.cli import main
 from kirag.errors import IndexLoadError, InputError, MissingExtraError
 from kirag.optional import is_available
@@ -77,12 +78,6 @@ def torch_vectors(torch_encoder, texts):
 @pytest.fixture(scope="module")
 def onnx_encoder(export_cache):
     return Encoder("minilm", device="cpu", backend="onnx", max_length=MAX_LENGTH)
-
-
-def recall_at_10(reference, vectors, reference_queries, queries) -> float:
-    truth = np.argsort(-(reference_queries @ reference.T), axis=1)[:, :10]
-    found = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
-    return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, found, strict=True)]))
 
 
 def test_backend_names_are_checked_before_any_load():
@@ -249,3 +244,28 @@ def test_triple_index_records_backend_and_searches_with_it(tmp_path, enwiki_slic
     assert (dense["backend"], dense["quantize"]) == ("onnx", "int8")
     hit = index.search([pairs[1][1][0].head + " is described in " + docs[1].id], k=1)[0][0]
     assert hit.triple.doc_id == docs[1].id
+
+
+def test_recall_at_10_counts_shared_neighbours():
+    rng = np.random.default_rng(0)
+    corpus = rng.normal(size=(50, 8)).astype(np.float32)
+    queries = rng.normal(size=(4, 8)).astype(np.float32)
+    assert recall_at_10(corpus, corpus, queries, queries) == 1.0
+    assert recall_at_10(corpus, -corpus, queries, queries) == 0.0  # the 10 farthest instead
+
+
+@needs_onnx
+def test_bench_scale_encoding_section(capsys):
+    import argparse
+
+    from kirag.bench import scale
+
+    parser = argparse.ArgumentParser()
+    scale.add_arguments(parser)
+    flags = "--sections encoding --encoding-docs 30 --encoding-queries 5 --encoding-backends onnx"
+    args = parser.parse_args(flags.split())
+    result = scale.run(args)["encoding"]
+    assert set(result["backends"]) == {"torch", "onnx"} and result["passages"] == 30
+    onnx = result["backends"]["onnx"]
+    assert onnx["recall_at_10_vs_torch_flat"] == 1.0 and onnx["max_abs_diff_to_torch"] < 1e-4
+    assert onnx["passages_per_s"] > 0 and onnx["export_seconds"] > 0
