@@ -24,8 +24,8 @@ EXTRAS: dict[str, str] = {
     "llama-index": "llama-index-core (LlamaIndex adapters)",
     "haystack": "haystack-ai (Haystack components)",
     "ray": "Ray (distributed builds)",
-    "onnx": "optimum-onnx + onnxruntime (ONNX encoder backend)",
-    "openvino": "optimum-intel + OpenVINO (OpenVINO encoder backend)",
+    "onnx": "onnx + onnxruntime (the ONNX encoder backend)",
+    "openvino": "openvino + nncf + onnx (the OpenVINO encoder backend)",
 }
 
 # extra -> the modules it must provide, checked (without importing) before long work starts

@@ -13,6 +13,7 @@ SECTIONS: dict[str, str] = {
     "bm25": "kirag.bench.scale_bm25",
     "projection": "kirag.bench.scale_projection",
     "executors": "kirag.bench.scale_executors",
+    "encoding": "kirag.bench.scale_encoding",
 }
 
 

@@ -15,6 +15,8 @@ from kirag.knowledge.extraction import EXTRACTORS
 from kirag.llm.factory import ENGINES
 from kirag.optional import check_extra
 from kirag.retrieval.bm25 import BACKENDS as BM25_BACKENDS
+from kirag.retrieval.encoder_backends import BACKENDS as ENCODER_BACKENDS
+from kirag.retrieval.encoder_backends import QUANTIZATIONS
 from kirag.retrieval.faiss_index import INDEX_TYPES
 
 EPILOG = """\
@@ -22,6 +24,7 @@ examples:
   kirag index bm25 --corpus enwiki-sample --index indexes/enwiki-bm25
   kirag index bm25 --corpus collection.tsv --index indexes/msmarco-lucene --backend lucene --threads 2
   kirag index dense --corpus corpus.jsonl --index indexes/beir-dense --index-type hnsw
+  kirag index dense --corpus enwiki-sample --index indexes/enwiki-onnx --encoder-backend onnx
   kirag index triples --corpus enwiki-sample --index indexes/enwiki-triples --extractor spacy
   kirag index triples --corpus data/hotpotqa/corpus.jsonl --index indexes/hotpotqa-triples --import hotpotqa_kg.pkl
 """
@@ -103,6 +106,24 @@ def _faiss_options(args: argparse.Namespace) -> dict:
     return {k: v for k, v in options.items() if v is not None}
 
 
+def _encoder_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """--encoder-backend / --quantize: how the encoder runs (recorded in the index: queries are
+    encoded the same way)."""
+    parser.add_argument(
+        "--encoder-backend",
+        default="torch",
+        choices=list(ENCODER_BACKENDS),
+        help="torch (default, the reference), or onnx / openvino: a cached export of the "
+        "transformer for faster CPU encoding (extras onnx, openvino)",
+    )
+    parser.add_argument(
+        "--quantize",
+        default=None,
+        choices=list(QUANTIZATIONS),
+        help="int8 weights for --encoder-backend onnx|openvino (faster, agrees less: see README)",
+    )
+
+
 def _dense_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
@@ -122,6 +143,7 @@ def _dense_arguments(parser: argparse.ArgumentParser) -> None:
         "--device", default=None, help="torch device (default: cuda when available, else cpu)"
     )
     add_ray(parser)
+    _encoder_backend_arguments(parser)
 
 
 def _build_dense(args: argparse.Namespace) -> dict:
@@ -139,6 +161,8 @@ def _build_dense(args: argparse.Namespace) -> dict:
             batch_size=args.batch_size,
             shard_size=args.shard_size,
             device=args.device,
+            backend=args.encoder_backend,
+            quantize=args.quantize,
             overwrite=args.overwrite,
             on_error=on_error(args),
             executor=executor,
@@ -192,6 +216,7 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--encoder", default="minilm", help="sentence-transformers model that embeds the triples"
     )
+    _encoder_backend_arguments(parser)
     parser.add_argument(
         "--index-type",
         default="flat",
@@ -250,6 +275,8 @@ def _build_triples(args: argparse.Namespace) -> dict:
             extractor=extractor,
             extractor_options=_extractor_options(args),
             encoder=args.encoder,
+            encoder_backend=args.encoder_backend,
+            quantize=args.quantize,
             index_type=args.index_type,
             cache=args.cache,
             batch_size=args.batch_size,

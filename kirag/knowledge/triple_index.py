@@ -51,6 +51,7 @@ from kirag.knowledge.entity_graph import (  # build_entity_graph: re-exported
 )
 from kirag.knowledge.triples import Triple
 from kirag.optional import check_extra
+from kirag.retrieval.encoder_backends import EncoderBackend
 from kirag.types import Document
 
 if TYPE_CHECKING:
@@ -111,10 +112,11 @@ class TripleIndex:
     def encoder(self):
         """The encoder the index was built with (loaded on first use); refuses another model."""
         if self._encoder is None:
-            from kirag.retrieval.dense import Encoder
+            from kirag.retrieval.dense import Encoder, built_runtime
 
+            built = self.manifest["encoder"]
             self._encoder = Encoder(
-                self.manifest["encoder"]["model"], normalize=self.manifest["encoder"]["normalize"]
+                built["model"], normalize=built["normalize"], **built_runtime(built)
             )
         return self._encoder
 
@@ -288,9 +290,7 @@ def _build_triple_faiss(
 
     work = work_dir_for(index_dir, f"triples:{fingerprint}:{table.digest}", encoder)
     texts = _embedding_texts(tmp / "triples.sqlite")
-    shards = encode_to_shards(
-        encoder, texts, work, table.triples, shard_size, batch_size, executor
-    )
+    shards = encode_to_shards(encoder, texts, work, table.triples, shard_size, batch_size, executor)
     blocks = [np.load(path, mmap_mode="r") for path in shards]
     index = build_faiss_from_blocks(blocks, index_type, **faiss_options)
     if hasattr(index, "make_direct_map"):  # IVF: `score` reconstructs vectors by position
@@ -354,6 +354,8 @@ def build_triple_index(
                     "model": encoder.model_name,
                     "dimension": dimension,
                     "normalize": encoder.normalize,
+                    "backend": encoder.backend,
+                    "quantize": encoder.quantize,
                 },
                 "faiss": {"type": index_type, **faiss_options},
                 "counts": {
@@ -396,6 +398,8 @@ def build_from_corpus(
     on_error: str = "raise",
     faiss_options: dict | None = None,
     executor=None,
+    encoder_backend: str = "torch",
+    quantize: str | None = None,
 ) -> dict:
     """Extract triples from a corpus (cached and resumable) and build a triple index from them.
     `extractor` is a registered name or a TripleExtractor object (e.g. ImportedTripleExtractor).
@@ -430,6 +434,7 @@ def build_from_corpus(
             on_error,
             faiss_options,
             executor,
+            EncoderBackend(encoder_backend, quantize),  # a bad name fails before extraction
         )
 
 
@@ -447,7 +452,8 @@ def _build_from_corpus(
     overwrite: bool,
     on_error: str,
     faiss_options: dict | None,
-    executor=None,
+    executor,
+    runtime: EncoderBackend,
 ) -> dict:
     import functools
 
@@ -486,7 +492,7 @@ def _build_from_corpus(
         documents,
         pairs,
         index_dir,
-        Encoder(encoder),
+        Encoder(encoder, backend=runtime.backend, quantize=runtime.quantize),
         extractor_obj.id,
         index_type,
         overwrite,

@@ -1,0 +1,363 @@
+"""Faster CPU encoding: a sentence-transformers model's transformer run by ONNX Runtime or
+OpenVINO, in float32 or int8, exported once and cached.
+
+sentence-transformers' own `backend="onnx"|"openvino"` goes through Optimum (optimum-onnx,
+optimum-intel), whose releases require transformers < 4.58 / < 5.6: they cannot be installed
+beside kirag's transformers 5.x. The same steps are done here with the underlying libraries:
+the transformer is exported with `torch.onnx.export` (what Optimum does), int8 ONNX is ONNX
+Runtime's dynamic quantisation (what `export_dynamic_quantized_onnx_model` runs), OpenVINO reads
+the ONNX file, and int8 OpenVINO is NNCF's post-training static quantisation with 300
+calibration passages (what `export_static_quantized_openvino_model` runs, with kirag's bundled
+passages instead of GLUE from the hub, so it works offline). Only the transformer is replaced;
+pooling and normalisation stay sentence-transformers' own modules.
+
+Exports live in a fixed folder per model, backend and quantisation under kirag's cache
+(`$KIRAG_CACHE_DIR`, default ~/.cache/kirag/encoders), written atomically and reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kirag.atomic import atomic_directory
+from kirag.errors import InputError, OutputExistsError
+from kirag.optional import require
+
+BACKENDS = ("torch", "onnx", "openvino")
+QUANTIZATIONS = ("int8",)
+EXPORT_VERSION = 1  # bump when the export steps change: old cache folders are then not reused
+CALIBRATION_SAMPLES = 300  # as sentence-transformers' OpenVINO static quantisation
+# the order the exported graph takes its inputs in (the ones the tokenizer produces)
+INPUT_ORDER = ("input_ids", "attention_mask", "token_type_ids")
+MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin")
+# what each backend imports (the export goes through ONNX for both)
+EXTRA_MODULES = {
+    "onnx": ("onnx", "onnxruntime"),
+    "onnx-int8": ("onnx", "onnxruntime", "onnxruntime.quantization"),
+    "openvino": ("onnx", "openvino"),
+    "openvino-int8": ("onnx", "openvino", "nncf"),
+}
+
+
+@dataclass(frozen=True)
+class EncoderBackend:
+    """Which runtime encodes (torch, onnx, openvino) and whether its weights are int8."""
+
+    backend: str = "torch"
+    quantize: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise InputError(
+                f"unknown encoder backend {self.backend!r}; known: {', '.join(BACKENDS)}"
+            )
+        if self.quantize is not None and self.quantize not in QUANTIZATIONS:
+            raise InputError(
+                f"unknown quantisation {self.quantize!r}; known: {', '.join(QUANTIZATIONS)}"
+            )
+        if self.quantize and self.backend == "torch":
+            raise InputError(
+                "int8 quantisation runs on the onnx or openvino encoder backend "
+                "(CLI: --encoder-backend onnx|openvino --quantize int8)"
+            )
+
+    @property
+    def label(self) -> str:
+        """A short name: torch, onnx, onnx-int8, openvino, openvino-int8."""
+        return f"{self.backend}-{self.quantize}" if self.quantize else self.backend
+
+    def check_installed(self) -> None:
+        """Raise MissingExtraError naming the extra (onnx, openvino) when its libraries are
+        missing, before any model is loaded."""
+        for module in EXTRA_MODULES.get(self.label, ()):
+            require(module, self.backend, f"the {self.label} encoder backend")
+
+
+def cache_root() -> Path:
+    """kirag's cache folder (`$KIRAG_CACHE_DIR`, default ~/.cache/kirag)."""
+    return Path(os.environ.get("KIRAG_CACHE_DIR") or Path.home() / ".cache" / "kirag")
+
+
+def model_stamp(location: str) -> str:
+    """Names a model's exports: its location plus the size and time of its weight files, so an
+    updated model is exported again."""
+    parts = [str(EXPORT_VERSION), location]
+    path = Path(location)
+    for name in MODEL_FILES:
+        file = path / name
+        if file.is_file():
+            stat = file.stat()
+            parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+
+
+def export_folder(location: str, choice: EncoderBackend, root: Path | None = None) -> Path:
+    """The fixed cache folder of one model's export for one backend and quantisation."""
+    slug = Path(location).name.replace("/", "--") or "model"
+    if not Path(location).exists():  # a hub id
+        slug = location.replace("/", "--")
+    return (
+        (root or cache_root())
+        / "encoders"
+        / f"{slug}.{model_stamp(location)}"
+        / f"{choice.backend}-{choice.quantize or 'fp32'}"
+    )
+
+
+def _model_file(folder: Path, backend: str) -> Path:
+    return folder / ("model.onnx" if backend == "onnx" else "openvino_model.xml")
+
+
+def _input_names(transformer) -> list[str]:
+    """The tokenizer outputs the transformer takes, in INPUT_ORDER."""
+    produced = set(transformer.tokenizer("a b", return_tensors="pt").keys())
+    return [name for name in INPUT_ORDER if name in produced]
+
+
+def _export_onnx(st_model, out: Path) -> None:
+    """Export the transformer of `st_model` to ONNX (last_hidden_state, dynamic batch/length)."""
+    import torch
+
+    require("onnx", "onnx", "exporting an encoder to ONNX")
+    transformer = st_model[0]
+    names = _input_names(transformer)
+
+    class _Hidden(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *tensors):
+            return self.model(**dict(zip(names, tensors, strict=True))).last_hidden_state
+
+    example = transformer.tokenizer(
+        ["an example passage", "a second, longer example passage for the export"],
+        padding=True,
+        return_tensors="pt",
+    )
+    dynamic = {name: {0: "batch", 1: "sequence"} for name in [*names, "last_hidden_state"]}
+    model = transformer.model.to("cpu").eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on shape checks it freezes
+        torch.onnx.export(
+            _Hidden(model),
+            tuple(example[name].to("cpu") for name in names),
+            str(out),
+            input_names=names,
+            output_names=["last_hidden_state"],
+            dynamic_axes=dynamic,
+            opset_version=17,
+            dynamo=False,  # the TorchScript exporter: one pass, no torch.export of the model
+        )
+
+
+def _quantize_onnx(source: Path, out: Path) -> None:
+    """Dynamic int8 quantisation of an ONNX model (weights int8 per channel, activations
+    quantised at run time), as ONNX Runtime's quantize_dynamic does it."""
+    quantization = require("onnxruntime.quantization", "onnx", "int8 ONNX quantisation")
+    quantization.quantize_dynamic(
+        str(source),
+        str(out),
+        per_channel=True,
+        weight_type=quantization.QuantType.QInt8,
+        op_types_to_quantize=["MatMul", "Gemm"],
+    )
+
+
+def _convert_openvino(source: Path, out: Path) -> None:
+    """An OpenVINO IR (float32 weights) read from the ONNX export."""
+    ov = require("openvino", "openvino", "the OpenVINO encoder backend")
+    ov.save_model(ov.convert_model(str(source)), str(out), compress_to_fp16=False)
+
+
+def calibration_texts(count: int | None = None) -> list[str]:
+    """The first `count` (default CALIBRATION_SAMPLES) passages of the bundled enwiki sample
+    (offline calibration data)."""
+    from kirag.io.corpus import read_corpus
+
+    count = count or CALIBRATION_SAMPLES
+    texts = []
+    for document in read_corpus("enwiki-sample"):
+        texts.append(document.contents)
+        if len(texts) == count:
+            break
+    return texts
+
+
+def _quantize_openvino(st_model, source: Path, out: Path) -> None:
+    """Post-training static int8 quantisation of an OpenVINO IR with NNCF (transformer preset),
+    calibrated on bundled passages tokenized as the model tokenizes them."""
+    ov = require("openvino", "openvino", "the OpenVINO encoder backend")
+    nncf = require("nncf", "openvino", "int8 OpenVINO quantisation")
+    transformer = st_model[0]
+    names = _input_names(transformer)
+    items = []
+    for text in calibration_texts():
+        encoded = transformer.tokenizer(
+            [text],
+            truncation=True,
+            max_length=st_model.max_seq_length,
+            return_tensors="np",
+        )
+        items.append({name: encoded[name].astype(np.int64) for name in names})
+    quantized = nncf.quantize(
+        ov.Core().read_model(str(source)),
+        nncf.Dataset(items),
+        model_type=nncf.ModelType.TRANSFORMER,
+        subset_size=len(items),
+    )
+    ov.save_model(quantized, str(out), compress_to_fp16=False)
+
+
+def cached_export(
+    st_model, location: str, choice: EncoderBackend, root: Path | None = None
+) -> Path:
+    """The exported model file for `choice`, made once in its cache folder (atomically: a
+    crashed export leaves nothing a later run would take for finished) and reused after."""
+    folder = export_folder(location, choice, root)
+    target = _model_file(folder, choice.backend)
+    if target.is_file():
+        return target
+    # each step starts from the previous one's cached export: onnx -> int8 / openvino -> int8
+    if choice == EncoderBackend("onnx"):
+        source = None
+    elif choice.backend == "openvino" and choice.quantize:
+        source = cached_export(st_model, location, EncoderBackend("openvino"), root)
+    else:
+        source = cached_export(st_model, location, EncoderBackend("onnx"), root)
+    started = time.perf_counter()
+    try:
+        with atomic_directory(folder) as tmp:
+            out = _model_file(tmp, choice.backend)
+            if source is None:
+                _export_onnx(st_model, out)
+            elif choice.backend == "onnx":
+                _quantize_onnx(source, out)
+            elif choice.quantize:
+                _quantize_openvino(st_model, source, out)
+            else:
+                _convert_openvino(source, out)
+            (tmp / "export.json").write_text(
+                json.dumps(
+                    {
+                        "model": location,
+                        "backend": choice.backend,
+                        "quantize": choice.quantize,
+                        "from": str(source) if source else "torch.onnx.export",
+                        "seconds": round(time.perf_counter() - started, 1),
+                    },
+                    indent=1,
+                ),
+                "utf-8",
+            )
+    except OutputExistsError:  # another process finished the same export first
+        pass
+    return target
+
+
+def _threads() -> int:
+    import torch
+
+    return max(1, torch.get_num_threads())
+
+
+class ExportedTransformer:
+    """Runs an exported transformer; called like a transformers model (keyword tensors in,
+    `last_hidden_state` out) so sentence-transformers' pooling modules work unchanged."""
+
+    def __init__(self, config, names: list[str]):
+        self.config = config
+        self.names = names
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, **inputs: Any) -> dict[str, Any]:
+        import torch
+
+        device = inputs["input_ids"].device
+        feeds = {
+            name: inputs[name].detach().cpu().numpy().astype(np.int64)
+            for name in self.names
+            if name in inputs
+        }
+        hidden = np.ascontiguousarray(self.run(feeds), dtype=np.float32)
+        return {"last_hidden_state": torch.from_numpy(hidden).to(device)}
+
+
+class OnnxTransformer(ExportedTransformer):
+    """An ONNX Runtime session on the CPU, with as many threads as torch uses."""
+
+    def __init__(self, path: Path, config, names: list[str]):
+        super().__init__(config, names)
+        ort = require("onnxruntime", "onnx", "the ONNX encoder backend")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = _threads()
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(["last_hidden_state"], feeds)[0]
+
+
+class OpenVinoTransformer(ExportedTransformer):
+    """An OpenVINO model compiled for the CPU in float32 arithmetic (int8 where quantised)."""
+
+    def __init__(self, path: Path, config, names: list[str]):
+        super().__init__(config, names)
+        ov = require("openvino", "openvino", "the OpenVINO encoder backend")
+        self.compiled = ov.Core().compile_model(
+            str(path),
+            "CPU",
+            {"INFERENCE_NUM_THREADS": _threads(), "INFERENCE_PRECISION_HINT": "f32"},
+        )
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        request = self.compiled.create_infer_request()  # one per call: safe across threads
+        return next(iter(request.infer(feeds).values()))
+
+
+def _as_module(runtime: ExportedTransformer):
+    """Wrap a runtime as a torch Module so it can take the transformer's place in the model."""
+    import torch
+
+    class _Module(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.runtime = runtime
+            self.config = runtime.config
+
+        def forward(self, **inputs):
+            return self.runtime(**inputs)
+
+    return _Module()
+
+
+def attach_backend(st_model, location: str, choice: EncoderBackend) -> None:
+    """Replace the transformer inside `st_model` by its export for `choice` (no-op for torch)."""
+    if choice.backend == "torch":
+        return
+    choice.check_installed()
+    from sentence_transformers.base.modules.transformer import Transformer
+
+    transformer = st_model[0]
+    if not isinstance(transformer, Transformer):
+        raise InputError(
+            f"the {choice.backend} encoder backend needs a model whose first module is a "
+            f"sentence-transformers Transformer, not {type(transformer).__name__}"
+        )
+    path = cached_export(st_model, location, choice)
+    names = _input_names(transformer)
+    runtime_class = OnnxTransformer if choice.backend == "onnx" else OpenVinoTransformer
+    transformer.model = _as_module(runtime_class(path, transformer.model.config, names))
+    transformer.model_forward_params = None  # forward takes **inputs
+    transformer._declared_forward_params = set(names)
