@@ -14,32 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from failing_shards import FailAt, Injected
 from kirag.retrieval.dense import Encoder, EncodeTask, encode_to_shards, encoder_settings
 
 from kirag.errors import SettingsError
 from kirag.scale import SerialExecutor, Shard, cut_into_shards, plan_shards
-
-
-class Injected(RuntimeError):
-    """The failure a test injects at one shard."""
-
-
-class FailAt:
-    """A task that behaves as `inner` but raises at shard `k` (the crash of a long run)."""
-
-    def __init__(self, inner, k: int):
-        self.inner, self.k = inner, k
-
-    def setup(self):
-        self.inner.setup()
-
-    def done(self, shard, rows):
-        return self.inner.done(shard, rows)
-
-    def run(self, shard, rows):
-        if shard.index == self.k:
-            raise Injected(f"injected failure at {shard.name}")
-        return self.inner.run(shard, rows)
 
 
 def test_plan_and_cut_agree():

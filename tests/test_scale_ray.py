@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from failing_shards import FailAt, Injected
 
 pytest.importorskip("ray", reason="the ray extra (ray[data]) is not installed")
 
@@ -74,28 +75,6 @@ def test_ray_embeddings_match_serial_in_corpus_order(ray_cluster, encoder, passa
     assert np.abs(a - b).max() <= 1e-6
     # same order: each Ray row is nearest to the serial row of the same passage
     assert (np.argmax(b @ a.T, axis=1) == np.arange(200)).all()
-
-
-class Injected(RuntimeError):
-    """The failure injected at one shard."""
-
-
-class FailAt:
-    """`inner`, except that shard `k` raises (on whichever worker runs it)."""
-
-    def __init__(self, inner, k: int):
-        self.inner, self.k = inner, k
-
-    def setup(self):
-        self.inner.setup()
-
-    def done(self, shard, rows):
-        return self.inner.done(shard, rows)
-
-    def run(self, shard, rows):
-        if shard.index == self.k:
-            raise Injected(f"injected failure at {shard.name}")
-        return self.inner.run(shard, rows)
 
 
 def test_a_failure_at_shard_k_is_resumed_by_computing_only_the_missing_shards(
