@@ -18,6 +18,14 @@ RERANKERS: dict[str, str] = {
     "fused": "kirag.rerank.fused:FusedReranker",
 }
 
+# rerankers built over another reranker: the CLI spells these as flags (`kirag rerank --fusion`)
+WRAPPERS = frozenset({"fused"})
+
+
+def command_line_rerankers() -> list[str]:
+    """The names `kirag rerank --reranker` offers: every registered reranker but the wrappers."""
+    return [name for name in RERANKERS if name not in WRAPPERS]
+
 
 def register_reranker(name: str, target: str) -> None:
     """Make `load_reranker(name, ...)` build `target` ("module:Class")."""

@@ -162,7 +162,8 @@ def test_rerankers_come_from_one_registry():
 
     rerank = build_parser()._subparsers._group_actions[0].choices["rerank"]
     reranker_flag = next(a for a in rerank._actions if a.dest == "reranker")
-    assert list(reranker_flag.choices) == list(RERANKERS) == ["rank1", "cross-encoder"]
+    assert list(reranker_flag.choices) == ["rank1", "cross-encoder"]
+    assert list(RERANKERS) == ["rank1", "cross-encoder", "fused"]  # fused: `--fusion` on the CLI
     assert "thinking_budget" in reranker_options("rank1")
     assert "thinking_budget" not in reranker_options("cross-encoder")
     with pytest.raises(KiragError, match="does not take thinking_budget"):

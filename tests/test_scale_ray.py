@@ -6,7 +6,6 @@ scores — and a failure injected at shard k resumed by computing only the missi
 from __future__ import annotations
 
 import functools
-import sys
 
 import numpy as np
 import pytest
@@ -35,8 +34,10 @@ def ray_cluster():
     import ray.cloudpickle
 
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    # the failure-injecting task below is defined here: send it by value, not by module name
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    # the failure-injecting task lives in a test helper module: send it by value, not by name
+    import failing_shards
+
+    ray.cloudpickle.register_pickle_by_value(failing_shards)
     yield ray
     ray.shutdown()
 

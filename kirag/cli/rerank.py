@@ -27,7 +27,7 @@ from kirag.fusion import METHODS as FUSION_METHODS
 from kirag.llm.convert import GGUF_TYPES
 from kirag.llm.factory import ENGINES
 from kirag.llm.transformers_engine import DTYPES
-from kirag.rerank.factory import RERANKERS
+from kirag.rerank.factory import command_line_rerankers
 from kirag.rerank.rank1 import PASSAGE_POLICIES
 
 EPILOG = """\
@@ -57,7 +57,7 @@ def register(subparsers) -> None:
     source.add_argument("--index", help="index folder whose docs.sqlite holds the passages")
     source.add_argument("--corpus", help="corpus file (only the run's passages are kept)")
     parser.add_argument("--output", required=True, help="reranked run file")
-    parser.add_argument("--reranker", default="rank1", choices=list(RERANKERS))
+    parser.add_argument("--reranker", default="rank1", choices=command_line_rerankers())
     parser.add_argument(
         "--model",
         default="smollm2-135m",
