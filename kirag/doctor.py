@@ -89,6 +89,20 @@ def extras() -> dict[str, str]:
             "pip install 'kirag[ner]'",
         ),
         "plot (matplotlib)": ("matplotlib", "matplotlib", "pip install 'kirag[plot]'"),
+        "langchain (langchain-core)": (
+            "langchain_core",
+            "langchain-core",
+            "pip install 'kirag[langchain]'",
+        ),
+        "llama-index (llama-index-core)": (
+            "llama_index.core",
+            "llama-index-core",
+            "pip install 'kirag[llama-index]'",
+        ),
+        "haystack (haystack-ai)": ("haystack", "haystack-ai", "pip install 'kirag[haystack]'"),
+        "ray (ray[data])": ("ray", "ray", "pip install 'kirag[ray]'"),
+        "onnx (onnxruntime)": ("onnxruntime", "onnxruntime", "pip install 'kirag[onnx]'"),
+        "openvino (openvino + nncf)": ("openvino", "openvino", "pip install 'kirag[openvino]'"),
     }
     out = {}
     for label, (module, distribution, install) in rows.items():
