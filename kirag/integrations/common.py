@@ -106,6 +106,26 @@ async def asearch_hits(retriever, query: str, k: int) -> list[Hit]:
     return await off_loop(search_hits, retriever, query, k, uses_model=uses_model)
 
 
+async def arerank_hits(reranker, query: str, hits: list[Hit], k: int | None) -> list[Hit]:
+    """`reranker.rerank` off the event loop under the model lock: kirag rerankers' own `arerank`,
+    any other reranker through `off_loop`."""
+    from kirag.concurrency import off_loop
+
+    arerank = getattr(reranker, "arerank", None)
+    if arerank is not None:
+        return await arerank(query, hits, k)
+    return await off_loop(reranker.rerank, query, hits, k)
+
+
+def rescored_metadata(metadata: dict[str, Any], hit: Hit) -> dict[str, Any]:
+    """`metadata` with a kirag retriever's `score` / `rank` keys, where present, set to the
+    reranked hit's (the first-stage ones stay in `first_stage_score` / `first_stage_rank`)."""
+    for key, value in (("score", float(hit.score)), ("rank", hit.rank)):
+        if key in metadata:
+            metadata[key] = value
+    return metadata
+
+
 @dataclass(slots=True)
 class FrameworkRecord:
     """A framework document in kirag's terms: id, page text and flat metadata."""

@@ -31,10 +31,12 @@ from haystack.utils.filters import document_matches_filter  # noqa: E402
 
 from kirag.errors import KiragError  # noqa: E402
 from kirag.integrations.common import (  # noqa: E402
+    arerank_hits,
     asearch_hits,
     hit_record,
     open_retriever,
     record_hit,
+    rescored_metadata,
     search_hits,
 )
 from kirag.types import Hit  # noqa: E402
@@ -214,9 +216,7 @@ class KiragRanker:
         for hit in reranked:
             original = documents[hit.metadata["first_stage_rank"] - 1]
             meta = {**original.meta, "retrieval_score": original.score, **hit.metadata}
-            for key, value in (("score", float(hit.score)), ("rank", hit.rank)):
-                if key in meta:  # a kirag retriever's document: its score/rank are now these
-                    meta[key] = value
+            rescored_metadata(meta, hit)  # a kirag retriever's document
             out.append(dataclasses.replace(original, meta=meta, score=float(hit.score)))
         return {"documents": out}
 
@@ -237,16 +237,10 @@ class KiragRanker:
         self, query: str, documents: list[Document], top_k: int | None = None
     ) -> dict[str, list[Document]]:
         """`run` with the model off the event loop, one model call at a time per process."""
-        from kirag.concurrency import off_loop
-
         _check_top_k(top_k)
         if not documents:
             return {"documents": []}
         self.warm_up()
-        hits, k = self._hits(documents), top_k or self.top_k
-        arerank = getattr(self._reranker, "arerank", None)
-        if arerank is not None:
-            reranked = await arerank(query, hits, k)
-        else:
-            reranked = await off_loop(self._reranker.rerank, query, hits, k)
+        hits = self._hits(documents)
+        reranked = await arerank_hits(self._reranker, query, hits, top_k or self.top_k)
         return self._documents(documents, reranked)

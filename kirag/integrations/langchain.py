@@ -28,8 +28,8 @@ from langchain_core.documents import BaseDocumentCompressor, Document  # noqa: E
 from langchain_core.retrievers import BaseRetriever  # noqa: E402
 from pydantic import ConfigDict, Field  # noqa: E402
 
-from kirag.concurrency import off_loop  # noqa: E402
 from kirag.integrations.common import (  # noqa: E402
+    arerank_hits,
     asearch_hits,
     hit_record,
     open_retriever,
@@ -193,9 +193,5 @@ class KiragRerank(BaseDocumentCompressor):
         if not documents:
             return []
         hits = self._hits(documents)
-        arerank = getattr(self.reranker, "arerank", None)
-        if arerank is not None:
-            reranked = await arerank(query, hits, self.top_n)
-        else:
-            reranked = await off_loop(self.reranker.rerank, query, hits, self.top_n)
+        reranked = await arerank_hits(self.reranker, query, hits, self.top_n)
         return self._documents(reranked, hits, documents)

@@ -32,10 +32,12 @@ from llama_index.core.schema import (  # noqa: E402
 from kirag.errors import KiragError  # noqa: E402
 from kirag.integrations.common import (  # noqa: E402
     SCORE_KEYS,
+    arerank_hits,
     asearch_hits,
     hit_record,
     open_retriever,
     record_hit,
+    rescored_metadata,
     search_hits,
 )
 from kirag.types import Hit  # noqa: E402
@@ -160,17 +162,10 @@ class KiragRerank(BaseNodePostprocessor):
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
         """Reranks off the event loop, one model call at a time per process (kirag's arerank)."""
-        from kirag.concurrency import off_loop
-
         query, hits = self._inputs(nodes, query_bundle)
         if not hits:
             return []
-        arerank = getattr(self._reranker, "arerank", None)
-        if arerank is not None:
-            reranked = await arerank(query, hits, self.top_n)
-        else:
-            reranked = await off_loop(self._reranker.rerank, query, hits, self.top_n)
-        return self._outputs(nodes, reranked)
+        return self._outputs(nodes, await arerank_hits(self._reranker, query, hits, self.top_n))
 
     @staticmethod
     def _inputs(
@@ -201,9 +196,7 @@ class KiragRerank(BaseNodePostprocessor):
             node = original.node.model_copy(deep=True)
             node.metadata["retrieval_score"] = original.score
             node.metadata.update(hit.metadata)
-            for key, value in (("score", float(hit.score)), ("rank", hit.rank)):
-                if key in node.metadata:  # a kirag retriever's node: its score/rank are now these
-                    node.metadata[key] = value
+            rescored_metadata(node.metadata, hit)  # a kirag retriever's node
             hidden = _hidden_keys(node.metadata, list(hit.metadata))
             node.excluded_llm_metadata_keys = _merged(node.excluded_llm_metadata_keys, hidden)
             node.excluded_embed_metadata_keys = _merged(node.excluded_embed_metadata_keys, hidden)

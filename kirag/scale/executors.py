@@ -72,13 +72,10 @@ class SerialExecutor:
     ) -> ShardReport:
         report = ShardReport()
         bar = _Bar(total, desc, unit)
-        ready = False
+        worker = _ShardWorker(task)  # the same lazy setup as each Ray actor's
         try:
             for shard, rows in pending(task, pieces, report, bar.advance):
-                if not ready:
-                    task.setup()
-                    ready = True
-                report.results[shard.index] = task.run(shard, rows)
+                report.results[shard.index] = worker.run(shard, rows)
                 report.computed.append(shard.index)
                 bar.advance(shard)
         finally:
