@@ -12,14 +12,8 @@ from typing import Any
 
 import numpy as np
 from kirag.retrieval.analysis import LUCENE_ENGLISH_STOPWORDS, EnglishAnalyzer
-from kirag.retrieval.bm25_scoring import (
-    LENGTH_NORMS,
-    SparseScorer,
-    bm25_weights,
-    id_ranks,
-    reduce_shards,
-    shard_statistics,
-)
+from kirag.retrieval.bm25_scoring import LENGTH_NORMS, SparseScorer, id_ranks, shard_statistics
+from kirag.retrieval.bm25_streaming import CHUNK_POSTINGS, PostingSpill, write_bm25s_metadata
 from kirag.retrieval.index_folder import (
     Corpus,
     IndexedRetriever,
@@ -60,41 +54,32 @@ class Bm25sBackend:
         threads: int,
         length_norm: str = "lucene",
         shard_size: int = BLOCK_DOCUMENTS,
+        chunk_postings: int = CHUNK_POSTINGS,
     ) -> dict[str, Any]:
         """Count each shard of `shard_size` documents on its own (`shard_statistics`: what a
-        worker does with its range), reduce the shards' term statistics to global ones and
-        weight the postings with them: the same weights as one pass over the corpus."""
-        import bm25s
-
+        worker does with its range), spill its postings to disk, reduce the shards' term
+        statistics to global ones and weight the postings with them one term range at a time:
+        the same weights as one pass over the corpus, in memory that does not hold them all."""
         documents = progress(docstore, total=len(docstore), desc="tokenizing", unit="doc")
-        shards = (
-            shard_statistics((analyzer(d.contents) for d in chunk), number * shard_size)
-            for number, chunk in enumerate(_chunked(documents, shard_size))
-        )
-        vocab, postings = reduce_shards(shards)
-        weights = bm25_weights(*postings, len(vocab), k1=k1, b=b, length_norm=length_norm)
-        if weights.doc_count < weights.num_docs:
+        spill = PostingSpill(tmp / "bm25s-postings", chunk_postings)
+        for number, chunk in enumerate(_chunked(documents, shard_size)):
+            spill.add(shard_statistics((analyzer(d.contents) for d in chunk), number * shard_size))
+        folder = tmp / Bm25sBackend.folder
+        folder.mkdir()
+        weights, postings = spill.write_csc(folder, k1, b, length_norm)
+        if weights.doc_count < spill.num_docs:
             log.warning(
                 "%d documents have no indexable term (empty or only stopwords): they never match",
-                weights.num_docs - weights.doc_count,
+                spill.num_docs - weights.doc_count,
             )
-        logging.getLogger("bm25s").setLevel(logging.WARNING)
-        model = bm25s.BM25(k1=k1, b=b, method="lucene", backend="numpy")
-        model.scores = {
-            "data": weights.data,
-            "indices": weights.indices,
-            "indptr": weights.indptr,
-            "num_docs": weights.num_docs,
-        }
-        model.vocab_dict = vocab
-        model.nonoccurrence_array = None  # method "lucene" has none
-        model.save(str(tmp / Bm25sBackend.folder), allow_pickle=False, show_progress=False)
-        np.save(tmp / Bm25sBackend.folder / ID_RANKS, id_ranks(docstore.all_ids()))
+        write_bm25s_metadata(folder, spill.vocab, k1, b, spill.num_docs)
+        np.save(folder / ID_RANKS, id_ranks(docstore.positions_by_id(), len(docstore)))
         return {
-            "vocabulary": len(vocab),
+            "vocabulary": len(spill.vocab),
             "length_norm": length_norm,
             "doc_count": weights.doc_count,
             "avgdl": weights.avgdl,
+            "postings": postings,
         }
 
     def __init__(self, path: Path, manifest: dict, analyzer: EnglishAnalyzer, docstore: DocStore):
@@ -273,11 +258,13 @@ class BM25Retriever(IndexedRetriever):
         overwrite: bool = False,
         on_error: OnError = "raise",
         shard_size: int = BLOCK_DOCUMENTS,
+        chunk_postings: int = CHUNK_POSTINGS,
     ) -> BM25Retriever:
         """Index `corpus` (a path, a bundled name or Documents) into `index_dir`. bm25s and
         Lucene share the defaults: k1=0.9, b=0.4, Lucene's English analysis and length norms
         (`length_norm="exact"`: bm25s with exact document lengths). bm25s counts the corpus in
-        shards of `shard_size` documents reduced to global statistics (scores do not depend on it)."""
+        shards of `shard_size` documents reduced to global statistics and weights `chunk_postings`
+        postings at a time (scores depend on neither: they only bound memory)."""
         if backend not in BACKENDS:
             raise KiragError(f"unknown BM25 backend {backend!r}; known: {', '.join(BACKENDS)}")
         if backend == "lucene":
@@ -293,7 +280,11 @@ class BM25Retriever(IndexedRetriever):
             LuceneBackend.options(analyzer, length_norm)
 
         def build_backend(tmp: Path, docstore: DocStore) -> dict[str, Any]:
-            shards = {"shard_size": shard_size} if backend == "bm25s" else {}
+            shards = (
+                {"shard_size": shard_size, "chunk_postings": chunk_postings}
+                if backend == "bm25s"
+                else {}
+            )
             entries = BACKENDS[backend].build(
                 tmp, docstore, k1, b, analyzer, threads, length_norm, **shards
             )

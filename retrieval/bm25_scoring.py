@@ -59,19 +59,6 @@ def int_to_byte4(lengths: np.ndarray) -> np.ndarray:
     return (np.searchsorted(LENGTH_TABLE, lengths, side="right") - 1).astype(np.uint8)
 
 
-@dataclass
-class WeightMatrix:
-    """Term-by-document BM25 weights in CSR layout (rows: term ids; columns: document
-    positions), plus the collection statistics they were computed from."""
-
-    data: np.ndarray  # float32 weights
-    indices: np.ndarray  # int32 document positions, ascending within a term
-    indptr: np.ndarray  # row pointers, one per term + 1
-    num_docs: int
-    doc_count: int  # documents with at least one term (Lucene's docCount)
-    avgdl: float
-
-
 def block_postings(doc_terms: Sequence[Sequence[int]], offset: int = 0) -> tuple:
     """(term ids, document positions, term frequencies) of every distinct (term, document)
     pair of a block of documents (positions from `offset`), sorted by term then document, and
@@ -92,23 +79,12 @@ def block_postings(doc_terms: Sequence[Sequence[int]], offset: int = 0) -> tuple
     )
 
 
-def merge_postings(blocks: Sequence[tuple]) -> tuple:
-    """Blocks of `block_postings`, in document order, merged into one term-major list."""
-    terms = np.concatenate([block[0] for block in blocks])
-    order = np.argsort(terms, kind="stable")  # keeps documents ascending within a term
-    return (
-        terms[order],
-        np.concatenate([block[1] for block in blocks])[order],
-        np.concatenate([block[2] for block in blocks])[order],
-        np.concatenate([block[3] for block in blocks]),
-    )
-
-
 @dataclass
 class ShardStatistics:
     """The term statistics of one shard of a corpus (a range of positions): its own vocabulary
     (terms in first-seen order) and postings over it, as `block_postings` gives them. A shard is
-    counted without the others; `reduce_shards` makes the collection's statistics from all."""
+    counted without the others; `PostingSpill` (bm25_streaming.py) makes the collection's
+    statistics from all of them."""
 
     vocabulary: list[str]
     postings: tuple  # (local term ids, document positions, term frequencies, lengths)
@@ -129,41 +105,32 @@ def shard_statistics(doc_terms: Iterable[Sequence[str]], offset: int) -> ShardSt
     return ShardStatistics(list(vocab), block_postings(ids, offset))
 
 
-def reduce_shards(shards: Iterable[ShardStatistics]) -> tuple[dict[str, int], tuple]:
-    """The global vocabulary (first-seen order over the shards in corpus order: the ids one
-    pass over the whole corpus gives) and the merged term-major postings, from which
-    `bm25_weights` computes the global statistics (N, df, avgdl): the single-process scores."""
-    vocab: dict[str, int] = {}
-    blocks = []
-    for shard in shards:
-        mapping = np.fromiter(
-            (vocab.setdefault(t, len(vocab)) for t in shard.vocabulary),
-            dtype=np.int32,
-            count=len(shard.vocabulary),
-        )
-        terms, docs, tf, lengths = shard.postings
-        blocks.append((mapping[terms] if len(terms) else terms, docs, tf, lengths))
-    return vocab, merge_postings(blocks)
+@dataclass
+class CollectionWeights:
+    """What a posting's weight needs from the whole collection: each term's idf and each
+    document's inverse length factor, from Lucene's statistics (N and avgdl over documents that
+    have a term)."""
+
+    idf: np.ndarray  # float32, one per term id
+    inverse: np.ndarray  # float32, one per document position: 1 / (k1 * (1 - b + b * dl / avgdl))
+    doc_count: int  # documents with at least one term (Lucene's docCount)
+    avgdl: float
 
 
-def bm25_weights(
-    term_ids: np.ndarray,
-    doc_ids: np.ndarray,
-    tf: np.ndarray,
+def collection_weights(
+    df: np.ndarray,
     lengths: np.ndarray,
-    vocabulary_size: int,
     k1: float = 0.9,
     b: float = 0.4,
     length_norm: str = "lucene",
-) -> WeightMatrix:
-    """Lucene BM25 weights (boost 1) for postings sorted by term then document."""
+) -> CollectionWeights:
+    """Lucene BM25 (boost 1) statistics from document frequencies and document lengths."""
     if length_norm not in LENGTH_NORMS:
         raise ValueError(f"unknown length_norm {length_norm!r}; known: {', '.join(LENGTH_NORMS)}")
     f32 = np.float32
-    num_docs = len(lengths)
     doc_count = int(np.count_nonzero(lengths))
     avgdl = f32(float(lengths.sum()) / max(doc_count, 1))
-    df = np.bincount(term_ids, minlength=vocabulary_size).astype(np.float64)
+    df = np.asarray(df, dtype=np.float64)
     idf = np.log(1 + (doc_count - df + 0.5) / (df + 0.5)).astype(f32)
     k1, b = f32(k1), f32(b)
     if length_norm == "lucene":
@@ -171,29 +138,27 @@ def bm25_weights(
         inverse_by_norm = f32(1) / (k1 * ((f32(1) - b) + b * table / avgdl))
         inverse = inverse_by_norm[int_to_byte4(lengths)]
     else:
-        inverse = f32(1) / (k1 * ((f32(1) - b) + b * lengths.astype(f32) / avgdl))
-    weight = idf[term_ids]
-    data = weight - weight / (f32(1) + tf.astype(f32) * inverse[doc_ids])
-    indptr = np.zeros(vocabulary_size + 1, dtype=np.int64)
-    np.cumsum(np.bincount(term_ids, minlength=vocabulary_size), out=indptr[1:])
-    if indptr[-1] < 2**31:
-        indptr = indptr.astype(np.int32)
-    return WeightMatrix(
-        data.astype(f32),
-        doc_ids.astype(np.int32),
-        indptr,
-        num_docs,
-        doc_count,
-        float(avgdl),
-    )
+        inverse = f32(1) / (k1 * ((f32(1) - b) + b * np.asarray(lengths).astype(f32) / avgdl))
+    return CollectionWeights(idf, inverse.astype(f32), doc_count, float(avgdl))
 
 
-def id_ranks(doc_ids: Sequence[str]) -> np.ndarray:
-    """Position -> rank of the document's id in sorted order: the tie-break key of Anserini,
-    which sorts equal scores by collection docid."""
-    order = sorted(range(len(doc_ids)), key=doc_ids.__getitem__)
-    ranks = np.empty(len(doc_ids), dtype=np.int32)
-    ranks[np.asarray(order, dtype=np.int64)] = np.arange(len(doc_ids), dtype=np.int32)
+def posting_weights(
+    term_ids: np.ndarray, doc_ids: np.ndarray, tf: np.ndarray, weights: CollectionWeights
+) -> np.ndarray:
+    """The float32 BM25 weight of each (term, document, tf) posting (Lucene's arithmetic:
+    `w - w / (1 + tf * inverse)`, no `k1 + 1` factor). Elementwise, so any split of the
+    postings gives the same bytes."""
+    f32 = np.float32
+    weight = weights.idf[term_ids]
+    return (weight - weight / (f32(1) + tf.astype(f32) * weights.inverse[doc_ids])).astype(f32)
+
+
+def id_ranks(positions_by_id: Iterable[int], num_docs: int) -> np.ndarray:
+    """Position -> rank of the document's id in sorted order (the positions listed in id
+    order): the tie-break key of Anserini, which sorts equal scores by collection docid."""
+    order = np.fromiter(positions_by_id, dtype=np.int64, count=num_docs)
+    ranks = np.empty(num_docs, dtype=np.int32)
+    ranks[order] = np.arange(num_docs, dtype=np.int32)
     return ranks
 
 

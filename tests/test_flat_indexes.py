@@ -128,10 +128,13 @@ def test_ivfpq_dense_index_from_the_cli(tmp_path, enwiki_slice, capsys):
 
 @pytest.fixture(scope="module")
 def sample_indexes(tmp_path_factory):
-    """bm25s over the bundled 4,996-passage sample: one pass, and counted in 97-passage shards."""
+    """bm25s over the bundled 4,996-passage sample: one shard weighted in one chunk, and 97-passage
+    shards spilled to disk and weighted 5,000 postings at a time (49 term ranges)."""
     root = tmp_path_factory.mktemp("bm25-shards")
     single = BM25Retriever.build("enwiki-sample", root / "single", shard_size=10**9)
-    sharded = BM25Retriever.build("enwiki-sample", root / "sharded", shard_size=97)
+    sharded = BM25Retriever.build(
+        "enwiki-sample", root / "sharded", shard_size=97, chunk_postings=5000
+    )
     return single, sharded
 
 
@@ -157,4 +160,23 @@ def test_bm25s_from_shard_statistics_equals_one_pass(sample_indexes):
     for name in ("data", "indices", "indptr"):
         a = np.load(single.path / "bm25s" / f"{name}.csc.index.npy")
         b = np.load(sharded.path / "bm25s" / f"{name}.csc.index.npy")
-        assert np.array_equal(a, b), name
+        assert np.array_equal(a, b) and a.dtype == b.dtype, name
+    assert sharded.manifest["postings"] == a[-1] > 200_000  # a: indptr
+    # the spilled postings are gone, and bm25s itself opens the streamed files
+    assert sorted(p.name for p in sharded.path.iterdir()) == sorted(
+        p.name for p in single.path.iterdir()
+    )
+    import bm25s
+
+    model = bm25s.BM25.load(str(sharded.path / "bm25s"))
+    assert model.scores["num_docs"] == 4996 and model.vocab_dict == sharded.backend.vocab
+
+
+def test_posting_spill_takes_shards_in_corpus_order(tmp_path):
+    from kirag.retrieval.bm25_scoring import shard_statistics
+    from kirag.retrieval.bm25_streaming import PostingSpill
+
+    spill = PostingSpill(tmp_path / "spill")
+    spill.add(shard_statistics([["a", "b"], ["b"]], 0))
+    with pytest.raises(ValueError, match="corpus order"):
+        spill.add(shard_statistics([["c"]], 1))

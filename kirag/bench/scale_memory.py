@@ -26,6 +26,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--memory-index-type", default="flat", help="triple-memory: FAISS type of the triples"
     )
     parser.add_argument(
+        "--memory-encoder-backend",
+        default="torch",
+        help="triple-memory: encoder backend of the builds (torch, onnx, openvino); a faster one "
+        "shortens the benchmark, the index's memory does not depend on it",
+    )
+    parser.add_argument(
+        "--memory-quantize", default=None, help="triple-memory: int8 for an onnx/openvino encoder"
+    )
+    parser.add_argument(
         "--scale-workdir", default=None, help="where the scale benchmarks build (default: temp)"
     )
 
@@ -72,6 +81,8 @@ class _Kept:
 def run(args: argparse.Namespace) -> dict:
     sizes = [int(s) for s in args.memory_sizes.split(",")]
     out: dict = {"index_type": args.memory_index_type, "extractor": "spacy", "builds": {}}
+    out["encoder_backend"] = args.memory_encoder_backend
+    out["quantize"] = args.memory_quantize
     with workdir(args) as root:
         root = Path(root)
         for size in sizes:
@@ -79,6 +90,8 @@ def run(args: argparse.Namespace) -> dict:
             index = root / f"triples-{size}"
             command = ["triples", "--corpus", corpus, "--index", index, "--overwrite"]
             command += ["--index-type", args.memory_index_type]
+            command += ["--encoder-backend", args.memory_encoder_backend]
+            command += ["--quantize", args.memory_quantize] if args.memory_quantize else []
             command += ["--cache", root / f"extraction-{size}.sqlite"]
             result = build_child(index, command, f"index triples ({size} passages)")
             manifest = json.loads((index / "manifest.json").read_text("utf-8"))

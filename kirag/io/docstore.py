@@ -121,6 +121,12 @@ class DocStore:
             )
         return [found[int(p)] for p in positions]
 
+    def positions_by_id(self) -> Iterator[int]:
+        """Every position, in the order of the documents' ids (code-point order, as Python sorts
+        strings), streamed from the id index: no list of ids in memory."""
+        for (position,) in self._db.execute("SELECT pos FROM docs ORDER BY id"):
+            yield position
+
     def titles(self) -> list[tuple[str, str | None]]:
         """(id, title) of every document, in corpus order."""
         return list(self._db.execute("SELECT id, title FROM docs ORDER BY pos"))
