@@ -1,5 +1,5 @@
 """Faster CPU encoding: a sentence-transformers model's transformer run by ONNX Runtime or
-OpenVINO, in float32 or int8, exported once and cached.
+OpenVINO, in float32 or int8 (or OpenVINO's bfloat16 arithmetic), exported once and cached.
 
 sentence-transformers' own `backend="onnx"|"openvino"` goes through Optimum (optimum-onnx,
 optimum-intel), whose releases require transformers < 4.58 / < 5.6: they cannot be installed
@@ -8,7 +8,9 @@ the transformer is exported with `torch.onnx.export` (what Optimum does), int8 O
 Runtime's dynamic quantisation (what `export_dynamic_quantized_onnx_model` runs), OpenVINO reads
 the ONNX file, and int8 OpenVINO is NNCF's post-training static quantisation with 300
 calibration passages (what `export_static_quantized_openvino_model` runs, with kirag's bundled
-passages instead of GLUE from the hub, so it works offline). Only the transformer is replaced;
+passages instead of GLUE from the hub, so it works offline). OpenVINO bf16 is the float32 export
+compiled with `INFERENCE_PRECISION_HINT=bf16` (kirag's own option, not sentence-transformers').
+Only the transformer is replaced;
 pooling and normalisation stay sentence-transformers' own modules.
 
 Exports live in a fixed folder per model, backend and quantisation under kirag's cache
@@ -33,7 +35,10 @@ from kirag.errors import InputError, OutputExistsError
 from kirag.optional import require
 
 BACKENDS = ("torch", "onnx", "openvino")
-QUANTIZATIONS = ("int8",)
+QUANTIZATIONS = ("int8", "bf16")
+# bf16 is not a separate export: OpenVINO runs the float32 model with bfloat16 arithmetic where
+# the CPU has it (AVX512_BF16 or AMX) and float32 elsewhere
+ARITHMETIC_ONLY = {"bf16"}
 EXPORT_VERSION = 1  # bump when the export steps change: old cache folders are then not reused
 CALIBRATION_SAMPLES = 300  # as sentence-transformers' OpenVINO static quantisation
 # the order the exported graph takes its inputs in (the ones the tokenizer produces)
@@ -45,6 +50,7 @@ EXTRA_MODULES = {
     "onnx-int8": ("onnx", "onnxruntime", "onnxruntime.quantization"),
     "openvino": ("onnx", "openvino"),
     "openvino-int8": ("onnx", "openvino", "nncf"),
+    "openvino-bf16": ("onnx", "openvino"),
 }
 
 
@@ -69,6 +75,18 @@ class EncoderBackend:
                 "int8 quantisation runs on the onnx or openvino encoder backend "
                 "(CLI: --encoder-backend onnx|openvino --quantize int8)"
             )
+        if self.quantize in ARITHMETIC_ONLY and self.backend != "openvino":
+            raise InputError(
+                f"{self.quantize} arithmetic runs on the openvino encoder backend "
+                f"(CLI: --encoder-backend openvino --quantize {self.quantize})"
+            )
+
+    @property
+    def export(self) -> EncoderBackend:
+        """The export this choice runs: bf16 runs the float32 export."""
+        if self.quantize in ARITHMETIC_ONLY:
+            return EncoderBackend(self.backend)
+        return self
 
     @property
     def label(self) -> str:
@@ -223,6 +241,7 @@ def cached_export(
 ) -> Path:
     """The exported model file for `choice`, made once in its cache folder (atomically: a
     crashed export leaves nothing a later run would take for finished) and reused after."""
+    choice = choice.export
     folder = export_folder(location, choice, root)
     target = _model_file(folder, choice.backend)
     if target.is_file():
@@ -310,16 +329,25 @@ class OnnxTransformer(ExportedTransformer):
 
 
 class OpenVinoTransformer(ExportedTransformer):
-    """An OpenVINO model compiled for the CPU in float32 arithmetic (int8 where quantised)."""
+    """An OpenVINO model compiled for the CPU in float32 arithmetic (int8 where quantised), or
+    with `precision="bf16"` in bfloat16 where the CPU has it (`self.precision` says which ran)."""
 
-    def __init__(self, path: Path, config, names: list[str]):
+    def __init__(self, path: Path, config, names: list[str], precision: str = "f32"):
         super().__init__(config, names)
         ov = require("openvino", "openvino", "the OpenVINO encoder backend")
         self.compiled = ov.Core().compile_model(
             str(path),
             "CPU",
-            {"INFERENCE_NUM_THREADS": _threads(), "INFERENCE_PRECISION_HINT": "f32"},
+            {"INFERENCE_NUM_THREADS": _threads(), "INFERENCE_PRECISION_HINT": precision},
         )
+        ran = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        self.precision = ran.get_type_name() if hasattr(ran, "get_type_name") else str(ran)
+        if precision == "bf16" and self.precision != "bf16":
+            warnings.warn(
+                "this CPU has no bfloat16 instructions (AVX512_BF16 or AMX): the openvino bf16 "
+                "encoder runs in float32",
+                stacklevel=2,
+            )
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         request = self.compiled.create_infer_request()  # one per call: safe across threads
@@ -357,7 +385,12 @@ def attach_backend(st_model, location: str, choice: EncoderBackend) -> None:
         )
     path = cached_export(st_model, location, choice)
     names = _input_names(transformer)
-    runtime_class = OnnxTransformer if choice.backend == "onnx" else OpenVinoTransformer
-    transformer.model = _as_module(runtime_class(path, transformer.model.config, names))
+    config = transformer.model.config
+    if choice.backend == "onnx":
+        runtime: ExportedTransformer = OnnxTransformer(path, config, names)
+    else:
+        precision = "bf16" if choice.quantize == "bf16" else "f32"
+        runtime = OpenVinoTransformer(path, config, names, precision)
+    transformer.model = _as_module(runtime)
     transformer.model_forward_params = None  # forward takes **inputs
     transformer._declared_forward_params = set(names)

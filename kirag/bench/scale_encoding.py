@@ -1,6 +1,7 @@
 """`kirag bench scale --sections encoding`: CPU encoding backends against torch float32.
 
-For each encoder backend (torch fp32, ONNX, ONNX int8, OpenVINO, OpenVINO int8): passages/s
+For each encoder backend (torch fp32, ONNX, ONNX int8, OpenVINO, OpenVINO int8, OpenVINO
+bf16): passages/s
 encoding the first `--encoding-docs` passages of the bundled Wikipedia sample, the cosine of
 its passage embeddings to torch's, and recall@10 against the torch fp32 Flat index (exact inner
 product; corpus and queries both encoded by the backend under test, as an index built and
@@ -27,6 +28,7 @@ VARIANTS = (
     ("onnx", "int8"),
     ("openvino", None),
     ("openvino", "int8"),
+    ("openvino", "bf16"),
 )
 CHUNK = 100  # passages per timed call; the backends take turns chunk by chunk
 GOAL_SPEEDUP = 2.0
@@ -70,7 +72,7 @@ def _export_seconds(encoder) -> float | None:
 
     if encoder.backend == "torch":
         return None
-    record = export_folder(encoder.spec.location, encoder.runtime) / "export.json"
+    record = export_folder(encoder.spec.location, encoder.runtime.export) / "export.json"
     return json.loads(record.read_text("utf-8")).get("seconds") if record.is_file() else None
 
 

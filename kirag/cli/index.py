@@ -120,7 +120,8 @@ def _encoder_backend_arguments(parser: argparse.ArgumentParser) -> None:
         "--quantize",
         default=None,
         choices=list(QUANTIZATIONS),
-        help="int8 weights for --encoder-backend onnx|openvino (faster, agrees less: see README)",
+        help="int8: int8 weights for --encoder-backend onnx|openvino (faster, agrees less); bf16: "
+        "bfloat16 arithmetic for --encoder-backend openvino on CPUs that have it (see README)",
     )
 
 
