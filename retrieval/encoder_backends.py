@@ -338,7 +338,14 @@ class OpenVinoTransformer(ExportedTransformer):
         self.compiled = ov.Core().compile_model(
             str(path),
             "CPU",
-            {"INFERENCE_NUM_THREADS": _threads(), "INFERENCE_PRECISION_HINT": precision},
+            {
+                "INFERENCE_NUM_THREADS": _threads(),
+                "INFERENCE_PRECISION_HINT": precision,
+                # no per-shape executor cache: with it, RSS kept growing with every new input
+                # shape (int8 MiniLM, +560 MB over 6k passages after the first 2k); without it
+                # +120 MB, at the same speed (measured on 2,800 passages: 29.7 s vs 30.5 s)
+                "CPU_RUNTIME_CACHE_CAPACITY": "0",
+            },
         )
         ran = self.compiled.get_property("INFERENCE_PRECISION_HINT")
         self.precision = ran.get_type_name() if hasattr(ran, "get_type_name") else str(ran)

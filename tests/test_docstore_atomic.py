@@ -31,6 +31,16 @@ def test_docstore_roundtrip_on_real_passages(tmp_path, enwiki_slice_docs):
     assert same.fingerprint == store.fingerprint
 
 
+def test_positions_by_id_follow_python_string_order(tmp_path, enwiki_slice_docs):
+    # the bm25s tie-break ranks come from SQLite's id index: its byte order must be the code
+    # point order Python sorts by, non-ASCII and mixed case included
+    extra = [Document(i, "x") for i in ("Éire", "zeta", "Zeta", "ß", "日本", "a😀", "a~")]
+    docs = list(enwiki_slice_docs[:40]) + extra
+    store = DocStore.build(tmp_path / "docs.sqlite", docs)
+    order = list(store.positions_by_id())
+    assert [docs[p].id for p in order] == sorted(d.id for d in docs)
+
+
 def test_docstore_rejects_duplicates_and_incomplete_files(tmp_path):
     docs = [Document("a", "x"), Document("b", "y"), Document("a", "z")]
     with pytest.raises(InputError, match="duplicate document id 'a'"):

@@ -92,8 +92,12 @@ def run(args: argparse.Namespace) -> dict:
             command += ["--index-type", args.memory_index_type]
             command += ["--encoder-backend", args.memory_encoder_backend]
             command += ["--quantize", args.memory_quantize] if args.memory_quantize else []
-            command += ["--cache", root / f"extraction-{size}.sqlite"]
+            cache = root / f"extraction-{size}.sqlite"
+            command += ["--cache", cache]
+            # a kept work folder reuses an earlier run's extractions: say so beside the figures
+            cached = cache.exists()
             result = build_child(index, command, f"index triples ({size} passages)")
+            result["extraction_from_earlier_cache"] = cached
             manifest = json.loads((index / "manifest.json").read_text("utf-8"))
             result.update(passages=size, **manifest["counts"])
             result["passages_per_s"] = size / result["seconds"]
