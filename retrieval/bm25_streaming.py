@@ -23,6 +23,7 @@ from kirag.retrieval.bm25_scoring import (
     posting_weights,
 )
 
+from kirag.io.npy_files import NpyAppender
 from kirag.progress import progress
 
 CHUNK_POSTINGS = 1 << 23  # postings weighted at a time in pass 2 (~200 MB of working arrays)
@@ -89,8 +90,8 @@ class PostingSpill:
         bounds = self._term_bounds(indptr)
         starts = self._shard_starts(bounds)
         with (
-            _NpyWriter(folder / "data.csc.index.npy", np.float32, total) as data,
-            _NpyWriter(folder / "indices.csc.index.npy", np.int32, total) as indices,
+            NpyAppender(folder / "data.csc.index.npy", np.float32, (total,)) as data,
+            NpyAppender(folder / "indices.csc.index.npy", np.int32, (total,)) as indices,
         ):
             chunks = progress(range(len(bounds) - 1), total=len(bounds) - 1, desc="weighting")
             for chunk in chunks:
@@ -138,29 +139,6 @@ class PostingSpill:
                 offset = int(begin[shard]) * 4
                 column.append(np.fromfile(path, dtype=np.int32, count=count, offset=offset))
         return [np.concatenate(c) if c else np.zeros(0, np.int32) for c in columns]
-
-
-class _NpyWriter:
-    """A 1-d `.npy` file of known length written by appending chunks (np.load reads it); a
-    short write is an error, not a file that loads."""
-
-    def __init__(self, path: Path, dtype, length: int):
-        self.path, self.dtype, self.length, self.written = Path(path), np.dtype(dtype), length, 0
-
-    def __enter__(self) -> _NpyWriter:
-        self.file = open(self.path, "wb")
-        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False}
-        np.lib.format.write_array_header_1_0(self.file, {**header, "shape": (self.length,)})
-        return self
-
-    def append(self, values: np.ndarray) -> None:
-        self.file.write(np.ascontiguousarray(values, dtype=self.dtype).tobytes())
-        self.written += len(values)
-
-    def __exit__(self, kind, value, traceback) -> None:
-        self.file.close()
-        if kind is None and self.written != self.length:
-            raise RuntimeError(f"{self.path}: wrote {self.written} of {self.length} values")
 
 
 def write_bm25s_metadata(folder: Path, vocab: dict[str, int], k1: float, b: float, num_docs: int):

@@ -23,7 +23,7 @@ import numpy as np
 from kirag.retrieval.encoder_backends import EncoderBackend, attach_backend
 from kirag.retrieval.faiss_index import (
     INDEX_TYPES,
-    build_faiss_index,
+    build_faiss_from_blocks,
     load_faiss_index,
     save_faiss_index,
 )
@@ -33,6 +33,7 @@ from kirag.atomic import WORK_MARK, atomic_write
 from kirag.errors import IndexLoadError, KiragError
 from kirag.io.docstore import DocStore
 from kirag.io.lines import OnError
+from kirag.io.npy_files import NpyRows, concatenate_npy
 from kirag.models import DEFAULT_EMBEDDER, load_sentence_transformer, resolve_model
 from kirag.optional import check_extra
 from kirag.scale import Executor, SerialExecutor, Shard, cut_into_shards
@@ -217,17 +218,10 @@ def _complete_shard(path: Path, rows: int) -> bool:
         return False
 
 
-def merge_shards(shards: Sequence[Path], out: Path, dimension: int) -> np.memmap:
-    """Concatenate shards into one .npy through a memory map (never all in RAM at once)."""
-    total = sum(np.load(p, mmap_mode="r").shape[0] for p in shards)
-    merged = np.lib.format.open_memmap(out, mode="w+", dtype=np.float32, shape=(total, dimension))
-    offset = 0
-    for path in shards:
-        block = np.load(path, mmap_mode="r")
-        merged[offset : offset + block.shape[0]] = block
-        offset += block.shape[0]
-    merged.flush()
-    return merged
+def merge_shards(shards: Sequence[Path], out: Path) -> NpyRows:
+    """Concatenate shards into one .npy, a shard at a time (never all in RAM, and nothing left
+    resident by a memory map)."""
+    return concatenate_npy(shards, out)
 
 
 def work_dir_for(index_dir: Path, fingerprint: str, encoder: Encoder) -> Path:
@@ -354,8 +348,9 @@ class DenseRetriever(IndexedRetriever):
                 batch_size,
                 executor,
             )
-            vectors = merge_shards(shards, tmp / "embeddings.npy", encoder.dimension)
-            index = build_faiss_index(np.asarray(vectors), index_type, **faiss_options)
+            merge_shards(shards, tmp / "embeddings.npy")
+            blocks = [NpyRows(path) for path in shards]
+            index = build_faiss_from_blocks(blocks, index_type, **faiss_options)
             save_faiss_index(index, tmp / "index.faiss")
             shutil.rmtree(work, ignore_errors=True)
             return {"encoder": encoder.config(), "faiss": {"type": index_type, **faiss_options}}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -180,3 +181,21 @@ def test_posting_spill_takes_shards_in_corpus_order(tmp_path):
     spill.add(shard_statistics([["a", "b"], ["b"]], 0))
     with pytest.raises(ValueError, match="corpus order"):
         spill.add(shard_statistics([["c"]], 1))
+
+
+def test_npy_rows_read_on_demand_and_leave_nothing_mapped(tmp_path, vectors):
+    from kirag.io.npy_files import NpyAppender, concatenate_npy
+
+    halves = [tmp_path / "a.npy", tmp_path / "b.npy"]
+    np.save(halves[0], vectors[:100])
+    np.save(halves[1], vectors[100:])
+    merged = concatenate_npy(halves, tmp_path / "all.npy")
+    assert np.array_equal(np.load(tmp_path / "all.npy"), vectors)
+    assert len(merged) == len(vectors) and merged.shape == vectors.shape
+    assert np.array_equal(merged[5:9], vectors[5:9])
+    assert np.array_equal(merged[np.array([3, 1, 200])], vectors[[3, 1, 200]])
+    # the file was mapped only while rows were copied out of it
+    assert str(tmp_path / "all.npy") not in Path("/proc/self/maps").read_text()
+    short = NpyAppender(tmp_path / "short.npy", np.float32, (2, vectors.shape[1]))
+    with pytest.raises(RuntimeError, match="wrote 1 of 2 rows"), short as out:
+        out.append(vectors[:1])

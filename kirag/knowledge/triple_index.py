@@ -285,13 +285,14 @@ def _build_triple_faiss(
 ) -> int:
     """Encode the triple texts into shards (resumable, beside the index), add them to FAISS
     through memory maps and save triples.faiss; the dimension. The vectors are stored once."""
+    from kirag.io.npy_files import NpyRows
     from kirag.retrieval.dense import encode_to_shards, work_dir_for
     from kirag.retrieval.faiss_index import build_faiss_from_blocks, save_faiss_index
 
     work = work_dir_for(index_dir, f"triples:{fingerprint}:{table.digest}", encoder)
     texts = _embedding_texts(tmp / "triples.sqlite")
     shards = encode_to_shards(encoder, texts, work, table.triples, shard_size, batch_size, executor)
-    blocks = [np.load(path, mmap_mode="r") for path in shards]
+    blocks = [NpyRows(path) for path in shards]  # read a chunk at a time, nothing left mapped
     index = build_faiss_from_blocks(blocks, index_type, **faiss_options)
     if hasattr(index, "make_direct_map"):  # IVF: `score` reconstructs vectors by position
         index.make_direct_map()

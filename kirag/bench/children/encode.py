@@ -25,7 +25,7 @@ def main(argv: list[str]) -> None:
         encoder.encode(warm)
         start = time.perf_counter()
         shards = encode_to_shards(encoder, texts, out / "shards", size)
-        merge_shards(shards, out / "embeddings.npy", encoder.dimension)
+        merge_shards(shards, out / "embeddings.npy")
     else:
         from kirag.models import load_sentence_transformer
 
