@@ -23,7 +23,7 @@ import numpy as np
 from kirag.retrieval.encoder_backends import EncoderBackend, attach_backend
 from kirag.retrieval.faiss_index import (
     INDEX_TYPES,
-    build_faiss_from_blocks,
+    build_faiss_index,
     load_faiss_index,
     save_faiss_index,
 )
@@ -33,7 +33,7 @@ from kirag.atomic import WORK_MARK, atomic_write
 from kirag.errors import IndexLoadError, KiragError
 from kirag.io.docstore import DocStore
 from kirag.io.lines import OnError
-from kirag.io.npy_files import NpyRows, concatenate_npy
+from kirag.io.npy_files import concatenate_npy
 from kirag.models import DEFAULT_EMBEDDER, load_sentence_transformer, resolve_model
 from kirag.optional import check_extra
 from kirag.scale import Executor, SerialExecutor, Shard, cut_into_shards
@@ -218,12 +218,6 @@ def _complete_shard(path: Path, rows: int) -> bool:
         return False
 
 
-def merge_shards(shards: Sequence[Path], out: Path) -> NpyRows:
-    """Concatenate shards into one .npy, a shard at a time (never all in RAM, and nothing left
-    resident by a memory map)."""
-    return concatenate_npy(shards, out)
-
-
 def work_dir_for(index_dir: Path, fingerprint: str, encoder: Encoder) -> Path:
     """The resumable encoding folder of this (corpus, model) pair, beside the index."""
     key = hashlib.sha256(
@@ -348,9 +342,9 @@ class DenseRetriever(IndexedRetriever):
                 batch_size,
                 executor,
             )
-            merge_shards(shards, tmp / "embeddings.npy")
-            blocks = [NpyRows(path) for path in shards]
-            index = build_faiss_from_blocks(blocks, index_type, **faiss_options)
+            # one file of the vectors, then FAISS fed from it a chunk at a time
+            vectors = concatenate_npy(shards, tmp / "embeddings.npy")
+            index = build_faiss_index(vectors, index_type, **faiss_options)
             save_faiss_index(index, tmp / "index.faiss")
             shutil.rmtree(work, ignore_errors=True)
             return {"encoder": encoder.config(), "faiss": {"type": index_type, **faiss_options}}

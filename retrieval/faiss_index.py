@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from kirag.errors import IndexLoadError, KiragError
+from kirag.io.npy_files import NpyRows
 from kirag.optional import is_available, require
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ def build_faiss_from_blocks(blocks: Sequence[np.ndarray], index_type: str = "fla
     return index
 
 
-def build_faiss_index(vectors: np.ndarray, index_type: str = "flat", **options):
+def build_faiss_index(vectors: np.ndarray | NpyRows, index_type: str = "flat", **options):
     """A FAISS index over `vectors` (float32, normalised for cosine) using inner product
     (options: hnsw_m, ef_construction, ef_search, nlist, pq_m, nbits, nprobe, seed)."""
     return build_faiss_from_blocks([vectors], index_type, **options)

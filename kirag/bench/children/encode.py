@@ -18,14 +18,15 @@ def main(argv: list[str]) -> None:
     warm = [d.contents for d in documents[:8]]
     if mode == "kirag":
         # streamed, as kirag index dense streams a corpus: the passages are never all in memory
-        from kirag.retrieval.dense import Encoder, encode_to_shards, merge_shards
+        from kirag.io.npy_files import concatenate_npy
+        from kirag.retrieval.dense import Encoder, encode_to_shards
 
         texts = (d.contents for d in iter_synthetic(documents, size, seed=7))
         encoder = Encoder("minilm")
         encoder.encode(warm)
         start = time.perf_counter()
         shards = encode_to_shards(encoder, texts, out / "shards", size)
-        merge_shards(shards, out / "embeddings.npy")
+        concatenate_npy(shards, out / "embeddings.npy")
     else:
         from kirag.models import load_sentence_transformer
 
