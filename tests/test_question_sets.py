@@ -12,8 +12,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from kirag.eval.datasets import detect_qa_format, load_kirag_questions
+
 from kirag.io.corpus import bundled_corpus_path, read_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
