@@ -21,7 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kirag.interrupts import checkpoint, deferred_interrupts
+
 LENGTH_NORMS = ("lucene", "exact")
+
+# queries per native kernel call: Ctrl-C is honoured between calls, so keep one call short
+KERNEL_QUERIES = 256
 
 
 def _long_to_int4(i: int) -> int:
@@ -192,7 +197,17 @@ class SparseScorer:
         self, queries: Sequence[Sequence[int]], k: int, threads: int = 1
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """(positions, float32 scores) of the best `k` documents for each query (term ids,
-        repeats count as boosts), best first; documents matching no term are left out."""
+        repeats count as boosts), best first; documents matching no term are left out.
+        Ctrl-C waits for the end of the native call (numba's cache load, one kernel call on one
+        batch): raised inside it, it crashes the process or leaves numba's result broken."""
+        found: list[tuple[np.ndarray, np.ndarray]] = []
+        for start in range(0, len(queries), KERNEL_QUERIES):
+            with deferred_interrupts():
+                checkpoint("search:kernel")
+                found.extend(self._top_k(queries[start : start + KERNEL_QUERIES], k, threads))
+        return found
+
+    def _top_k(self, queries: Sequence[Sequence[int]], k: int, threads: int) -> list:
         from kirag.retrieval import bm25_kernels
 
         if len(queries) == 1:  # the common single-query call, without the batch bookkeeping
