@@ -20,6 +20,14 @@ from collections.abc import Iterator
 TEST_ENV = "KIRAG_TEST_INTERRUPT_AT"
 
 
+def main_takes_over() -> None:
+    """The CLI's main() handles KeyboardInterrupt itself from here on."""
+    from kirag._startup import interrupted_while_starting
+
+    if signal.getsignal(signal.SIGINT) is interrupted_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def checkpoint(name: str) -> None:
     """Send this process SIGINT when KIRAG_TEST_INTERRUPT_AT names this point (tests only)."""
     if os.environ.get(TEST_ENV) == name:

@@ -16,6 +16,7 @@ import os
 
 import pytest
 
+import kirag.cli
 from kirag.cli import build_parser, main
 from kirag.cli.arguments import (
     PathArg,
@@ -108,6 +109,7 @@ def _run(argv: list[str], capsys) -> tuple[int, str]:
 @pytest.fixture(autouse=True)
 def stop_at_command(monkeypatch, tmp_path):
     monkeypatch.setenv(TEST_ENV, "command")
+    monkeypatch.setattr(kirag.cli, "build_parser", lambda: PARSER)  # built once, not per case
     monkeypatch.chdir(tmp_path)
 
 

@@ -40,7 +40,8 @@ def interrupted_at(point: str, argv: list[str], monkeypatch, capsys) -> str:
     monkeypatch.delenv(TEST_ENV)
     err = capsys.readouterr().err.strip()
     assert code == 130, err
-    assert err == f"kirag {argv[0]}: interrupted"
+    # the last line (transformers prints its own "Loading weights" bar before it)
+    assert err.splitlines()[-1] == f"kirag {argv[0]}: interrupted" and "Traceback" not in err
     return f"{seconds:.2f}"
 
 
@@ -144,7 +145,7 @@ def test_real_ctrl_c_at_timed_offsets(enwiki_bm25, tmp_path):
     )
     kirag = str(Path(sys.executable).parent / "kirag")
     outcomes = []
-    for offset in (0.3, 0.9, 1.6, 2.5):
+    for offset in (0.3, 0.7, 1.3, 2.2):
         output = tmp_path / f"run-{offset}.trec"
         output.write_text("q0 Q0 earlier 1 1.0 kept\n")
         argv = ["-q", "search", "--index", str(enwiki_bm25), "--topics", str(topics)]
