@@ -178,3 +178,28 @@ def test_two_path_flags_naming_one_file_are_refused(command, first, second, tmp_
     assert len(line.splitlines()) == 1 and first in line and second in line, line
     assert same.read_text() == "precious\n"
     assert os.listdir(tmp_path) == ["same.txt"]
+
+
+def test_the_library_and_the_cli_say_the_same_words(capsys):
+    """One range, one message: the CLI names the flag, the Python API the parameter."""
+    from dataclasses import dataclass, field
+
+    from kirag.errors import SettingsError
+    from kirag.ranges import COUNT, FRACTION, check_fields
+
+    code, err = _run(["search", "--index", "x", "--query", "y", "--k", "0"], capsys)
+    assert code == 2 and "argument --k: must be an integer >= 1 (got 0)" in err
+    with pytest.raises(SettingsError, match=r"^k must be an integer >= 1 \(got 0\)$"):
+        COUNT.check(0, "k")
+
+    @dataclass(frozen=True)
+    class Settings:
+        k: int = field(default=10, metadata={"range": COUNT})
+        b: float = field(default=0.4, metadata={"range": FRACTION})
+
+        def __post_init__(self):
+            check_fields(self)
+
+    assert Settings().k == 10
+    with pytest.raises(SettingsError, match=r"^b must be a finite number from 0 to 1 \(got nan\)$"):
+        Settings(b=float("nan"))
