@@ -200,16 +200,17 @@ class SparseScorer:
         repeats count as boosts), best first; documents matching no term are left out.
         Ctrl-C waits for the end of the native call (numba's cache load, one kernel call on one
         batch): raised inside it, it crashes the process or leaves numba's result broken."""
+        from kirag.retrieval import bm25_kernels  # importing numba is Python: interruptible
+
         found: list[tuple[np.ndarray, np.ndarray]] = []
         for start in range(0, len(queries), KERNEL_QUERIES):
             with deferred_interrupts():
                 checkpoint("search:kernel")
-                found.extend(self._top_k(queries[start : start + KERNEL_QUERIES], k, threads))
+                batch = queries[start : start + KERNEL_QUERIES]
+                found.extend(self._top_k(bm25_kernels, batch, k, threads))
         return found
 
-    def _top_k(self, queries: Sequence[Sequence[int]], k: int, threads: int) -> list:
-        from kirag.retrieval import bm25_kernels
-
+    def _top_k(self, bm25_kernels, queries: Sequence[Sequence[int]], k: int, threads: int) -> list:
         if len(queries) == 1:  # the common single-query call, without the batch bookkeeping
             terms = np.array(queries[0], dtype=np.int64)
             pointers = np.array([0, len(terms)], dtype=np.int64)

@@ -21,6 +21,10 @@ from kirag.atomic import TMP_MARK
 from kirag.cli import main
 from kirag.interrupts import TEST_ENV, deferred_interrupts
 
+# a second; numba's cache load (~0.5 s of CPU, Ctrl-C held back during it) takes longer on a
+# machine with more runnable processes than cores
+ANSWER_WITHIN = 1.0 if os.getloadavg()[0] < (os.cpu_count() or 1) else 3.0
+
 
 def digest(path: Path) -> str:
     """A fingerprint of a file or of every file of a folder."""
@@ -167,7 +171,7 @@ def test_real_ctrl_c_at_timed_offsets(enwiki_bm25, tmp_path):
             continue
         assert proc.returncode == 130, (offset, err)
         assert err.strip() == "kirag search: interrupted", (offset, err)
-        assert waited < 1.5, outcomes
+        assert waited < ANSWER_WITHIN, outcomes
         assert output.read_text() == "q0 Q0 earlier 1 1.0 kept\n"
         assert leftovers(tmp_path) == []
     assert any(code == 130 for _, code, _ in outcomes), outcomes
