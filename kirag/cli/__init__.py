@@ -64,12 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from kirag.interrupts import main_takes_over
-
-    main_takes_over()
     words = list(sys.argv[1:] if argv is None else argv)
     command = next((w for w in words if w in COMMANDS), "")
     try:
+        from kirag.interrupts import main_takes_over
+
+        main_takes_over()  # from here a Ctrl-C is a KeyboardInterrupt, caught below
         return _main(words)
     except KeyboardInterrupt:  # at any moment: while importing, parsing, working or writing
         print(f"kirag {command}: interrupted" if command else "kirag: interrupted", file=sys.stderr)
