@@ -42,9 +42,10 @@ def browser():
 
 
 class PageWatch:
-    """A page with every console error, page error and request recorded."""
+    """A page with every console error, page error and request recorded; with `block_network`
+    every request but those in `allow` is aborted (and recorded as blocked)."""
 
-    def __init__(self, browser, block_network: bool):
+    def __init__(self, browser, block_network: bool, allow: tuple[str, ...] = ()):
         self.context = browser.new_context(viewport={"width": 1280, "height": 900})
         self.page = self.context.new_page()
         self.errors: list[str] = []
@@ -56,6 +57,9 @@ class PageWatch:
         if block_network:
 
             def block(route):
+                if route.request.url in allow:  # the page's own file
+                    route.continue_()
+                    return
                 self.blocked.append(route.request.url)
                 route.abort()
 

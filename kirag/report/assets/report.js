@@ -194,7 +194,7 @@ const KiragView = (() => {
       const points = values.map((v, i) => `${xs(i)},${ys(v)}`).join(" ");
       root.append(svg("polyline", { points, fill: "none", stroke: colors[r % 6], "stroke-width": 2 }));
       values.forEach((v, i) => root.append(svg("circle", { cx: xs(i), cy: ys(v), r: 2.5, fill: colors[r % 6] })));
-      root.append(svg("text", { x: w - pad - 4, y: 30 + 14 * r, "text-anchor": "end", fill: colors[r % 6] }, run));
+      root.append(svg("text", { x: pad + 130 * r, y: h - 6, fill: colors[r % 6] }, "— " + run));
     });
     return el("div", { class: "chart" }, root);
   }
