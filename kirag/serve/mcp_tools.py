@@ -4,6 +4,8 @@ the HTTP API."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from kirag.concurrency import off_loop
 from kirag.optional import require
 from kirag.serve.limits import check_documents, check_k, check_text
@@ -24,8 +26,8 @@ def build_mcp(services: Services, settings: ServeSettings):
 
     if services.retriever is not None:
 
-        @server.tool()
-        async def search(query: str, k: int = 10) -> dict:
+        @server.tool(structured_output=True)
+        async def search(query: str, k: int = 10) -> dict[str, Any]:
             """The top-k passages for a query: id, rank, score, title, text."""
             check_text(settings, "query", query)
             check_k(settings, "k", k)
@@ -34,8 +36,10 @@ def build_mcp(services: Services, settings: ServeSettings):
 
     if services.reranker is not None:
 
-        @server.tool()
-        async def rerank(query: str, documents: list[str], top_n: int | None = None) -> dict:
+        @server.tool(structured_output=True)
+        async def rerank(
+            query: str, documents: list[str], top_n: int | None = None
+        ) -> dict[str, Any]:
             """The documents scored against the query, best first (index into `documents`,
             score, and the reranker's reasoning where it gives one)."""
             check_text(settings, "query", query)
@@ -45,8 +49,8 @@ def build_mcp(services: Services, settings: ServeSettings):
 
     if services.kirag is not None:
 
-        @server.tool()
-        async def answer(question: str, k: int = 10) -> dict:
+        @server.tool(structured_output=True)
+        async def answer(question: str, k: int = 10) -> dict[str, Any]:
             """KiRAG's answer to a multi-hop question with its reasoning chain (triples, step
             scores, source passages) and the documents in rank order."""
             check_text(settings, "question", question)
