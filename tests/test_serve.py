@@ -109,6 +109,20 @@ def test_the_cohere_sdk_talks_to_v1_rerank(server):
     assert response.results[0].relevance_score >= response.results[1].relevance_score
 
 
+def test_llama_index_tei_reranker_talks_to_rerank(server):
+    """LlamaIndex's text-embeddings-inference node postprocessor, pointed at the server."""
+    tei = pytest.importorskip("llama_index.postprocessor.tei_rerank")
+    from llama_index.core.schema import NodeWithScore, TextNode
+
+    query = "Who wrote Animal Farm?"
+    reranker = tei.TextEmbeddingInference(base_url=server.url, top_n=2, timeout=MODEL_TIMEOUT)
+    nodes = [NodeWithScore(node=TextNode(text=t, id_=str(i))) for i, t in enumerate(PASSAGES)]
+    kept = reranker.postprocess_nodes(nodes, query_str=query)
+    rows = http.post(f"{server.url}/rerank", json={"query": query, "texts": PASSAGES}).json()
+    assert [n.node.id_ for n in kept] == [str(r["index"]) for r in rows[:2]]
+    assert [n.score for n in kept] == pytest.approx([r["score"] for r in rows[:2]])
+
+
 def test_answer_and_its_stream(server, small_triple_index):
     from kirag.rag.pipeline import KiRAG
 

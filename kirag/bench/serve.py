@@ -234,7 +234,14 @@ def run(args: argparse.Namespace) -> dict:
             return 200
 
         bodies = [{"query": q, "k": 10} for q in queries]
-        results = {"corpus": args.corpus, "queries": len(queries), "index_build_s": round(built, 1)}
+        results = {
+            "corpus": args.corpus,
+            "queries": len(queries),
+            "index_build_s": round(built, 1),
+            "cpus": os.cpu_count(),
+            # what else ran on the machine: every figure here shares its CPUs with that
+            "load_average_at_start": round(os.getloadavg()[0], 1),
+        }
         results["direct_search"] = run_clients(direct, args.clients, args.duration)
         with ServerProcess(["--index", str(index)]) as server:
             http_load(server.url, "/search", bodies, 1, 1.0)  # warm-up
@@ -267,6 +274,7 @@ def run(args: argparse.Namespace) -> dict:
                 server.url, "/v1/rerank", rerank, args.overload_clients, args.duration
             )
             results["rerank_overload"]["model_queue"] = args.model_queue
+    results["load_average_at_end"] = round(os.getloadavg()[0], 1)
     return results
 
 

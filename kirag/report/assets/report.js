@@ -127,7 +127,7 @@ const KiragView = (() => {
       el("div", {}, el("b", {}, "answer: "), item.answer || "(no answer)", " ",
         el("span", { class: "muted" }, `[${item.answered_by || ""}]`), ...marks),
       item.gold_answers ? el("div", { class: "muted" }, "gold: " + item.gold_answers.join(" | ")) : null,
-      el("div", { class: "muted" }, `id ${item.id}`),
+      item.id ? el("div", { class: "muted" }, `id ${item.id}`) : null,
       chains.length ? chains : el("div", { class: "muted" }, "(no chain)"),
       el("details", { open: true }, el("summary", {}, `documents in rank order (${item.documents.length})`), docs));
   }
