@@ -28,17 +28,27 @@ FLAGS = [
 SCREENSHOTS = os.environ.get("KIRAG_SCREENSHOTS")
 
 
+_SHARED: dict = {}  # one Playwright and one browser per process: the sync API allows one
+
+
 @pytest.fixture(scope="session")
 def browser():
+    """The shared browser; the first test module asking for it closes it at the session end."""
     playwright = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} missing: the Makefile's browser target installs chromium")
         pytest.skip(f"{CHROMIUM} missing (apt-get install -y chromium)")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        yield browser
-        browser.close()
+    if _SHARED:
+        yield _SHARED["browser"]
+        return
+    driver = playwright.sync_playwright().start()
+    _SHARED["browser"] = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+    try:
+        yield _SHARED["browser"]
+    finally:
+        _SHARED.pop("browser").close()
+        driver.stop()
 
 
 class PageWatch:

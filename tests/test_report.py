@@ -12,6 +12,9 @@ from browser_support import PageWatch, browser, screenshot  # noqa: F401 (fixtur
 
 from kirag.cli import main
 
+# a server or index build in the fixtures, model calls: over 30 s on 2 cores
+pytestmark = pytest.mark.slow
+
 QUESTIONS = [
     {"id": "q1", "question": "In which city was the philosopher who taught Alexander the Great born?",
      "answers": ["Stagira"], "supporting_ids": ["Aristotle#0", "Aristotle#1"]},

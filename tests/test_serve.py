@@ -22,6 +22,9 @@ from browser_support import PageWatch, browser, screenshot  # noqa: E402, F401 (
 
 from kirag.bench.serve import ServerProcess, http_load, kirag_command, rss_mb  # noqa: E402
 
+# a server or index build in the fixtures, model calls: over 30 s on 2 cores
+pytestmark = pytest.mark.slow
+
 QUESTION = "In which city was the philosopher who taught Alexander the Great born?"
 QUERIES = ["Who wrote Animal Farm?", "Aristotle teacher of Alexander", "capital of Alabama"]
 PASSAGES = [
