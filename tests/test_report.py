@@ -192,3 +192,26 @@ def test_reports_in_a_browser_with_the_network_blocked(made, browser):  # noqa: 
         # the file itself is the only request; nothing had to be blocked
         assert watch.blocked == [] and set(watch.requests) == {made[name].as_uri()}
         watch.close()
+
+
+def test_a_10k_query_report_pages_and_states_its_size(tmp_path, browser, capsys):  # noqa: F811
+    import random
+
+    rng = random.Random(7)
+    per_query = {
+        run: {f"q{i}": {"nDCG@10": rng.random(), "R@100": rng.random()} for i in range(10_000)}
+        for run in ("bm25", "rerank")
+    }
+    source, out = tmp_path / "per-query.json", tmp_path / "big.html"
+    source.write_text(json.dumps(per_query))
+    assert main(["report", str(source), "--trials", "1000", "--html", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"({out.stat().st_size / 1e6:.2f} MB" in printed and "10000 queries" in printed
+    watch = PageWatch(browser, block_network=True, allow=(out.as_uri(),))
+    watch.page.goto(out.as_uri())
+    watch.page.wait_for_selector("#per-query")
+    assert watch.page.locator("#per-query tr").count() == 1 + 100  # one page of 100 rows
+    assert "page 1 of 100" in watch.page.locator(".pager").first.inner_text()
+    assert "MB" in watch.page.locator("header.top").inner_text()
+    assert watch.errors == []
+    watch.close()
