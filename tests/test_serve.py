@@ -101,15 +101,22 @@ def test_rerank_shapes_agree_with_the_reranker(server):
     assert [h.score for h in direct] == pytest.approx([r["score"] for r in rows], abs=1e-4)
 
 
-def test_the_cohere_sdk_talks_to_v1_rerank(server):
+def test_the_cohere_sdk_talks_to_v1_and_v2_rerank(server):
     cohere = pytest.importorskip("cohere")
-    client = cohere.ClientV2(api_key="unused", base_url=server.url, timeout=MODEL_TIMEOUT)
-    response = client.rerank(
-        model="rank1", query="Who wrote Animal Farm?", documents=PASSAGES, top_n=2
+    query = "Who wrote Animal Farm?"
+    rows = http.post(f"{server.url}/rerank", json={"query": query, "texts": PASSAGES}).json()
+    v2 = cohere.ClientV2(api_key="unused", base_url=server.url, timeout=MODEL_TIMEOUT)
+    response = v2.rerank(model="rank1", query=query, documents=PASSAGES, top_n=2)
+    assert [r.index for r in response.results] == [r["index"] for r in rows[:2]]
+    assert [r.relevance_score for r in response.results] == pytest.approx(
+        [r["score"] for r in rows[:2]]
     )
-    assert len(response.results) == 2
-    assert {r.index for r in response.results} <= {0, 1, 2}
-    assert response.results[0].relevance_score >= response.results[1].relevance_score
+    v1 = cohere.Client(api_key="unused", base_url=server.url, timeout=MODEL_TIMEOUT)
+    response = v1.rerank(
+        model="rank1", query=query, documents=PASSAGES, top_n=2, return_documents=True
+    )
+    assert [r.index for r in response.results] == [r["index"] for r in rows[:2]]
+    assert response.results[0].document.text == PASSAGES[rows[0]["index"]]
 
 
 def test_llama_index_tei_reranker_talks_to_rerank(server):
