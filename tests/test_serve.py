@@ -190,7 +190,9 @@ def test_api_key_from_the_environment(enwiki_bm25):
             http.post(f"{keyed.url}/search", json=body, headers={"X-API-Key": "s3cret"}).status_code
             == 200
         )
-        assert http.get(f"{keyed.url}/health").status_code == 200
+        health = http.get(f"{keyed.url}/health").json()
+        assert health["api_key_required"] is True and "s3cret" not in json.dumps(health)
+        assert health["limits"]["max_k"] == 100
 
 
 def test_overload_gets_503_with_retry_after_never_500(server):

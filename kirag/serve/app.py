@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 import uuid
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -141,6 +142,9 @@ def create_app(services: Services, settings: ServeSettings | None = None) -> Fas
             **services.health(),
             "queues": {g.name: {"inside": g.inside, "limit": g.limit, "refused": g.refused}
                        for g in (model_gate, search_gate)},
+            # the resolved limits (the run's configuration; the key itself never shown)
+            "limits": {k: v for k, v in asdict(settings).items() if k != "api_key"},
+            "api_key_required": bool(settings.api_key),
         }  # fmt: skip
 
     @app.post("/search")
