@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 VLLM_VENV ?= .venv-vllm
 VLLM_PY := $(VLLM_VENV)/bin/python
 
-.PHONY: install demo test lint format llama-wheel clean-venv vllm-venv test-vllm
+.PHONY: install demo test lint format llama-wheel clean-venv vllm-venv test-vllm browser
 
 $(VENV)/.installed: pyproject.toml constraints.txt requirements-ner.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt requirements-ner.txt
 	touch $@
 
 install: $(VENV)/.installed
+
+# Debian's chromium for the browser tests (Playwright drives it; Playwright's own browser
+# download is not reachable). Installed once, as root, where it is missing.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 llama-wheel:
 	@mkdir -p $(WHEEL_CACHE)
@@ -77,7 +83,7 @@ demo: install
 $(DEMO_DIR)/enwiki-triples/manifest.json: | install
 	$(KIRAG) index triples --corpus enwiki-sample --index $(DEMO_DIR)/enwiki-triples --overwrite
 
-test: install
+test: install browser
 	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; \

@@ -26,6 +26,7 @@ EXTRAS: dict[str, str] = {
     "ray": "Ray (distributed builds)",
     "onnx": "onnx + onnxruntime (the ONNX encoder backend)",
     "openvino": "openvino + nncf + onnx (the OpenVINO encoder backend)",
+    "serve": "fastapi + uvicorn + mcp (kirag serve)",
 }
 
 # extra -> the modules it must provide, checked (without importing) before long work starts
@@ -35,6 +36,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "kirag": ("torch", "sentence_transformers", "faiss", "spacy", "networkx"),
     "llamacpp": ("llama_cpp",),
     "vllm": ("vllm",),
+    "serve": ("fastapi", "uvicorn", "sse_starlette", "mcp"),
 }
 
 

@@ -38,6 +38,10 @@ BENCHMARKS: dict[str, Benchmark] = {
         "kirag.bench.reproduce",
         "paper Table 1 on a prepared dataset: KiRAG-reference vs baselines, R@3/R@5, EM/F1",
     ),
+    "serve": Benchmark(
+        "kirag.bench.serve",
+        "kirag serve: HTTP search latency/throughput vs the Python API, and 503s under overload",
+    ),
     "scale": Benchmark(
         "kirag.bench.scale",
         "corpus scale: serial vs Ray, index memory vs corpus size, CPU encoding backends",

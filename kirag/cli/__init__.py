@@ -21,6 +21,8 @@ COMMANDS = {
     "rerank": "rerank",
     "answer": "answer",
     "eval": "evaluate",
+    "report": "report",
+    "serve": "serve",
     "submit": "submit",
     "bench": "bench",
     "data": "data",

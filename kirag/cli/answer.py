@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kirag.cli.arguments import INPUT, OUTPUT
 from kirag.cli.common import add_command, add_seed, prepare_output
+from kirag.cli.report import add_html, write_report
 from kirag.eval.submission import QA_TARGETS
 from kirag.llm.factory import ENGINES
 from kirag.rag.pipeline import MODE_DEFAULTS
@@ -132,6 +133,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--rerank-budget", type=COUNT_OR_ZERO, default=0, help="thinking budget of that reranker"
     )
+    add_html(parser)
     add_seed(parser)
     parser.set_defaults(func=run)
 
@@ -175,14 +177,28 @@ def run(args: argparse.Namespace) -> int:
     from kirag.seeding import set_seed
 
     set_seed(args.seed)
-    for output in (args.output, getattr(args, "answers", None)):
+    for output in (args.output, getattr(args, "answers", None), args.html):
         prepare_output(output)
     kirag = build_kirag(args)
     if args.question:
         answer = kirag.answer(args.question, k=args.k)
         print_answer(answer)
+        if args.html:
+            _write_html(args.html, kirag, [answer], [None])
         return 0
     return _answer_file(args, kirag)
+
+
+def _write_html(path: str, kirag, answers, examples) -> None:
+    """The KiRAG report of these answers (kirag report's), with gold answers and support."""
+    from kirag.report.records import answer_record, kirag_item, kirag_payload, store_documents
+
+    documents = store_documents(kirag.index.docstore)
+    items = [
+        kirag_item(answer_record(a, e.id if e is not None else str(n)), documents, e)
+        for n, (a, e) in enumerate(zip(answers, examples, strict=True), 1)
+    ]
+    write_report(kirag_payload(items), path)
 
 
 def print_answer(answer, documents: int = 3) -> None:
@@ -247,6 +263,9 @@ def _answer_file(args: argparse.Namespace, kirag) -> int:
     if args.output:
         write_qa_predictions(target, predictions, args.output, [e.id for e in examples])
         outputs.append(args.output)
+    if args.html:
+        _write_html(args.html, kirag, answers, examples)
+        outputs.append(args.html)
     settings = {k: v for k, v in vars(args).items() if k != "func"}
     for output in outputs:
         RunConfig("answer", settings, results=results).write(output)

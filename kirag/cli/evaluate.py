@@ -7,6 +7,7 @@ from pathlib import Path
 
 from kirag.cli.arguments import INPUT, OUTPUT
 from kirag.cli.common import add_command, add_on_error, on_error
+from kirag.cli.report import add_html, write_report
 from kirag.eval.submission import QA_TARGETS
 from kirag.ranges import COUNT
 
@@ -92,6 +93,7 @@ def register(subparsers) -> None:
         "would silently reorder; the metrics are still printed, and the exit status is 1 when "
         "a check found an error",
     )
+    add_html(parser)
     add_on_error(parser)
     parser.set_defaults(func=run)
 
@@ -110,6 +112,8 @@ def metric_name(text: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from kirag.errors import KiragError
 
+    if args.html and not (args.run and args.qrels):
+        raise KiragError("--html reports runs evaluated with --qrels (kirag report does answers)")
     if args.predictions:
         if not args.questions:
             raise KiragError("--predictions needs --questions (the dataset file)")
@@ -199,6 +203,13 @@ def _evaluate_runs(args: argparse.Namespace) -> dict:
         metric = next(iter(results[names[0]].aggregate))
         plot_differences(results[names[0]], results[names[1]], metric, args.plot, labels=names)
         print(f"wrote {args.plot}")
+    if args.html:
+        from kirag.eval.runs import read_run
+        from kirag.report.records import curves_of, eval_payload
+
+        runs = dict(zip(results, (read_run(p) for p in args.run), strict=True))
+        curves = curves_of(runs, qrels, rel_level)
+        write_report(eval_payload(results, curves, trials=args.trials), args.html)
     return {
         "aggregate": {name: r.aggregate for name, r in results.items()},
         "queries": {name: r.queries for name, r in results.items()},

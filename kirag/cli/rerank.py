@@ -24,6 +24,7 @@ from kirag.cli.common import (
     open_executor,
     prepare_output,
 )
+from kirag.cli.report import add_html, write_report
 from kirag.fusion import METHODS as FUSION_METHODS
 from kirag.llm.convert import GGUF_TYPES
 from kirag.llm.factory import ENGINES
@@ -65,7 +66,62 @@ def register(subparsers) -> None:
         "--corpus", type=INPUT, help="corpus file (only the run's passages are kept)"
     )
     parser.add_argument("--output", type=OUTPUT, required=True, help="reranked run file")
-    parser.add_argument("--reranker", default="rank1", choices=command_line_rerankers())
+    add_reranker_arguments(parser)
+    parser.add_argument("--k", type=COUNT, default=100, help="rerank the top k hits of each query")
+    parser.add_argument(
+        "--explanations",
+        type=OUTPUT,
+        default=None,
+        help="write each pair's reasoning as JSONL here",
+    )
+    parser.add_argument(
+        "--cache", type=CACHE, default=None, help="score cache (default: OUTPUT.scores.jsonl)"
+    )
+    parser.add_argument(
+        "--fusion",
+        default="none",
+        choices=["none", *FUSION_METHODS],
+        help="combine with the first-stage score",
+    )
+    parser.add_argument(
+        "--fusion-weight", type=FRACTION, default=0.5, help="weight of the reranker in the fusion"
+    )
+    parser.add_argument(
+        "--qrels",
+        type=INPUT,
+        default=None,
+        help="judgments: print the measured effect of the reranking",
+    )
+    parser.add_argument(
+        "--show",
+        type=COUNT_OR_ZERO,
+        default=0,
+        help="print the top N hits of each query with their reasoning",
+    )
+    parser.add_argument("--tag", default="kirag-rerank")
+    parser.add_argument(
+        "--queries-per-shard",
+        type=COUNT,
+        default=8,
+        help="with --ray: queries per shard (the resume unit; each shard's reranked run is kept "
+        "beside the output until the merge)",
+    )
+    add_ray(parser)
+    add_on_error(parser)
+    add_html(parser)
+    add_seed(parser)
+    parser.set_defaults(func=run)
+
+
+def add_reranker_arguments(parser: argparse.ArgumentParser, optional: bool = False) -> None:
+    """The flags that choose and configure a reranker (kirag rerank, kirag serve). With
+    `optional` no reranker is loaded unless --reranker is given."""
+    parser.add_argument(
+        "--reranker",
+        default=None if optional else "rank1",
+        choices=command_line_rerankers(),
+        help="the reranker" + (" (default: none loaded)" if optional else ""),
+    )
     parser.add_argument(
         "--model",
         default="smollm2-135m",
@@ -77,7 +133,6 @@ def register(subparsers) -> None:
         choices=["auto", *ENGINES],
         help="LLM engine for rank1",
     )
-    parser.add_argument("--k", type=COUNT, default=100, help="rerank the top k hits of each query")
     parser.add_argument(
         "--thinking-budget",
         type=COUNT_OR_ZERO,
@@ -133,48 +188,6 @@ def register(subparsers) -> None:
         help="long passages: truncate (cut the passage so the whole thinking budget fits) or "
         "reference (orionw/rank1: keep the whole passage, the context ends the thinking)",
     )
-    parser.add_argument(
-        "--explanations",
-        type=OUTPUT,
-        default=None,
-        help="write each pair's reasoning as JSONL here",
-    )
-    parser.add_argument(
-        "--cache", type=CACHE, default=None, help="score cache (default: OUTPUT.scores.jsonl)"
-    )
-    parser.add_argument(
-        "--fusion",
-        default="none",
-        choices=["none", *FUSION_METHODS],
-        help="combine with the first-stage score",
-    )
-    parser.add_argument(
-        "--fusion-weight", type=FRACTION, default=0.5, help="weight of the reranker in the fusion"
-    )
-    parser.add_argument(
-        "--qrels",
-        type=INPUT,
-        default=None,
-        help="judgments: print the measured effect of the reranking",
-    )
-    parser.add_argument(
-        "--show",
-        type=COUNT_OR_ZERO,
-        default=0,
-        help="print the top N hits of each query with their reasoning",
-    )
-    parser.add_argument("--tag", default="kirag-rerank")
-    parser.add_argument(
-        "--queries-per-shard",
-        type=COUNT,
-        default=8,
-        help="with --ray: queries per shard (the resume unit; each shard's reranked run is kept "
-        "beside the output until the merge)",
-    )
-    add_ray(parser)
-    add_on_error(parser)
-    add_seed(parser)
-    parser.set_defaults(func=run)
 
 
 def engine_options(args: argparse.Namespace) -> dict:
@@ -247,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
         check_paths([*inputs, ("--cache (default: OUTPUT.scores.jsonl)", "cache", str(cache))])
     run_hits = read_run(args.run, on_error=on_error(args))
     topics = read_topics(args.topics, on_error=on_error(args))
-    for output in (args.output, args.explanations, cache):
+    for output in (args.output, args.explanations, cache, args.html):
         prepare_output(output)
     # with --ray the workers load the model, not this process
     reranker = None if args.ray else make_reranker(args, cache)
@@ -276,6 +289,8 @@ def run(args: argparse.Namespace) -> int:
     write_run(reranked, args.output, tag=args.tag)
     if args.explanations:
         _write_explanations(reranked, args.explanations)
+    if args.html:
+        _write_html(args, reranked, topics)
     results = {
         "queries": len(reranked),
         "pairs": pairs,
@@ -413,30 +428,56 @@ def show_top(run, topics, n: int, width: int = 100) -> None:
                 print(textwrap.indent(textwrap.fill(f"reasoning: {reasoning}", width), "    "))
 
 
+def _explanations(run):
+    """Each reranked pair with what the reranker said (the --explanations records)."""
+    for qid, hits in run.items():
+        for hit in hits:
+            record = {"qid": qid, "docid": hit.doc_id, "rank": hit.rank, "score": hit.score}
+            record.update(
+                {
+                    k: v
+                    for k, v in hit.metadata.items()
+                    if k
+                    in (
+                        "p_true",
+                        "fallback",
+                        "first_stage_rank",
+                        "first_stage_score",
+                        "reasoning",
+                        "thinking_tokens",
+                        "truncated",
+                    )
+                }
+            )
+            yield record
+
+
 def _write_explanations(run, path: str) -> None:
     from kirag.atomic import atomic_write
 
     with atomic_write(path) as fh:
-        for qid, hits in run.items():
-            for hit in hits:
-                record = {"qid": qid, "docid": hit.doc_id, "rank": hit.rank, "score": hit.score}
-                record.update(
-                    {
-                        k: v
-                        for k, v in hit.metadata.items()
-                        if k
-                        in (
-                            "p_true",
-                            "fallback",
-                            "first_stage_rank",
-                            "first_stage_score",
-                            "reasoning",
-                            "thinking_tokens",
-                            "truncated",
-                        )
-                    }
-                )
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        for record in _explanations(run):
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _write_html(args: argparse.Namespace, run, topics) -> None:
+    """The Rank1 report of this reranking (kirag report's), passages from --index."""
+    from kirag.io.docstore import DocStore
+    from kirag.io.qrels import read_qrels
+    from kirag.report.records import no_documents, rank1_payload, store_documents
+
+    store = DocStore(Path(args.index) / DocStore.FILENAME) if args.index else None
+    try:
+        payload = rank1_payload(
+            _explanations(run),
+            {qid: q.text for qid, q in topics.items()},
+            read_qrels(args.qrels) if args.qrels else None,
+            store_documents(store) if store is not None else no_documents,
+        )
+    finally:
+        if store is not None:
+            store.close()
+    write_report(payload, args.html)
 
 
 def report_effect(first_stage, reranked, qrels_path: str, k: int) -> dict:

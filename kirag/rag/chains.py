@@ -164,6 +164,10 @@ class IterativeRetriever:
             getattr(self.aligner, "model_name", None) == index.manifest["encoder"]["model"]
         )
 
+    # called with (turn, the chains kept) after each turn: lets a server stream the chain as it
+    # grows. Set it only while holding the model lock (one KiRAG call at a time).
+    on_turn = None
+
     def retrieve(self, question: str, k: int = 10) -> ChainResult:
         chains = [Chain()]
         trace: list[TurnTrace] = []
@@ -186,6 +190,8 @@ class IterativeRetriever:
                 successors += self._expand(chain, positions, scores, decision, turn, query, trace)
             successors.sort(key=lambda c: -c.score)
             chains = successors[: self.beam_size]
+            if self.on_turn is not None:
+                self.on_turn(turn, chains)
         chains = [c for c in chains if c.triples] or chains
         for chain in chains:
             chain.finished = True

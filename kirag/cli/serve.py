@@ -1,0 +1,137 @@
+"""`kirag serve`: load indexes, a reranker and KiRAG once and answer over HTTP (FastAPI +
+uvicorn, the `serve` extra), or as MCP tools (`--mcp`, the official `mcp` SDK)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from kirag.cli.arguments import INPUT
+from kirag.cli.common import add_command, add_seed
+from kirag.cli.rerank import add_reranker_arguments
+from kirag.fusion import FUSIONS
+from kirag.ranges import COUNT
+from kirag.serve.settings import API_KEY_ENV, DEFAULT_HOST, DEFAULT_PORT, PORT, ServeSettings
+
+EPILOG = f"""\
+examples:
+  kirag serve --index indexes/enwiki-bm25                        # http://127.0.0.1:{DEFAULT_PORT}/
+  kirag serve --index indexes/bm25 --index indexes/dense --kirag indexes/enwiki-triples \\
+      --reranker rank1 --model smollm2-135m --engine llamacpp --thinking-budget 32
+  {API_KEY_ENV}=secret kirag serve --index indexes/enwiki-bm25 --port 9000   # an API key
+  kirag serve --index indexes/enwiki-bm25 --mcp                  # MCP tools on stdio
+Rerank APIs: POST /rerank (text-embeddings-inference), POST /v1/rerank (Cohere / Jina).
+Binds {DEFAULT_HOST} unless --host says otherwise; set {API_KEY_ENV} before exposing it.
+"""
+
+LIMITS = ServeSettings()
+
+
+def register(subparsers) -> None:
+    parser = add_command(
+        subparsers, "serve", help="serve search, rerank and KiRAG answers over HTTP", epilog=EPILOG
+    )
+    parser.add_argument(
+        "--index", type=INPUT, action="append", help="index folder; repeat to fuse several"
+    )
+    parser.add_argument(
+        "--fusion", default="rrf", choices=FUSIONS, help="fusion of several indexes"
+    )
+    parser.add_argument(
+        "--kirag", type=INPUT, default=None, help="triple index folder: enables POST /answer"
+    )
+    add_reranker_arguments(parser, optional=True)
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help="address to bind (loopback by default)"
+    )
+    parser.add_argument("--port", type=PORT, default=DEFAULT_PORT, help="0: any free port")
+    parser.add_argument(
+        "--api-key-env",
+        default=API_KEY_ENV,
+        help="environment variable holding the API key; when set, requests need it",
+    )
+    limits = parser.add_argument_group("limits")
+    limits.add_argument("--max-k", type=COUNT, default=LIMITS.max_k)
+    limits.add_argument("--max-documents", type=COUNT, default=LIMITS.max_documents)
+    limits.add_argument("--max-body-bytes", type=COUNT, default=LIMITS.max_body_bytes)
+    limits.add_argument(
+        "--model-queue",
+        type=COUNT,
+        default=LIMITS.model_queue,
+        help="model calls running or waiting; more get 503 with Retry-After",
+    )
+    limits.add_argument(
+        "--search-queue",
+        type=COUNT,
+        default=LIMITS.search_queue,
+        help="index searches running or waiting; more get 503 with Retry-After",
+    )
+    parser.add_argument(
+        "--mcp", action="store_true", help="serve search, rerank and answer as MCP tools on stdio"
+    )
+    add_seed(parser)
+    parser.set_defaults(func=run)
+
+
+def settings_from(args: argparse.Namespace) -> ServeSettings:
+    return ServeSettings(
+        max_body_bytes=args.max_body_bytes,
+        max_k=args.max_k,
+        max_documents=args.max_documents,
+        model_queue=args.model_queue,
+        search_queue=args.search_queue,
+        api_key=os.environ.get(args.api_key_env) or None,
+    )
+
+
+def load_services(args: argparse.Namespace):
+    """The components the flags ask for, loaded once."""
+    from kirag import __version__
+    from kirag.errors import SettingsError
+    from kirag.serve.services import Services
+
+    if not (args.index or args.kirag or args.reranker):
+        raise SettingsError("nothing to serve: give --index, --kirag and/or --reranker")
+    names: dict = {"version": __version__}
+    retriever = reranker = kirag = None
+    if args.index:
+        from kirag.retrieval.factory import load_retrievers
+
+        retriever = load_retrievers(args.index, fusion=args.fusion)
+        names["indexes"] = list(args.index)
+    if args.reranker:
+        from kirag.cli.rerank import make_reranker
+
+        reranker = make_reranker(args, None)  # no pair cache: serving writes nothing
+        names["reranker"] = f"{args.reranker}:{args.model}"
+    if args.kirag:
+        from kirag.rag.pipeline import KiRAG
+
+        kirag = KiRAG(args.kirag)
+        names["kirag"] = args.kirag
+    return Services(retriever, reranker, kirag, names)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kirag.optional import check_extra
+    from kirag.seeding import set_seed
+
+    set_seed(args.seed)
+    check_extra("serve")
+    settings = settings_from(args)
+    services = load_services(args)
+    if args.mcp:
+        from kirag.serve.mcp_tools import serve_mcp
+
+        serve_mcp(services, settings)
+        return 0
+    from kirag.serve.server import serve_http
+
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
+        print(
+            f"warning: serving on {args.host} without an API key; set {args.api_key_env} "
+            "to require one",
+            flush=True,
+        )
+    serve_http(services, settings, args.host, args.port)
+    return 0
