@@ -20,6 +20,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from kirag.ranges import COUNT, POSITIVE
+
 SERVER_START_S = 180
 
 
@@ -191,12 +193,12 @@ def rss_mb(pid: int) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--clients", type=int, default=4, help="concurrent clients")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    parser.add_argument("--clients", type=COUNT, default=4, help="concurrent clients")
+    parser.add_argument("--duration", type=POSITIVE, default=10.0, help="seconds per measurement")
     parser.add_argument(
-        "--overload-clients", type=int, default=8, help="rerank clients in the overload test"
+        "--overload-clients", type=COUNT, default=8, help="rerank clients in the overload test"
     )
-    parser.add_argument("--model-queue", type=int, default=2, help="the server's model queue")
+    parser.add_argument("--model-queue", type=COUNT, default=2, help="the server's model queue")
     parser.add_argument(
         "--corpus", default="enwiki-sample", help="corpus of the BM25 index searched"
     )
