@@ -195,6 +195,12 @@ class TripleIndex:
     def positions_of_titles(self, mentions: Iterable[str]) -> list[int]:
         """Positions of the triples of every document whose title a mention names: the mention
         is the title, or one of its word n-grams is ("Canadian province of Alberta" -> Alberta)."""
+        doc_ids = self.documents_of_titles(mentions)
+        return self.positions_of_documents(doc_ids) if doc_ids else []
+
+    def documents_of_titles(self, mentions: Iterable[str]) -> list[str]:
+        """Ids of the documents whose title a mention names (the title or one of its word
+        n-grams), in the order the mentions name them."""
         if self._titles is None:
             self._titles = {}
             for doc_id, title in self.docstore.titles():
@@ -208,7 +214,7 @@ class TripleIndex:
                     gram = " ".join(tokens[start : start + size]).strip(".,;:'\"()")
                     if len(gram) >= 3 and gram in self._titles:
                         doc_ids += self._titles[gram]
-        return self.positions_of_documents(doc_ids) if doc_ids else []
+        return list(dict.fromkeys(doc_ids))
 
     def positions_of_documents(self, doc_ids: Iterable[str]) -> list[int]:
         ids = list(dict.fromkeys(doc_ids))

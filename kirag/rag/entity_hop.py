@@ -1,0 +1,133 @@
+"""The entity hop: from entities to the passages about them, a candidate source beside BM25 and
+dense retrieval.
+
+Multi-hop questions name one end of the chain and ask about the other: the second passage is
+about an entity (the bridge) that the first passage names and the question does not. The hop
+collects what a few source passages name (the first stage's top passages: their text and their
+triples' entities; or a reasoning chain's last triple), finds the passages *about* it — the documents
+whose title the entity names, and the documents of the triples next to it in the entity graph —
+and ranks those passages for the question with the scorer (the aligner: the dense encoder of
+the passages, whose vectors the dense index already holds). A passage's place inside its
+article can add a prior (`lead_weight`: an article's first passages describe its subject).
+The ranking is fused with the first stage by reciprocal rank (`EntityHopRetriever`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from kirag.fusion import reciprocal_rank_fusion
+from kirag.knowledge.sentences import words
+from kirag.knowledge.triple_index import TripleIndex
+from kirag.knowledge.triples import Triple
+from kirag.types import Hit
+
+_ORDINAL = re.compile(r"#(\d+)$")
+
+
+@dataclass(frozen=True)
+class HopSettings:
+    """How far the hop looks and how its ranking joins the first stage's."""
+
+    source_depth: int = 5  # first-stage passages whose entities are followed
+    graph: bool = False  # also the documents of the entity-graph neighbours' triples
+    lead_weight: float = 0.0  # prior for an article's first passages: w / (1 + ordinal)
+    weight: float = 1.0  # weight of the hop's ranking in the fusion (first stage: 1)
+    depth: int = 20  # hop documents kept in its ranking
+    question_titles: bool = True  # also the titles the question itself names
+
+
+def passage_ordinal(doc_id: str) -> int | None:
+    """The passage's place in its article from a `Title#N` id (None when the id has no `#N`)."""
+    match = _ORDINAL.search(doc_id)
+    return int(match.group(1)) if match else None
+
+
+class EntityHop:
+    """Passages about entities, ranked for a query. `dense` is a DenseRetriever over the same
+    corpus (its stored vectors score passages; its encoder encodes the query)."""
+
+    def __init__(self, index: TripleIndex, dense, settings: HopSettings = HopSettings()):
+        self.index = index
+        self.dense = dense
+        self.settings = settings
+        self._row: dict[str, int] | None = None
+
+    def entities_of(self, doc_ids: Sequence[str]) -> list[str]:
+        """What these documents name: their texts (any title an n-gram of them names counts —
+        extractors miss mentions) and the heads and tails of their triples."""
+        texts = [d.contents for d in self.index.docstore.get_many(list(doc_ids)) if d is not None]
+        triples = self.index.triples(self.index.positions_of_documents(doc_ids))
+        return list(dict.fromkeys([*texts, *(e for t in triples for e in (t.head, t.tail) if e)]))
+
+    def documents_about(self, entities: Iterable[str]) -> list[str]:
+        """Documents titled by an entity (the title or one of its n-grams), then, with `graph`,
+        the documents of the triples next to it in the entity graph."""
+        entities = list(entities)
+        found = self.index.documents_of_titles(entities)
+        if self.settings.graph and entities:
+            short = [e for e in entities if len(e.split()) <= 8]  # entities, not passage texts
+            positions = sorted(self.index.neighbours(short, hops=1))[:500]
+            found += [t.doc_id for t in self.index.triples(positions)]
+        return list(dict.fromkeys(found))
+
+    def rank(self, query: str, doc_ids: Sequence[str], k: int | None = None) -> list[Hit]:
+        """The candidate documents ordered by the scorer's similarity to `query` (+ lead prior)."""
+        if not doc_ids:
+            return []
+        if self._row is None:
+            self._row = {d: i for i, d in enumerate(self.dense.docstore.all_ids())}
+        known = [d for d in doc_ids if d in self._row]
+        vector = np.asarray(self.dense.encoder.encode_queries([query]), dtype=np.float32)[0]
+        scores = self.dense.passage_vectors([self._row[d] for d in known]) @ vector
+        if self.settings.lead_weight:
+            ordinals = [passage_ordinal(d) for d in known]
+            scores = scores + np.asarray(
+                [self.settings.lead_weight / (1 + o) if o is not None else 0.0 for o in ordinals]
+            )
+        order = np.argsort(-scores, kind="stable")[: k or self.settings.depth]
+        return [Hit(known[i], float(scores[i]), r) for r, i in enumerate(order, 1)]
+
+    def hop(self, question: str, sources: Sequence[str], entities: Iterable[str] = ()) -> list[Hit]:
+        """Passages about the entities the `sources` documents name (plus `entities`, plus the
+        titles the question names), minus the sources, ranked for the question."""
+        named = [*entities, *self.entities_of(sources)]
+        if self.settings.question_titles:
+            named.append(question)
+        skip = set(sources)
+        candidates = [d for d in self.documents_about(named) if d not in skip]
+        return self.rank(question, candidates)
+
+    def from_chain(self, question: str, triples: Sequence[Triple]) -> list[Hit]:
+        """The hop from a reasoning chain: passages about its last triple's new entities,
+        ranked for the question read with the chain (the aligner's query)."""
+        if not triples:
+            return []
+        last = triples[-1]
+        question_words = words(question)
+        new = [e for e in (last.head, last.tail) if not words(e) <= question_words] or [last.tail]
+        query = f"{question}\nknowledge triples: " + ". ".join(t.sentence_text for t in triples)
+        skip = {t.doc_id for t in triples}
+        candidates = [d for d in self.documents_about(new) if d not in skip]
+        return self.rank(query + ".", candidates)
+
+
+class EntityHopRetriever:
+    """A first stage plus the entity hop from its top passages, fused by reciprocal rank
+    (first stage weight 1, hop `settings.weight`): a document retriever with `search`."""
+
+    def __init__(self, first_stage, hop: EntityHop):
+        self.first_stage = first_stage
+        self.hop = hop
+
+    def search(self, query: str, k: int = 10, with_documents: bool = False) -> list[Hit]:
+        s = self.hop.settings
+        first = self.first_stage.search(query, max(k, 50))
+        sources = [h.doc_id for h in first[: s.source_depth]]
+        hopped = self.hop.hop(query, sources)
+        fused = reciprocal_rank_fusion([first, hopped], weights=[1.0, s.weight], depth=k)
+        return [Hit(h.doc_id, h.score, h.rank, None, h.metadata) for h in fused]

@@ -1,0 +1,125 @@
+"""The offline KiRAG path's new parts on the real slice: the entity hop, silver chains and ICT
+pairs from the corpus itself, and training from them (a few steps; the model folder loads, its
+config is recorded, a run resumes)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kirag.cli import main
+
+
+@pytest.fixture(scope="module")
+def index(small_triple_index):
+    from kirag.knowledge.triple_index import TripleIndex
+
+    return TripleIndex(small_triple_index)
+
+
+def test_documents_of_titles_finds_the_article_a_mention_names(index):
+    found = index.documents_of_titles(["the Greek philosopher Aristotle"])
+    assert found == ["Aristotle#0", "Aristotle#1", "Aristotle#2"]
+    assert index.documents_of_titles(["nothing titled so"]) == []
+
+
+def test_entity_hop_returns_the_passages_about_an_entity_the_source_names(index):
+    from kirag.rag.entity_hop import EntityHop, HopSettings
+
+    hop = EntityHop(index, index.document_retrievers()["dense"], HopSettings(depth=50))
+    named = hop.entities_of(["Ayn_Rand#1"])
+    assert "Ayn Rand" in named  # a triple's entity
+    assert any("Aristotle" in text for text in named)  # the passage's text
+    hits = hop.hop("Where was the philosopher Rand admired born?", ["Ayn_Rand#1"])
+    ids = [h.doc_id for h in hits]
+    assert {"Aristotle#0", "Aristotle#1", "Aristotle#2"} <= set(ids)
+    assert "Ayn_Rand#1" not in ids  # the source itself is not a hop
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_lead_prior_ranks_an_articles_first_passage_first(index):
+    from kirag.rag.entity_hop import EntityHop, HopSettings, passage_ordinal
+
+    assert passage_ordinal("Aristotle#12") == 12 and passage_ordinal("plain") is None
+    hop = EntityHop(index, index.document_retrievers()["dense"], HopSettings(lead_weight=10.0))
+    ranked = hop.rank("Aristotle", ["Aristotle#2", "Aristotle#1", "Aristotle#0"])
+    assert [h.doc_id for h in ranked] == ["Aristotle#0", "Aristotle#1", "Aristotle#2"]
+
+
+def test_entity_hop_retriever_fuses_the_hop_with_the_first_stage(index):
+    from kirag.rag.entity_hop import EntityHop, EntityHopRetriever
+
+    documents = index.document_retrievers()
+    retriever = EntityHopRetriever(documents["bm25"], EntityHop(index, documents["dense"]))
+    question = "Which philosopher did Ayn Rand name as her only influence?"
+    first = [h.doc_id for h in documents["bm25"].search(question, 10)]
+    fused = [h.doc_id for h in retriever.search(question, 10)]
+    assert len(fused) == len(set(fused)) == min(10, len(first) + 3)
+    assert set(fused) - set(first) <= {d for d in index.docstore.all_ids()}
+
+
+def test_silver_chains_cross_documents_in_the_offline_modes_text_format(index):
+    from kirag.knowledge.triple_index import triple_embedding_text
+    from kirag.rag.chains import Chain
+    from kirag.rag.corpus_training import CorpusGraph, aligner_rows, silver_chains
+
+    graph = CorpusGraph(index)
+    chains = silver_chains(graph, 20, seed=1)
+    assert chains and chains == silver_chains(graph, 20, seed=1)  # seeded
+    for chain in chains:
+        assert 2 <= len(chain.triples) <= 3
+        assert chain.triples[0].title != chain.triples[1].title  # across documents
+        assert chain.question.startswith("What ") and chain.question.endswith("?")
+    rows = aligner_rows(graph, chains[:3], num_negatives=2, seed=1)
+    assert len(rows) == sum(len(c.triples) for c in chains[:3])
+    first = chains[0]
+    assert rows[0].query == first.question
+    assert rows[1].query == Chain(triples=[first.triples[0]]).query(first.question)
+    assert rows[1].positive == triple_embedding_text(first.triples[1])
+    assert all(len(r.negatives) == 2 and r.positive not in r.negatives for r in rows)
+    assert all(n.startswith("title: ") for r in rows for n in r.negatives)
+
+
+def test_ict_pairs_take_a_sentence_out_of_its_passage(enwiki_slice):
+    from kirag.io.corpus import read_corpus
+    from kirag.rag.corpus_training import encoder_pairs
+
+    documents = list(read_corpus(enwiki_slice))
+    rows = encoder_pairs(documents, 30, seed=3)
+    assert len(rows) == 30 and rows == encoder_pairs(documents, 30, seed=3)
+    passages = {d.contents for d in documents}
+    removed = [r for r in rows if r.query not in r.positive]
+    assert len(removed) >= 20  # most pairs lose their query sentence (ICT keeps 10 %)
+    assert all(r.query and r.positive for r in rows)
+    assert all(r.positive not in passages for r in removed)  # the rest of the passage
+    titles = encoder_pairs(documents, 5, seed=3, recipe="title")
+    assert all(r.query in {d.title for d in documents} for r in titles)
+
+
+@pytest.mark.slow
+def test_train_aligner_from_corpus_saves_loads_and_resumes(small_triple_index, tmp_path):
+    """A few steps on the small index's silver chains (about a minute on 2 cores)."""
+    output = tmp_path / "aligner"
+    argv = [
+        "-q", "train", "aligner", "--from-corpus", str(small_triple_index), "--output",
+        str(output), "--chains", "12", "--batch-size", "4", "--negatives", "1",
+        "--query-max-length", "32", "--doc-max-length", "32", "--save-steps", "2",
+        "--epochs", "1", "--dev-fraction", "0",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    config = json.loads((output / "kirag-config.json").read_text())
+    assert config["settings"]["from_corpus"] == str(small_triple_index)
+    assert config["settings"]["num_negatives"] == 1 and config["settings"]["epochs"] == 1
+    steps = config["results"]["steps"]
+    assert steps >= 2 and config["results"]["train_seconds"] > 0
+    assert main([*argv[:-4], "--epochs", "2", "--dev-fraction", "0", "--resume"]) == 0
+    resumed = json.loads((output / "kirag-config.json").read_text())
+    assert resumed["results"]["steps"] == 2 * steps  # continued, not restarted
+
+    from kirag.rag.pipeline import KiRAG
+
+    pipeline = KiRAG(small_triple_index, aligner=str(output))
+    result = pipeline.retrieve("Which philosopher influenced Ayn Rand?", k=5)
+    assert result.hits and result.best_chain.triples
