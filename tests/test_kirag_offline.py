@@ -123,3 +123,26 @@ def test_train_aligner_from_corpus_saves_loads_and_resumes(small_triple_index, t
     pipeline = KiRAG(small_triple_index, aligner=str(output))
     result = pipeline.retrieve("Which philosopher influenced Ayn Rand?", k=5)
     assert result.hits and result.best_chain.triples
+
+
+def test_typed_answer_takes_the_span_of_the_questions_type_from_the_final_step():
+    from kirag.knowledge.triples import Triple
+    from kirag.rag.answer_type import answer_type, typed_answer
+
+    assert answer_type("Where was the president born who appointed Andrew Johnson?") == "place"
+    assert answer_type("In what year did the author publish her novel?") == "date"
+    assert answer_type("How many characters does ASCII encode?") == "number"
+    assert answer_type("Who hosted the 88th ceremony?") == "person"
+    assert answer_type("Is the sky blue?") is None
+    step = Triple(
+        "Abraham Lincoln",
+        "was born in",
+        "a log cabin",
+        doc_id="Abraham_Lincoln#1",
+        sentence="Abraham Lincoln was born in a log cabin in Hodgenville, Kentucky, in 1809.",
+    )
+    question = "Where was the president born who appointed Andrew Johnson?"
+    assert typed_answer(question, [step]) in ("Hodgenville", "Kentucky")
+    assert typed_answer("In what year was Lincoln born?", [step]) == "1809"
+    assert typed_answer("What did Lincoln like?", [step]) == "a log cabin"  # no type: the tail
+    assert typed_answer(question, []) is None

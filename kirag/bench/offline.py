@@ -126,9 +126,13 @@ def _r(values: dict[int, float]) -> dict[str, float]:
 # ---------------------------------------------------------------- the systems
 
 
-def build_settings(index, encoder: str, aligner: str, workdir: Path) -> list[Setting]:
-    """Every family's settings over one triple index (and the trained models, when given)."""
+def build_settings(
+    index, encoder: str, aligner: str, workdir: Path, answers: dict
+) -> list[Setting]:
+    """Every family's settings over one triple index (and the trained models, when given).
+    Chain settings record (setting, question) -> (last tail, typed answer) in `answers`."""
     from kirag.fusion import reciprocal_rank_fusion
+    from kirag.rag.answer_type import typed_answer
     from kirag.rag.entity_hop import EntityHop, EntityHopRetriever, HopSettings
     from kirag.rag.pipeline import KiRAG
     from kirag.retrieval.hybrid import HybridRetriever
@@ -179,16 +183,21 @@ def build_settings(index, encoder: str, aligner: str, workdir: Path) -> list[Set
             pipeline = KiRAG(
                 index, mode="aligner", aligner=aligner_path or None, doc_retriever=first
             )
+            label = f"{stage}{' + hop' if hop else ''}, chains (3 turns, beam 2, weight 0.5)"
 
-            def run(q, p=pipeline, h=hop):
+            def run(q, p=pipeline, h=hop, label=label):
                 result = p.retrieve(q, k=10)
                 ranked = result.hits
+                chain = result.best_chain.triples if result.best_chain else []
+                answers[(label, q)] = (
+                    result.answer_candidate or "",
+                    typed_answer(q, chain) or "",
+                )
                 if h is not None and result.best_chain is not None:
                     hopped = h.from_chain(q, result.best_chain.triples)
                     ranked = reciprocal_rank_fusion([ranked, hopped], weights=[1.0, 0.5], depth=10)
                 return ids(ranked)
 
-            label = f"{stage}{' + hop' if hop else ''}, chains (3 turns, beam 2, weight 0.5)"
             out.append(Setting(family, label, run, stage, 100 + n))
 
     hop_family("first stage + entity hop, no chains", ("bm25", "rrf"), ("minilm",))
@@ -244,7 +253,8 @@ def run_offline(args: argparse.Namespace) -> dict:
     types = [q.metadata.get("type", "bridge") for q in questions]
     index = TripleIndex(args.index)
     workdir = Path(args.workdir)
-    settings = build_settings(index, args.encoder, args.aligner, workdir)
+    answers: dict = {}
+    settings = build_settings(index, args.encoder, args.aligner, workdir, answers)
     if args.families:
         keep = re.compile(args.families)
         settings = [s for s in settings if keep.search(s.family) or s.family == "BM25"]
@@ -275,6 +285,8 @@ def run_offline(args: argparse.Namespace) -> dict:
             "dev_cv_vs_bm25": significance([bm25.scores[i] for i in dev_ix], held, dev_ids),
             "questions_per_minute": round(60 * len(questions) / max(chosen.seconds, 1e-9), 1),
         }
+        if any((chosen.name, questions[i].question) in answers for i in dev_ix):
+            row["answers_em"] = answer_em(answers, chosen.name, questions, dev_ix, test_ix)
         if test_ix:
             scores = [chosen.scores[i] for i in test_ix]
             row |= {
@@ -313,6 +325,21 @@ def run_offline(args: argparse.Namespace) -> dict:
         {"family": s.family, "setting": s.name, **_r(mean(s.scores, dev_ix))} for s in settings
     ]
     out["markdown"] = markdown(out)
+    return out
+
+
+def answer_em(answers: dict, setting: str, questions, dev_ix, test_ix) -> dict:
+    """Exact match of the chain's last tail and of the typed answer (no reader), dev and test."""
+    from kirag.eval.qa_metrics import exact_match
+
+    out = {}
+    for split, keep in (("dev", dev_ix), ("test", test_ix)):
+        if keep:
+            pairs = [(questions[i], answers[(setting, questions[i].question)]) for i in keep]
+            out[split] = {
+                "tail": round(sum(exact_match(a[0], q.answers) for q, a in pairs) / len(pairs), 4),
+                "typed": round(sum(exact_match(a[1], q.answers) for q, a in pairs) / len(pairs), 4),
+            }
     return out
 
 

@@ -270,16 +270,21 @@ class KiRAG:
                 Answer(q, text, r.hits, r, "reader", {"reader_calls": per_question})
                 for q, text, r in zip(questions, texts, results, strict=True)
             ]
-        return [
-            Answer(
-                q,
-                r.answer_candidate or "",
-                r.hits,
-                r,
-                "constructor" if (r.best_chain and r.best_chain.answer) else "chain-tail",
-            )
-            for q, r in zip(questions, results, strict=True)
-        ]
+        return [self._chain_answer(q, r) for q, r in zip(questions, results, strict=True)]
+
+    def _chain_answer(self, question: str, result: ChainResult) -> Answer:
+        """Without a reader: the constructor's answer, else (aligner mode) the span of the
+        question's answer type in the chain's final step, else the last tail entity."""
+        chain = result.best_chain
+        if chain is not None and chain.answer:
+            return Answer(question, chain.answer, result.hits, result, "constructor")
+        if self.mode == "aligner" and chain is not None and chain.triples:
+            from kirag.rag.answer_type import answer_type, typed_answer
+
+            if answer_type(question) is not None:
+                text = typed_answer(question, chain.triples) or ""
+                return Answer(question, text, result.hits, result, "chain-typed")
+        return Answer(question, result.answer_candidate or "", result.hits, result, "chain-tail")
 
 
 class KiRAGRetriever(AsyncSearch):
