@@ -146,3 +146,26 @@ def test_typed_answer_takes_the_span_of_the_questions_type_from_the_final_step()
     assert typed_answer("In what year was Lincoln born?", [step]) == "1809"
     assert typed_answer("What did Lincoln like?", [step]) == "a log cabin"  # no type: the tail
     assert typed_answer(question, []) is None
+
+
+@pytest.mark.slow
+def test_train_encoder_from_corpus_saves_a_folder_the_dense_index_loads(enwiki_slice, tmp_path):
+    """ICT pairs from the slice, a few steps; then `kirag index dense --encoder` uses it."""
+    output = tmp_path / "encoder"
+    argv = [
+        "-q", "train", "encoder", "--from-corpus", str(enwiki_slice), "--output", str(output),
+        "--pairs", "16", "--batch-size", "8", "--max-length", "32",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    config = json.loads((output / "kirag-config.json").read_text())
+    assert config["settings"]["recipe"] == "ict" and config["settings"]["num_negatives"] == 0
+    assert config["results"]["steps"] == 2 and config["results"]["train_rows"] == 16
+    corpus = tmp_path / "tiny.jsonl"
+    corpus.write_text("".join(enwiki_slice.read_text().splitlines(keepends=True)[:12]))
+    index = tmp_path / "dense"
+    assert main(["-q", "index", "dense", "--corpus", str(corpus), "--index", str(index),
+                 "--encoder", str(output)]) == 0  # fmt: skip
+    from kirag.retrieval.factory import load_retriever
+
+    hits = load_retriever(index).search("Aristotle", 3)
+    assert len(hits) == 3

@@ -30,6 +30,7 @@ from kirag.knowledge.triples import Triple, entity_key
 from kirag.rag.aligner_training import AlignerRow, TrainSettings
 
 RECIPES = ("ict", "title", "ict+title")
+_PRONOUNS = {"he", "she", "it", "they", "his", "her", "its", "their", "this", "that", "these"}
 ICT_KEEP = 0.1  # the fraction of ICT pairs whose positive keeps the query sentence
 
 
@@ -59,17 +60,28 @@ class CorpusGraph:
             if title:
                 self.title_docs[entity_key(title)].append(doc_id)
 
+    def is_bridge(self, entity: str) -> bool:
+        """Whether a path may go through `entity`: a document is about it (its title), or it is
+        a name (capitalised, not a pronoun) that triples of two to 50 documents share —
+        spaCy's common-noun entities ("windows", "to") would make paths of noise."""
+        key = entity_key(entity)
+        if len(key) < 3:
+            return False
+        if key in self.title_docs:
+            return True
+        if not entity[:1].isupper() or key in _PRONOUNS:
+            return False
+        docs = {self.triples[p].doc_id for p in self.by_entity.get(key, [])[:51]}
+        return 2 <= len(docs) <= 50
+
     def next_hops(self, position: int, bridge: str) -> list[int]:
         """Triples of other documents that continue a path through `bridge`: those of the
         documents about it, and those elsewhere that name it."""
         here = self.triples[position]
         key = entity_key(bridge)
-        out = [
-            p
-            for doc_id in self.title_docs.get(key, [])
-            if doc_id != here.doc_id and self.triples[self.by_doc[doc_id][0]].title != here.title
-            for p in self.by_doc[doc_id]
-        ]
+        if key == entity_key(here.title or ""):
+            return []  # the document's own subject: no other document to go to
+        out = [p for doc_id in self.title_docs.get(key, []) for p in self.by_doc.get(doc_id, [])]
         out += [p for p in self.by_entity.get(key, []) if self.triples[p].title != here.title]
         return list(dict.fromkeys(out))
 
@@ -102,7 +114,7 @@ def silver_chains(
             break
         t1 = graph.triples[start]
         bridge = t1.tail if rng.random() < 0.7 else t1.head
-        if not entity_key(bridge) or entity_key(t1.head) == entity_key(t1.tail):
+        if not graph.is_bridge(bridge) or entity_key(t1.head) == entity_key(t1.tail):
             continue
         follow = graph.next_hops(start, bridge)
         if not follow:
@@ -112,7 +124,7 @@ def silver_chains(
         description = _describe(t1, bridge)
         onward, step = _continues(t2, bridge)
         path = [t1, t2]
-        if rng.random() < three_hop_share and entity_key(onward):
+        if rng.random() < three_hop_share and graph.is_bridge(onward):
             follow = [
                 p for p in graph.next_hops(second, onward) if graph.triples[p].doc_id != t1.doc_id
             ]
