@@ -49,18 +49,25 @@ def passage_ordinal(doc_id: str) -> int | None:
 
 class EntityHop:
     """Passages about entities, ranked for a query. `dense` is a DenseRetriever over the same
-    corpus (its stored vectors score passages; its encoder encodes the query)."""
+    corpus (its stored vectors score passages; its encoder encodes the query). `index`: the
+    corpus's triple index (its triples' entities and entity graph); without one, the hop reads
+    titles from the passages' text alone."""
 
-    def __init__(self, index: TripleIndex, dense, settings: HopSettings = HopSettings()):
+    def __init__(self, index: TripleIndex | None, dense, settings: HopSettings = HopSettings()):
+        from kirag.knowledge.titles import TitleLookup
+
         self.index = index
         self.dense = dense
         self.settings = settings
+        self.titles = index.titles if index is not None else TitleLookup(dense.docstore)
         self._row: dict[str, int] | None = None
 
     def entities_of(self, doc_ids: Sequence[str]) -> list[str]:
         """What these documents name: their texts (any title an n-gram of them names counts —
         extractors miss mentions) and the heads and tails of their triples."""
-        texts = [d.contents for d in self.index.docstore.get_many(list(doc_ids)) if d is not None]
+        texts = [d.contents for d in self.dense.docstore.get_many(list(doc_ids)) if d is not None]
+        if self.index is None:
+            return texts
         triples = self.index.triples(self.index.positions_of_documents(doc_ids))
         return list(dict.fromkeys([*texts, *(e for t in triples for e in (t.head, t.tail) if e)]))
 
@@ -68,8 +75,8 @@ class EntityHop:
         """Documents titled by an entity (the title or one of its n-grams), then, with `graph`,
         the documents of the triples next to it in the entity graph."""
         entities = list(entities)
-        found = self.index.documents_of_titles(entities)
-        if self.settings.graph and entities:
+        found = self.titles.documents(entities)
+        if self.settings.graph and entities and self.index is not None:
             short = [e for e in entities if len(e.split()) <= 8]  # entities, not passage texts
             positions = sorted(self.index.neighbours(short, hops=1))[:500]
             found += [t.doc_id for t in self.index.triples(positions)]
