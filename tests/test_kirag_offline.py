@@ -169,3 +169,23 @@ def test_train_encoder_from_corpus_saves_a_folder_the_dense_index_loads(enwiki_s
 
     hits = load_retriever(index).search("Aristotle", 3)
     assert len(hits) == 3
+
+
+def test_offline_bench_chooses_on_the_other_questions_and_scores_the_left_out_one():
+    from kirag.bench.offline import Setting, choose, leave_one_out, significance
+
+    def setting(name, per_question, simplicity):
+        s = Setting("f", name, lambda q: [], "bm25", simplicity)
+        s.scores = [{3: v, 5: v, 10: v} for v in per_question]
+        return s
+
+    # "a" wins on questions 0-2, "b" only on question 3: leaving 3 out picks "a" (scores 0 there)
+    a = setting("a", [1.0, 1.0, 1.0, 0.0], 0)
+    b = setting("b", [0.0, 0.5, 0.5, 1.0], 1)
+    assert choose([a, b], [0, 1, 2, 3]) == 0
+    held, won = leave_one_out([a, b], [0, 1, 2, 3])
+    assert [h[5] for h in held] == [1.0, 1.0, 1.0, 0.0] and won == {"a": 4}
+    tie = setting("tie", [1.0, 1.0, 1.0, 0.0], 5)  # same scores, less simple: never chosen
+    assert choose([tie, a], [0, 1, 2, 3]) == 1
+    test = significance(b.scores, a.scores, ["q0", "q1", "q2", "q3"])
+    assert test["R@5"]["difference"] == 0.25 and 0 < test["R@5"]["randomization_p"] <= 1
