@@ -25,9 +25,10 @@ def test_documents_of_titles_finds_the_article_a_mention_names(index):
 
 
 def test_entity_hop_returns_the_passages_about_an_entity_the_source_names(index):
-    from kirag.rag.entity_hop import EntityHop, HopSettings
+    from kirag.rag.entity_hop import DenseScorer, EntityHop, HopSettings
 
-    hop = EntityHop(index, index.document_retrievers()["dense"], HopSettings(depth=50))
+    scorer = DenseScorer(index.document_retrievers()["dense"])
+    hop = EntityHop(index, scorer, HopSettings(depth=50))
     named = hop.entities_of(["Ayn_Rand#1"])
     assert "Ayn Rand" in named  # a triple's entity
     assert any("Aristotle" in text for text in named)  # the passage's text
@@ -40,19 +41,21 @@ def test_entity_hop_returns_the_passages_about_an_entity_the_source_names(index)
 
 
 def test_lead_prior_ranks_an_articles_first_passage_first(index):
-    from kirag.rag.entity_hop import EntityHop, HopSettings, passage_ordinal
+    from kirag.rag.entity_hop import EntityHop, HopSettings, LexicalScorer, passage_ordinal
 
     assert passage_ordinal("Aristotle#12") == 12 and passage_ordinal("plain") is None
-    hop = EntityHop(index, index.document_retrievers()["dense"], HopSettings(lead_weight=10.0))
+    scorer = LexicalScorer(index.document_retrievers()["bm25"])
+    hop = EntityHop(None, scorer, HopSettings(lead_weight=10.0))  # titles from the text alone
     ranked = hop.rank("Aristotle", ["Aristotle#2", "Aristotle#1", "Aristotle#0"])
     assert [h.doc_id for h in ranked] == ["Aristotle#0", "Aristotle#1", "Aristotle#2"]
 
 
 def test_entity_hop_retriever_fuses_the_hop_with_the_first_stage(index):
-    from kirag.rag.entity_hop import EntityHop, EntityHopRetriever
+    from kirag.rag.entity_hop import DenseScorer, EntityHop, EntityHopRetriever
 
     documents = index.document_retrievers()
-    retriever = EntityHopRetriever(documents["bm25"], EntityHop(index, documents["dense"]))
+    hop = EntityHop(index, DenseScorer(documents["dense"]))
+    retriever = EntityHopRetriever(documents["bm25"], hop)
     question = "Which philosopher did Ayn Rand name as her only influence?"
     first = [h.doc_id for h in documents["bm25"].search(question, 10)]
     fused = [h.doc_id for h in retriever.search(question, 10)]

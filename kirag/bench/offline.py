@@ -174,18 +174,27 @@ def build_settings(
     record (setting, question) -> (last tail, typed answer) in `answers`."""
     from kirag.fusion import reciprocal_rank_fusion
     from kirag.rag.answer_type import typed_answer
-    from kirag.rag.entity_hop import EntityHop, EntityHopRetriever, HopSettings
+    from kirag.rag.entity_hop import (
+        DenseScorer,
+        EntityHop,
+        EntityHopRetriever,
+        HopSettings,
+        LexicalScorer,
+    )
     from kirag.rag.pipeline import KiRAG
     from kirag.retrieval.hybrid import HybridRetriever
 
-    rrf = HybridRetriever([bm25, dense], "rrf", depth=50)
-    stages = {"bm25": Memo(bm25), "dense": Memo(dense), "rrf": Memo(rrf)}
-    hop_dense = {"minilm": stages["dense"]}
+    stages = {"bm25": Memo(bm25)}
+    hop_dense = {"bm25": LexicalScorer(stages["bm25"])}
+    if dense is not None:
+        stages["dense"] = Memo(dense)
+        stages["rrf"] = Memo(HybridRetriever([bm25, dense], "rrf", depth=50))
+        hop_dense["minilm"] = DenseScorer(stages["dense"])
     if encoder:
         trained = trained_dense_index(dense.docstore, encoder, workdir)
         stages["dense-trained"] = Memo(trained)
         stages["rrf-trained"] = Memo(HybridRetriever([bm25, trained], "rrf", depth=50))
-        hop_dense["trained"] = stages["dense-trained"]
+        hop_dense["trained"] = DenseScorer(stages["dense-trained"])
 
     def ids(hits) -> list[str]:
         return [h.doc_id for h in hits]
@@ -197,7 +206,7 @@ def build_settings(
 
     def hop_family(family: str, stage_names, scorers, simplicity0=0):
         grid = itertools.product(
-            stage_names, scorers, (3, 5, 10), (0.5, 1.0, 2.0), (0.0, 0.05, 0.15)
+            stage_names, scorers, (3, 5, 10), (0.88, 0.92, 0.97), (0.0, 0.15, 0.4)
         )
         for n, (stage, scorer, depth, weight, lead) in enumerate(grid):
             settings = HopSettings(source_depth=depth, weight=weight, lead_weight=lead)
@@ -242,7 +251,10 @@ def build_settings(
 
             out.append(Setting(family, label, run, stage, 100 + n))
 
-    hop_family("first stage + entity hop, no chains", ("bm25", "rrf"), ("minilm",))
+    if dense is None:
+        hop_family("first stage + entity hop, no chains", ("bm25",), ("bm25",))
+        return out
+    hop_family("first stage + entity hop, no chains", ("bm25", "rrf"), ("minilm", "bm25"))
     if encoder:
         hop_family(
             "trained encoder: first stage + entity hop", ("bm25", "rrf-trained"), ("trained",)
@@ -297,13 +309,13 @@ def run_offline(args: argparse.Namespace) -> dict:
     dev_ix, test_ix = list(range(len(dev))), list(range(len(dev), len(questions)))
     types = [q.metadata.get("type", "bridge") for q in questions]
     index = TripleIndex(args.index) if (Path(args.index) / "manifest.json").exists() else None
-    if index is None and not (args.bm25 and args.dense):
+    if index is None and not args.bm25:
         from kirag.errors import KiragError
 
-        raise KiragError(f"{args.index}: no triple index; build it or give --bm25 and --dense")
+        raise KiragError(f"{args.index}: no triple index; build it or give --bm25 (and --dense)")
     documents = index.document_retrievers() if index is not None else {}
     bm25 = load_retriever(args.bm25) if args.bm25 else documents["bm25"]
-    dense = load_retriever(args.dense) if args.dense else documents["dense"]
+    dense = load_retriever(args.dense) if args.dense else documents.get("dense")
     workdir = Path(args.workdir)
     answers: dict = {}
     settings = build_settings(index, bm25, dense, args.encoder, args.aligner, workdir, answers)

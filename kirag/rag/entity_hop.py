@@ -36,7 +36,7 @@ class HopSettings:
     source_depth: int = 5  # first-stage passages whose entities are followed
     graph: bool = False  # also the documents of the entity-graph neighbours' triples
     lead_weight: float = 0.0  # prior for an article's first passages: w / (1 + ordinal)
-    weight: float = 1.0  # weight of the hop's ranking in the fusion (first stage: 1)
+    weight: float = 0.92  # of the hop's ranking in the fusion (first stage: 1; see the retriever)
     depth: int = 20  # hop documents kept in its ranking
     question_titles: bool = True  # also the titles the question itself names
 
@@ -47,25 +47,58 @@ def passage_ordinal(doc_id: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-class EntityHop:
-    """Passages about entities, ranked for a query. `dense` is a DenseRetriever over the same
-    corpus (its stored vectors score passages; its encoder encodes the query). `index`: the
-    corpus's triple index (its triples' entities and entity graph); without one, the hop reads
-    titles from the passages' text alone."""
+class DenseScorer:
+    """Similarity of a query to passages through their stored dense vectors (the index's
+    encoder: the aligner's role here), none re-encoded."""
 
-    def __init__(self, index: TripleIndex | None, dense, settings: HopSettings = HopSettings()):
+    def __init__(self, dense):
+        self.dense = dense
+        self.docstore = dense.docstore
+        self._row: dict[str, int] | None = None
+
+    def score(self, query: str, doc_ids: Sequence[str]) -> np.ndarray:
+        if self._row is None:
+            self._row = {d: i for i, d in enumerate(self.docstore.all_ids())}
+        vector = np.asarray(self.dense.encoder.encode_queries([query]), dtype=np.float32)[0]
+        return np.asarray(
+            self.dense.passage_vectors([self._row[d] for d in doc_ids]) @ vector, dtype=np.float32
+        )
+
+
+class LexicalScorer:
+    """BM25 score of a query for passages, divided by its best score (0 beyond the top
+    `depth`): the hop's scorer without a dense index."""
+
+    def __init__(self, bm25, depth: int = 1000):
+        self.bm25 = bm25
+        self.docstore = bm25.docstore
+        self.depth = depth
+
+    def score(self, query: str, doc_ids: Sequence[str]) -> np.ndarray:
+        hits = self.bm25.search(query, self.depth)
+        top = max((h.score for h in hits), default=0.0) or 1.0
+        found = {h.doc_id: h.score / top for h in hits}
+        return np.asarray([found.get(d, 0.0) for d in doc_ids], dtype=np.float32)
+
+
+class EntityHop:
+    """Passages about entities, ranked for a query by `scorer` (DenseScorer or LexicalScorer
+    over the same corpus). `index`: the corpus's triple index (its triples' entities and entity
+    graph); without one, the hop reads titles from the passages' text alone."""
+
+    def __init__(self, index: TripleIndex | None, scorer, settings: HopSettings = HopSettings()):
         from kirag.knowledge.titles import TitleLookup
 
         self.index = index
-        self.dense = dense
+        self.scorer = scorer
+        self.docstore = scorer.docstore
         self.settings = settings
-        self.titles = index.titles if index is not None else TitleLookup(dense.docstore)
-        self._row: dict[str, int] | None = None
+        self.titles = index.titles if index is not None else TitleLookup(self.docstore)
 
     def entities_of(self, doc_ids: Sequence[str]) -> list[str]:
         """What these documents name: their texts (any title an n-gram of them names counts —
         extractors miss mentions) and the heads and tails of their triples."""
-        texts = [d.contents for d in self.dense.docstore.get_many(list(doc_ids)) if d is not None]
+        texts = [d.contents for d in self.docstore.get_many(list(doc_ids)) if d is not None]
         if self.index is None:
             return texts
         triples = self.index.triples(self.index.positions_of_documents(doc_ids))
@@ -86,11 +119,8 @@ class EntityHop:
         """The candidate documents ordered by the scorer's similarity to `query` (+ lead prior)."""
         if not doc_ids:
             return []
-        if self._row is None:
-            self._row = {d: i for i, d in enumerate(self.dense.docstore.all_ids())}
-        known = [d for d in doc_ids if d in self._row]
-        vector = np.asarray(self.dense.encoder.encode_queries([query]), dtype=np.float32)[0]
-        scores = self.dense.passage_vectors([self._row[d] for d in known]) @ vector
+        known = list(doc_ids)  # from this corpus's titles and triples
+        scores = self.scorer.score(query, known)
         if self.settings.lead_weight:
             ordinals = [passage_ordinal(d) for d in known]
             scores = scores + np.asarray(
@@ -125,7 +155,8 @@ class EntityHop:
 
 class EntityHopRetriever:
     """A first stage plus the entity hop from its top passages, fused by reciprocal rank
-    (first stage weight 1, hop `settings.weight`): a document retriever with `search`."""
+    (first stage weight 1, hop `settings.weight`; the hop's ranking without the first stage's
+    top k, so that it adds documents): a document retriever with `search`."""
 
     def __init__(self, first_stage, hop: EntityHop):
         self.first_stage = first_stage
@@ -135,6 +166,13 @@ class EntityHopRetriever:
         s = self.hop.settings
         first = self.first_stage.search(query, max(k, 50))
         sources = [h.doc_id for h in first[: s.source_depth]]
-        hopped = self.hop.hop(query, sources)
-        fused = reciprocal_rank_fusion([first, hopped], weights=[1.0, s.weight], depth=k)
+        # the hop adds documents to the first stage's top k: what that top k holds is not
+        # counted twice, and the first stage beyond k does not vote (RRF would otherwise lift
+        # what both rank, anywhere, over the first stage's own best). With RRF's k = 60 the
+        # hop's first document lands after the first stage's 61 / weight - 60 best.
+        top = first[:k]
+        shown = {h.doc_id for h in top}
+        hopped = [h for h in self.hop.hop(query, sources) if h.doc_id not in shown]
+        hopped = [Hit(h.doc_id, h.score, rank) for rank, h in enumerate(hopped, 1)]
+        fused = reciprocal_rank_fusion([top, hopped], weights=[1.0, s.weight], depth=k)
         return [Hit(h.doc_id, h.score, h.rank, None, h.metadata) for h in fused]
