@@ -192,3 +192,13 @@ def test_offline_bench_chooses_on_the_other_questions_and_scores_the_left_out_on
     assert choose([tie, a], [0, 1, 2, 3]) == 1
     test = significance(b.scores, a.scores, ["q0", "q1", "q2", "q3"])
     assert test["R@5"]["difference"] == 0.25 and 0 < test["R@5"]["randomization_p"] <= 1
+
+
+def test_kirag_takes_a_first_stage_with_the_entity_hop_by_name(small_triple_index):
+    from kirag.rag.entity_hop import EntityHopRetriever
+    from kirag.rag.pipeline import KiRAG
+
+    pipeline = KiRAG(small_triple_index, doc_retriever="bm25+hop")
+    assert isinstance(pipeline.retriever.doc_retriever, EntityHopRetriever)
+    result = pipeline.retrieve("Which philosopher influenced Ayn Rand?", k=5)
+    assert len(result.hits) == 5

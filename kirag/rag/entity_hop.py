@@ -39,6 +39,7 @@ class HopSettings:
     weight: float = 0.92  # of the hop's ranking in the fusion (first stage: 1; see the retriever)
     depth: int = 20  # hop documents kept in its ranking
     question_titles: bool = True  # also the titles the question itself names
+    scorer: str = "bm25"  # what ranks the hop's passages: "bm25" (lexical) or "dense"
 
 
 def passage_ordinal(doc_id: str) -> int | None:
@@ -176,3 +177,17 @@ class EntityHopRetriever:
         hopped = [Hit(h.doc_id, h.score, rank) for rank, h in enumerate(hopped, 1)]
         fused = reciprocal_rank_fusion([top, hopped], weights=[1.0, s.weight], depth=k)
         return [Hit(h.doc_id, h.score, h.rank, None, h.metadata) for h in fused]
+
+
+def hop_retriever(
+    index: TripleIndex, first_stage, settings: HopSettings = HopSettings()
+) -> EntityHopRetriever:
+    """`first_stage` + the entity hop over a triple index, scored by the document index inside
+    it that `settings.scorer` names."""
+    documents = index.document_retrievers()
+    scorer = (
+        LexicalScorer(documents["bm25"])
+        if settings.scorer == "bm25"
+        else DenseScorer(documents["dense"])
+    )
+    return EntityHopRetriever(first_stage, EntityHop(index, scorer, settings))

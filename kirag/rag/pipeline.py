@@ -219,9 +219,14 @@ class KiRAG:
 
     def _doc_retriever(self, name: str):
         """A first stage from the document indexes kept inside the triple index folder: one of
-        them by name ("bm25", "dense"), or "rrf" — RRF of all of them."""
+        them by name ("bm25", "dense"), or "rrf" — RRF of all of them; "NAME+hop": that first
+        stage plus the entity hop (HopSettings' defaults)."""
         from kirag.retrieval.hybrid import HybridRetriever
 
+        if name.endswith("+hop"):  # a first stage + the entity hop (kirag.rag.entity_hop)
+            from kirag.rag.entity_hop import hop_retriever
+
+            return hop_retriever(self.index, self._doc_retriever(name.removesuffix("+hop")))
         documents = self.index.document_retrievers()
         if name == "rrf":
             found = list(documents.values())
