@@ -73,7 +73,8 @@ demo: install
 	@$(MAKE) --no-print-directory $(DEMO_DIR)/enwiki-triples/manifest.json
 	@echo "== 4. KiRAG: a multi-hop question, its reasoning chain, and the bundled bridge questions scored"
 	$(KIRAG) answer --index $(DEMO_DIR)/enwiki-triples \
-		--question "Where was the president born who appointed Andrew Johnson as military governor of Tennessee?"
+		--question "Where was the president born who appointed Andrew Johnson as military governor of Tennessee?" \
+		--expect "Hodgenville, Kentucky" --expect Hodgenville
 	$(KIRAG) -q answer --index $(DEMO_DIR)/enwiki-triples --questions $(DEMO_QUESTIONS) \
 		--answers $(DEMO_DIR)/answers.jsonl --output $(DEMO_DIR)/predictions.json
 

@@ -272,6 +272,7 @@ def load_kirag_questions(path: str | Path) -> list[MultiHopExample]:
                     list(record["answers"]),
                     list(record["supporting_ids"]),
                     "kirag",
+                    metadata={"type": record["type"]} if "type" in record else {},
                 )
             )
         except (KeyError, TypeError) as exc:

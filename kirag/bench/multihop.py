@@ -11,7 +11,9 @@ Sections (all measured in the same run, on the same questions and corpus):
   constructor), on the full 4,996-passage sample;
 - subcorpus: the same systems plus KiRAG with LLM-extracted triples, on a sub-corpus (the gold
   passages and each question's BM25 + dense top passages) small enough for the tiny LLM to
-  extract.
+  extract;
+- offline: the offline path's ablations, chosen on a dev split by cross-validation and scored
+  once on a test split (kirag.bench.offline; `--dev`, `--test`, `--encoder`, `--aligner`).
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="",
         help="run only the systems whose name this regular expression matches (default: all)",
     )
+    from kirag.bench import offline
+
+    offline.add_arguments(parser)  # section "offline": the offline path's ablations (dev/test)
 
 
 # ---------------------------------------------------------------- extraction
@@ -407,6 +412,12 @@ def run(args: argparse.Namespace) -> dict:
         )
     if "precision" in sections:
         out["precision"] = bench_precision(args.llm_max_tokens)
+        _checkpoint(args, out)
+    if "offline" in sections:
+        from kirag.bench.offline import run_offline
+
+        out["offline"] = run_offline(args)
+        print(out["offline"]["markdown"])
         _checkpoint(args, out)
     if "multihop" in sections or "subcorpus" in sections:
         triples, bm25, dense = build_indexes("enwiki-sample", root, "sample")

@@ -39,6 +39,12 @@ def register(subparsers) -> None:
     )
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--question", help="one question: the answer and its chain are printed")
+    parser.add_argument(
+        "--expect",
+        action="append",
+        metavar="ANSWER",
+        help="with --question: a gold answer (repeatable); prints whether the answer is right",
+    )
     what.add_argument(
         "--questions",
         type=INPUT,
@@ -185,6 +191,14 @@ def run(args: argparse.Namespace) -> int:
         print_answer(answer)
         if args.html:
             _write_html(args.html, kirag, [answer], [None])
+        if args.expect:
+            from kirag.eval.qa_metrics import exact_match, f1_score
+
+            right = exact_match(answer.answer, args.expect)
+            print(
+                f"right: {'yes' if right else 'no'} (gold: {' | '.join(args.expect)}; "
+                f"token F1 {f1_score(answer.answer, args.expect):.2f})"
+            )
         return 0
     return _answer_file(args, kirag)
 

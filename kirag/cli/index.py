@@ -133,8 +133,11 @@ def _encoder_backend_arguments(parser: argparse.ArgumentParser) -> None:
 def _dense_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
+        "--encoder",
+        dest="model",
         default="minilm",
-        help="sentence-transformers model: short name, local path or hub id",
+        help="sentence-transformers model: short name, local path or hub id (a folder from "
+        "kirag train encoder)",
     )
     parser.add_argument("--index-type", default="flat", choices=INDEX_TYPES, help=INDEX_TYPE_HELP)
     _ivfpq_arguments(parser)

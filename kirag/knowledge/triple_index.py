@@ -49,6 +49,7 @@ from kirag.knowledge.entity_graph import (  # build_entity_graph: re-exported
     GraphWriter,
     build_entity_graph,  # noqa: F401
 )
+from kirag.knowledge.titles import TitleLookup
 from kirag.knowledge.triples import Triple
 from kirag.optional import check_extra
 from kirag.retrieval.encoder_backends import EncoderBackend
@@ -100,7 +101,7 @@ class TripleIndex:
         self.docstore = DocStore(self.path / DocStore.FILENAME)
         self.graph = EntityGraph(self.path / GRAPH_FILE)
         self._encoder = encoder
-        self._titles: dict[str, list[str]] | None = None
+        self.titles = TitleLookup(self.docstore)
         self._document_retrievers: dict[str, object] | None = None
         self._passage_row: dict[str, int] = {}
         if len(self) != self.faiss.ntotal:
@@ -195,20 +196,13 @@ class TripleIndex:
     def positions_of_titles(self, mentions: Iterable[str]) -> list[int]:
         """Positions of the triples of every document whose title a mention names: the mention
         is the title, or one of its word n-grams is ("Canadian province of Alberta" -> Alberta)."""
-        if self._titles is None:
-            self._titles = {}
-            for doc_id, title in self.docstore.titles():
-                if title:
-                    self._titles.setdefault(title.lower(), []).append(doc_id)
-        doc_ids: list[str] = []
-        for mention in mentions:
-            tokens = mention.lower().split()
-            for size in range(min(len(tokens), 8), 0, -1):
-                for start in range(len(tokens) - size + 1):
-                    gram = " ".join(tokens[start : start + size]).strip(".,;:'\"()")
-                    if len(gram) >= 3 and gram in self._titles:
-                        doc_ids += self._titles[gram]
+        doc_ids = self.documents_of_titles(mentions)
         return self.positions_of_documents(doc_ids) if doc_ids else []
+
+    def documents_of_titles(self, mentions: Iterable[str]) -> list[str]:
+        """Ids of the documents whose title a mention names (the title or one of its word
+        n-grams), in the order the mentions name them."""
+        return self.titles.documents(mentions)
 
     def positions_of_documents(self, doc_ids: Iterable[str]) -> list[int]:
         ids = list(dict.fromkeys(doc_ids))

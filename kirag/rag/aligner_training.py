@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -67,6 +68,7 @@ class TrainSettings:
     num_negatives: int = 10
     seed: int = 42
     save_steps: int | None = None  # None: a checkpoint per epoch
+    temperature: float = REFERENCE_TEMPERATURE  # of the contrastive loss (scale = 1 / it)
     extra: dict = field(default_factory=dict)
 
 
@@ -211,12 +213,17 @@ class AlignerTrainer:
             disable_tqdm=not self.progress,
             use_cpu=self.device == "cpu",
         )
-        loss = MultipleNegativesRankingLoss(model, scale=1 / REFERENCE_TEMPERATURE)
+        loss = MultipleNegativesRankingLoss(model, scale=1 / s.temperature)
         trainer = SentenceTransformerTrainer(
             model=model, args=args, train_dataset=train, loss=loss, evaluator=evaluator
         )
+        start = time.perf_counter()
         result = trainer.train(resume_from_checkpoint=True if resume else None)
-        metrics = {"train_loss": result.training_loss, "steps": result.global_step}
+        metrics = {
+            "train_loss": result.training_loss,
+            "steps": result.global_step,
+            "train_seconds": round(time.perf_counter() - start, 1),
+        }
         if evaluator is not None:
             metrics.update({f"dev_{k}": v for k, v in evaluator(model).items()})
         _save_atomically(model, Path(output))

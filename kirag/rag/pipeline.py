@@ -219,9 +219,14 @@ class KiRAG:
 
     def _doc_retriever(self, name: str):
         """A first stage from the document indexes kept inside the triple index folder: one of
-        them by name ("bm25", "dense"), or "rrf" — RRF of all of them."""
+        them by name ("bm25", "dense"), or "rrf" — RRF of all of them; "NAME+hop": that first
+        stage plus the entity hop (HopSettings' defaults)."""
         from kirag.retrieval.hybrid import HybridRetriever
 
+        if name.endswith("+hop"):  # a first stage + the entity hop (kirag.rag.entity_hop)
+            from kirag.rag.entity_hop import hop_retriever
+
+            return hop_retriever(self.index, self._doc_retriever(name.removesuffix("+hop")))
         documents = self.index.document_retrievers()
         if name == "rrf":
             found = list(documents.values())
@@ -270,16 +275,21 @@ class KiRAG:
                 Answer(q, text, r.hits, r, "reader", {"reader_calls": per_question})
                 for q, text, r in zip(questions, texts, results, strict=True)
             ]
-        return [
-            Answer(
-                q,
-                r.answer_candidate or "",
-                r.hits,
-                r,
-                "constructor" if (r.best_chain and r.best_chain.answer) else "chain-tail",
-            )
-            for q, r in zip(questions, results, strict=True)
-        ]
+        return [self._chain_answer(q, r) for q, r in zip(questions, results, strict=True)]
+
+    def _chain_answer(self, question: str, result: ChainResult) -> Answer:
+        """Without a reader: the constructor's answer, else (aligner mode) the span of the
+        question's answer type in the chain's final step, else the last tail entity."""
+        chain = result.best_chain
+        if chain is not None and chain.answer:
+            return Answer(question, chain.answer, result.hits, result, "constructor")
+        if self.mode == "aligner" and chain is not None and chain.triples:
+            from kirag.rag.answer_type import answer_type, typed_answer
+
+            if answer_type(question) is not None:
+                text = typed_answer(question, chain.triples) or ""
+                return Answer(question, text, result.hits, result, "chain-typed")
+        return Answer(question, result.answer_candidate or "", result.hits, result, "chain-tail")
 
 
 class KiRAGRetriever(AsyncSearch):
