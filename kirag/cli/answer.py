@@ -82,6 +82,20 @@ def register(subparsers) -> None:
         help="base model whose tokenizer a trained aligner folder without one uses",
     )
     parser.add_argument(
+        "--aligner-family",
+        default=None,
+        choices=["e5", "bge", "none"],
+        help="reference mode: the aligner's prefixes and lengths (default: read from the model's "
+        "name, saved config and tokenizer; e5 'query: '/'passage: ', bge its instruction)",
+    )
+    parser.add_argument(
+        "--demonstration-encoder",
+        default=None,
+        help="reference mode: the model ranking the constructor's demonstrations with the "
+        "reference's E5 settings ('query: ', 128 tokens; the reference: intfloat/e5-large-v2; "
+        "default: the index's encoder)",
+    )
+    parser.add_argument(
         "--demonstrations",
         default=None,
         help="reference mode: demonstration pool JSON (default: the shipped Wikipedia pool)",
@@ -149,6 +163,14 @@ def build_kirag(args: argparse.Namespace):
         demonstrations=args.demonstrations,
         dataset=args.dataset,
         graph_expansion=not args.no_graph,
+        **(
+            {
+                "aligner_family": args.aligner_family,
+                "demonstration_encoder": args.demonstration_encoder,
+            }
+            if args.mode == "reference"
+            else {}
+        ),
         **{
             name: value
             for name, value in (
