@@ -629,8 +629,8 @@ def main(argv: list[str]) -> int:
     if argv[1].endswith(".gz"):
         import gzip
 
-        with gzip.GzipFile(argv[1], "wb", mtime=0) as fh:  # byte-identical reruns
-            fh.write(text.encode("utf-8"))
+        with open(argv[1], "wb") as raw, gzip.GzipFile("", "wb", fileobj=raw, mtime=0) as fh:
+            fh.write(text.encode("utf-8"))  # no name, no time: byte-identical reruns
     else:
         Path(argv[1]).write_text(text, encoding="utf-8")
     counts: dict[str, int] = {}
