@@ -182,3 +182,25 @@ class FixedDocRetriever:
         return [
             Hit(doc_id, score, rank) for rank, (doc_id, score) in enumerate(self.hits[query][:k], 1)
         ]
+
+
+class PromptKeyedEngine(ScriptedEngine):
+    """A deterministic engine whose output depends only on the prompt (one of `outputs`, chosen
+    by the prompt's SHA-256), whatever else is in the batch: batched and one-at-a-time
+    generation are equal by construction, so a loop run both ways must give the same chains.
+    Each `generate` call's batch size is kept."""
+
+    def __init__(self, outputs: Sequence[str]):
+        super().__init__()
+        self.choices = list(outputs)
+        self.batches: list[int] = []
+
+    def generate(self, prompts, max_tokens: int, stop=None) -> list[str]:
+        import hashlib
+
+        self.prompts += list(prompts)
+        self.batches.append(len(prompts))
+        return [
+            self.choices[int(hashlib.sha256(p.encode()).hexdigest(), 16) % len(self.choices)]
+            for p in prompts
+        ]

@@ -315,3 +315,59 @@ def test_kg_import_as_is(case):
     assert [[t.text, [t.doc_id, t.sentence_index]] for t in triples] == case["expected"][
         "candidates"
     ]
+
+
+# --- batched turns: many questions in lockstep, one engine call per turn ---------------------
+
+
+def test_batched_turns_give_each_question_its_own_chain(fakes, pools, loop_index):
+    from kirag.knowledge.demonstrations import ChainDemonstrationSelector, DemonstrationEncoder
+    from kirag.rag.aligner import Aligner
+    from kirag.rag.reference import ReferenceRetriever
+
+    hits = {
+        q: [tuple(h) for h in hs] for c in BY_KIND["loop"] for q, hs in c["input"]["hits"].items()
+    }
+    questions = [c["input"]["question"] for c in BY_KIND["loop"]]
+    for c in BY_KIND["loop"]:  # documents for every query a chain may make: its own case's
+        first = c["input"]["hits"][c["input"]["question"]]
+        for step_query in (f"{c['input']['question']} {g}" for g in GENERATED_STEPS):
+            hits.setdefault(step_query, [tuple(h) for h in first])
+
+    def retriever():
+        engine = fakes.PromptKeyedEngine(GENERATIONS_FOR_BATCH)
+        ranker = DemonstrationEncoder(fakes.HashSentenceModel())
+        return engine, ReferenceRetriever(
+            loop_index, engine, Aligner(fakes.HashSentenceModel(), family="e5"),
+            ChainDemonstrationSelector(pools[1].chains("test"), ranker),
+            doc_retriever=fakes.FixedDocRetriever(hits),
+        )  # fmt: skip
+
+    one_engine, one = retriever()
+    alone = [one.retrieve(q, k=20) for q in questions]
+    many_engine, many = retriever()
+    batched = many.retrieve_many(questions, k=20)
+    assert set(one_engine.batches) == {1}
+    assert many_engine.batches[0] == len(questions) and len(many_engine.batches) <= 5
+    assert sorted(one_engine.prompts) == sorted(many_engine.prompts)
+    for a, b in zip(alone, batched, strict=True):
+        assert [c.steps for c in a.chains] == [c.steps for c in b.chains]
+        assert [(h.doc_id, h.score) for h in a.hits] == [(h.doc_id, h.score) for h in b.hits]
+        assert a.pool_scores == b.pool_scores and a.llm_calls == b.llm_calls
+    assert len({tuple(r.chains[0].steps) for r in batched}) > 1  # the chains do differ
+
+
+GENERATIONS_FOR_BATCH = [
+    "<Lyon; located in; France>",
+    "<So the answer is: France>",
+    "The city is known for e.g. silk weaving. It is in France.",
+    "",
+    "<Ada Lovelace; born in; London>",
+]
+GENERATED_STEPS = [
+    "<Lyon; located in; France>",
+    "<So the answer is: France>",
+    "The city is known for e.g.",
+    "",
+    "<Ada Lovelace; born in; London>",
+]

@@ -273,8 +273,19 @@ class KiRAG:
         """`answer` off the event loop (one model call at a time per process)."""
         return await off_loop(self.answer, question, k)
 
+    def retrieve_many(self, questions: Sequence[str], k: int = 10) -> list[ChainResult]:
+        """`retrieve` for many questions; reference mode runs their turns as engine batches."""
+        if self.mode != "reference":
+            return [self.retrieve(q, k=k) for q in questions]
+        results = self.retriever.retrieve_many(list(questions), k=k)
+        if self.reranker is not None:
+            for question, result in zip(questions, results, strict=True):
+                if result.hits:
+                    result.hits = self.reranker.rerank(question, result.hits, k=k)
+        return results
+
     def answer_many(self, questions: Sequence[str], k: int = 10) -> list[Answer]:
-        results = [self.retrieve(q, k=k) for q in questions]
+        results = self.retrieve_many(questions, k=k)
         if self.reader is not None:
             contexts = [
                 [h.document for h in r.hits[: self.reader_k] if h.document is not None]

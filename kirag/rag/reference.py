@@ -206,6 +206,19 @@ class ReferenceState:
         ]
 
 
+@dataclass
+class _Run:
+    """One question's progress through `retrieve_many`."""
+
+    question: str
+    state: ReferenceState
+    demos: list = field(default_factory=list)
+    shown: list = field(default_factory=list)
+    prompts: list[str] = field(default_factory=list)
+    trace: list[TurnTrace] = field(default_factory=list)
+    calls: int = 0
+
+
 class ReferenceRetriever:
     """The reference loop over a triple index: its dense document index, an aligner, a
     constructor engine and a demonstration selector."""
@@ -296,47 +309,69 @@ class ReferenceRetriever:
         return [template + assistant_prefill(chain) for chain in state.chains]
 
     def retrieve(self, question: str, k: int = 10) -> ChainResult:
+        return self.retrieve_many([question], k)[0]
+
+    def retrieve_many(self, questions: Sequence[str], k: int = 10) -> list[ChainResult]:
+        """The loop for many questions in lockstep: each turn, one engine call with the prompts
+        of every question still running (the engine batches them: llama.cpp parallel sequences,
+        vLLM, transformers with left padding). Everything else is per question, so with an
+        engine whose batched arithmetic equals its one-at-a-time arithmetic each question gets
+        the chain `retrieve` gives it alone."""
         s = self.settings
-        self._vectors, self._triples = {}, {}  # kept for one question's turns
-        state = ReferenceState(chains=[[] for _ in range(s.num_beams)])
-        demos = self.selector.select(question) if self.selector is not None else []
-        trace: list[TurnTrace] = []
-        calls_before = self.calls
+        self._vectors, self._triples = {}, {}  # kept for this call's turns
+        runs = [_Run(q, ReferenceState(chains=[[] for _ in range(s.num_beams)])) for q in questions]
+        for run in runs:
+            run.demos = self.selector.select(run.question) if self.selector is not None else []
         for turn in range(1, s.num_turns + 1):
-            if should_stop(state.chains, turn):
+            active = [r for r in runs if not should_stop(r.state.chains, turn)]
+            if not active:
                 break
-            positions = self.add_documents(state, self.doc_queries(question, state.chains, turn))
-            self.align(state, question, positions)
-            shown = self.candidates(state)
-            outputs = self.engine.generate(
-                self.prompts(question, state, shown, demos), max_tokens=s.max_new_tokens
-            )
+            prompts: list[str] = []
+            for run in active:
+                state = run.state
+                queries = self.doc_queries(run.question, state.chains, turn)
+                self.align(state, run.question, self.add_documents(state, queries))
+                run.shown = self.candidates(state)
+                run.prompts = self.prompts(run.question, state, run.shown, run.demos)
+                prompts += run.prompts
+            outputs = self.engine.generate(prompts, max_tokens=s.max_new_tokens)
             self.calls += len(outputs)
-            texts = {key: t.text for key, t in state.triples.items()}
-            for chain, output in zip(state.chains, outputs, strict=True):
-                step = next_step(output)
-                chain.append(step)
-                rewarded = apply_bonuses(state.scores, texts, step, s.bonus, s.match_f1)
-                trace.append(
-                    TurnTrace(
-                        turn,
-                        chain[:-1],
-                        aligner_query(question, chain[:-1]),
-                        [(state.triples[key].text, round(state.scores[key], 4)) for key in shown[:10]],
-                        decision=output,
-                        picked=state.triples[rewarded[0]].text if rewarded else None,
-                        answer=stated_answer([step]),
-                    )
-                )  # fmt: skip
-            state.pool_after_turn.append(state.pool_record())
-        return ChainResult(
-            question,
-            self._chains(state),
-            self._hits(state, k),
-            trace,
-            self.calls - calls_before,
-            pool_scores=state.pool_after_turn,
-        )
+            for run in active:
+                mine, outputs = outputs[: len(run.prompts)], outputs[len(run.prompts) :]
+                run.calls += len(mine)
+                self._decide(run, turn, mine)
+        return [
+            ChainResult(
+                r.question,
+                self._chains(r.state),
+                self._hits(r.state, k),
+                r.trace,
+                r.calls,
+                pool_scores=r.state.pool_after_turn,
+            )
+            for r in runs
+        ]
+
+    def _decide(self, run: _Run, turn: int, outputs: Sequence[str]) -> None:
+        """One turn's generations: next steps, bonuses, the trace and the pool's record."""
+        s, state = self.settings, run.state
+        texts = {key: t.text for key, t in state.triples.items()}
+        for chain, output in zip(state.chains, outputs, strict=True):
+            step = next_step(output)
+            chain.append(step)
+            rewarded = apply_bonuses(state.scores, texts, step, s.bonus, s.match_f1)
+            run.trace.append(
+                TurnTrace(
+                    turn,
+                    chain[:-1],
+                    aligner_query(run.question, chain[:-1]),
+                    [(state.triples[key].text, round(state.scores[key], 4)) for key in run.shown[:10]],
+                    decision=output,
+                    picked=state.triples[rewarded[0]].text if rewarded else None,
+                    answer=stated_answer([step]),
+                )
+            )  # fmt: skip
+        state.pool_after_turn.append(state.pool_record())
 
     def _chains(self, state: ReferenceState) -> list[Chain]:
         """Each chain's steps, with the pool triple each step matched (when one did)."""
