@@ -11,7 +11,9 @@ Sections (all measured in the same run, on the same questions and corpus):
   constructor), on the full 4,996-passage sample;
 - subcorpus: the same systems plus KiRAG with LLM-extracted triples, on a sub-corpus (the gold
   passages and each question's BM25 + dense top passages) small enough for the tiny LLM to
-  extract.
+  extract;
+- batching (only when asked for): reference mode one question at a time vs every question's
+  turns batched through the engine (kirag.bench.reference_batching).
 """
 
 from __future__ import annotations
@@ -65,6 +67,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--questions", type=int, default=0, help="use only the first N questions (0: all)"
+    )
+    parser.add_argument(
+        "--batching-docs",
+        type=int,
+        default=300,
+        help="section batching: sample passages in its index (besides the gold ones)",
+    )
+    parser.add_argument(
+        "--batching-engines",
+        default="llamacpp,transformers",
+        help="section batching: engines compared (reference mode, one at a time vs batched)",
     )
     parser.add_argument(
         "--systems",
@@ -405,6 +418,12 @@ def run(args: argparse.Namespace) -> dict:
         )
     if "precision" in sections:
         out["precision"] = bench_precision(args.llm_max_tokens)
+        _checkpoint(args, out)
+    if "batching" in sections:  # not a default section: `--sections batching`
+        from kirag.bench.reference_batching import bench_batching
+
+        engines = [e.strip() for e in args.batching_engines.split(",") if e.strip()]
+        out["batching"] = bench_batching(questions, documents, root, engines, args.batching_docs)
         _checkpoint(args, out)
     if "multihop" in sections or "subcorpus" in sections:
         triples, bm25, dense = build_indexes("enwiki-sample", root, "sample")
