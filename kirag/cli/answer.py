@@ -140,6 +140,9 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+BATCH = 16  # reference mode: questions whose turns share one engine call
+
+
 def build_kirag(args: argparse.Namespace):
     from kirag.rag.pipeline import KiRAG
 
@@ -230,9 +233,18 @@ def _answer_file(args: argparse.Namespace, kirag) -> int:
         args.format if args.format != "auto" else ("hotpotqa" if dataset == "kirag" else dataset)
     )
     started = time.perf_counter()
-    answers = [
-        kirag.answer(e.question, k=args.k) for e in progress(examples, desc="answering", unit="q")
-    ]
+    if kirag.mode == "reference":  # each turn of a chunk of questions is one engine batch
+        chunks = [examples[i : i + BATCH] for i in range(0, len(examples), BATCH)]
+        answers = [
+            a
+            for chunk in progress(chunks, desc=f"answering ({BATCH} at a time)", unit="batch")
+            for a in kirag.answer_many([e.question for e in chunk], k=args.k)
+        ]
+    else:
+        answers = [
+            kirag.answer(e.question, k=args.k)
+            for e in progress(examples, desc="answering", unit="q")
+        ]
     seconds = time.perf_counter() - started
     predictions = [
         to_prediction(e, a, args.reader_k) for e, a in zip(examples, answers, strict=True)
