@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Literal
 
-from kirag.errors import InputError
+from kirag.errors import InputError, SettingsError
+from kirag.ranges import CUTOFF
 from kirag.types import Hit
 
 Qrels = Mapping[str, Mapping[str, int]]
@@ -75,21 +76,43 @@ def top_k(run: ScoreRun, k: int) -> ScoreRun:
     return {qid: dict(heapq.nlargest(k, docs.items(), key=key)) for qid, docs in run.items()}
 
 
+METRIC_EXAMPLES = "e.g. MRR@10, nDCG@10, MAP, R@1000, P@10"
+
+
+def check_metric_name(name: str) -> str:
+    """`name` when its form is a metric's (NAME, NAME@CUTOFF, NAME(rel=2)@CUTOFF, the cutoff an
+    integer >= 1): checked here because pytrec_eval aborts the process on a cutoff of 0 and
+    ir-measures asserts on 1.5. SettingsError naming the metric otherwise."""
+    base, sep, rest = name.strip().partition("@")
+    if not base or not (base[0].isalpha()):
+        raise SettingsError(f"metric {name!r} has no name; {METRIC_EXAMPLES}")
+    if sep:
+        try:
+            CUTOFF.parse(rest)
+        except ValueError as exc:
+            raise SettingsError(f"metric {name!r}: the cutoff after @ {exc}") from None
+    return name
+
+
 def parse_metric(name: str, rel_level: int | None = None):
     """An ir-measures measure from a name like "MRR@10", "nDCG@10", "MAP", "R@1000",
     "AP(rel=2)". With `rel_level`, binary measures without their own `rel` get it."""
     import ir_measures
 
+    check_metric_name(name)
     base, sep, rest = name.partition("@")
     head = base.split("(", 1)[0]
     canonical = ALIASES.get(head.upper(), head)
     text = canonical + base[len(head) :] + (sep + rest if sep else "")
     try:
         measure = ir_measures.parse_measure(text)
-    except (ValueError, NameError, SyntaxError) as exc:
-        raise InputError(
-            f"unknown metric {name!r} ({exc}); e.g. MRR@10, nDCG@10, MAP, R@1000, P@10"
-        ) from None
+    except (ValueError, NameError, SyntaxError, AssertionError, TypeError) as exc:
+        raise InputError(f"unknown metric {name!r} ({exc}); {METRIC_EXAMPLES}") from None
+    cutoff = measure.params.get("cutoff")
+    if cutoff is not None:  # also a cutoff given as a parameter, nDCG(cutoff=0)
+        problem = CUTOFF.problem(cutoff)
+        if problem:
+            raise SettingsError(f"metric {name!r}: the cutoff {problem}")
     if (
         rel_level is not None
         and measure.NAME in BINARY
@@ -135,13 +158,13 @@ def evaluate(
     if missing not in ("zero", "skip"):
         raise ValueError(f"missing must be 'zero' or 'skip', not {missing!r}")
 
+    measures = {name: parse_metric(name, rel_level) for name in dict.fromkeys(metrics)}
     score_run = as_score_run(run)
     qrels = {str(q): {str(d): int(g) for d, g in docs.items()} for q, docs in qrels.items()}
     # measure -> the names asked for; RR@k is trec_eval's recip_rank on the top k (ir-measures
     # would hand it to its MS MARCO provider, which breaks ties by document id ascending)
     groups: dict[int | None, dict[Any, list[str]]] = {}
-    for name in dict.fromkeys(metrics):
-        measure = parse_metric(name, rel_level)
+    for name, measure in measures.items():
         cutoff = None
         if measure.NAME == "RR" and measure.params.get("cutoff") is not None:
             cutoff = measure["cutoff"]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kirag.errors import KiragError, OutputExistsError
+from kirag.interrupts import deferred_interrupts
 
 TMP_MARK = ".kirag-tmp-"
 LOCK_SUFFIX = ".kirag-lock"
@@ -182,8 +183,9 @@ def atomic_directory(
             if path.exists():
                 old = _set_aside(path)
                 shutil.rmtree(old, ignore_errors=True)
-                os.replace(path, old)
-                os.replace(tmp, path)
+                with deferred_interrupts():  # Ctrl-C waits for both renames, never half of them
+                    os.replace(path, old)
+                    os.replace(tmp, path)
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.replace(tmp, path)
@@ -197,6 +199,8 @@ def _raise_naming(exc: BaseException, path: Path) -> None:
     named = as_write_error(exc, path)
     if named is exc:
         raise exc
+    for note in getattr(exc, "__notes__", ()):  # what the library added (resumable work...)
+        named.add_note(note)
     raise named from exc
 
 

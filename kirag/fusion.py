@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from kirag.errors import InputError, KiragError
+from kirag.ranges import FRACTION
 from kirag.types import Hit
 
 Normalization = Literal["minmax", "zscore", "none"]
@@ -113,8 +114,7 @@ def fuse_with_first_stage(
     it to every other hit of the query."""
     if method not in METHODS:
         raise KiragError(f"unknown fusion {method!r}; known: {', '.join(METHODS)}")
-    if not 0.0 <= weight <= 1.0:
-        raise ValueError("weight must be in [0, 1]")
+    FRACTION.check(weight, "weight")
     if not reranked:
         return []
     _check_finite(reranked, qid)

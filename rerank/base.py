@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
+from kirag.errors import InputError
+from kirag.interrupts import checkpoint
 from kirag.io.docstore import DocStore
 from kirag.types import Document, Hit, Query
 
@@ -81,6 +83,7 @@ class BaseReranker:
             unit="pair",
         )
         for qid, hits in run.items():
+            checkpoint("rerank:query")
             top = with_documents(hits[:k] if k else hits, corpus, qid)
             out[qid] = self.rerank(queries[qid], top)
             if show_progress:
@@ -127,7 +130,7 @@ def as_hits(candidates: Sequence[Hit] | Sequence[Document]) -> list[Hit]:
     hits = [c if isinstance(c, Hit) else Hit(c.id, 0.0, i, c) for i, c in enumerate(candidates, 1)]
     missing = [h.doc_id for h in hits if h.document is None]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"hits without their document text cannot be reranked (e.g. {missing[0]!r}); search with with_documents=True"
         )
     return hits

@@ -22,9 +22,11 @@ from kirag.retrieval.index_folder import (
 )
 
 from kirag.errors import IndexLoadError, KiragError
+from kirag.interrupts import checkpoint
 from kirag.io.docstore import DocStore
 from kirag.io.lines import OnError
 from kirag.progress import progress
+from kirag.ranges import COUNT, FRACTION, NON_NEGATIVE
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class Bm25sBackend:
         documents = progress(docstore, total=len(docstore), desc="tokenizing", unit="doc")
         spill = PostingSpill(tmp / "bm25s-postings", chunk_postings)
         for number, chunk in enumerate(_chunked(documents, shard_size)):
+            checkpoint("index-bm25:shard")
             spill.add(shard_statistics((analyzer(d.contents) for d in chunk), number * shard_size))
         folder = tmp / Bm25sBackend.folder
         folder.mkdir()
@@ -234,6 +237,8 @@ class BM25Retriever(IndexedRetriever):
             self.path, self.manifest, self.analyzer, self.docstore
         )
         self.k1, self.b = self.manifest["k1"], self.manifest["b"]
+        NON_NEGATIVE.check(k1, "k1")
+        FRACTION.check(b, "b")
         if (k1 is not None and k1 != self.k1) or (b is not None and b != self.b):
             if backend_name != "lucene":
                 raise KiragError(
@@ -267,6 +272,10 @@ class BM25Retriever(IndexedRetriever):
         postings at a time (scores depend on neither: they only bound memory)."""
         if backend not in BACKENDS:
             raise KiragError(f"unknown BM25 backend {backend!r}; known: {', '.join(BACKENDS)}")
+        NON_NEGATIVE.check(k1, "k1")
+        FRACTION.check(b, "b")
+        COUNT.check(threads, "threads")
+        COUNT.check(shard_size, "shard_size")
         if backend == "lucene":
             from kirag.retrieval.lucene import setup_java
 

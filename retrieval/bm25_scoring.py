@@ -21,7 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kirag.interrupts import checkpoint, deferred_interrupts
+
 LENGTH_NORMS = ("lucene", "exact")
+
+# queries per native kernel call: Ctrl-C is honoured between calls, so keep one call short
+KERNEL_QUERIES = 256
 
 
 def _long_to_int4(i: int) -> int:
@@ -192,9 +197,20 @@ class SparseScorer:
         self, queries: Sequence[Sequence[int]], k: int, threads: int = 1
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """(positions, float32 scores) of the best `k` documents for each query (term ids,
-        repeats count as boosts), best first; documents matching no term are left out."""
-        from kirag.retrieval import bm25_kernels
+        repeats count as boosts), best first; documents matching no term are left out.
+        Ctrl-C waits for the end of the native call (numba's cache load, one kernel call on one
+        batch): raised inside it, it crashes the process or leaves numba's result broken."""
+        from kirag.retrieval import bm25_kernels  # importing numba is Python: interruptible
 
+        found: list[tuple[np.ndarray, np.ndarray]] = []
+        for start in range(0, len(queries), KERNEL_QUERIES):
+            with deferred_interrupts():
+                checkpoint("search:kernel")
+                batch = queries[start : start + KERNEL_QUERIES]
+                found.extend(self._top_k(bm25_kernels, batch, k, threads))
+        return found
+
+    def _top_k(self, bm25_kernels, queries: Sequence[Sequence[int]], k: int, threads: int) -> list:
         if len(queries) == 1:  # the common single-query call, without the batch bookkeeping
             terms = np.array(queries[0], dtype=np.int64)
             pointers = np.array([0, len(terms)], dtype=np.int64)

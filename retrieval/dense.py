@@ -31,11 +31,13 @@ from kirag.retrieval.index_folder import Corpus, IndexedRetriever, Scored, build
 
 from kirag.atomic import WORK_MARK, atomic_write
 from kirag.errors import IndexLoadError, KiragError
+from kirag.interrupts import checkpoint
 from kirag.io.docstore import DocStore
 from kirag.io.lines import OnError
 from kirag.io.npy_files import concatenate_npy
 from kirag.models import DEFAULT_EMBEDDER, load_sentence_transformer, resolve_model
 from kirag.optional import check_extra
+from kirag.ranges import COUNT
 from kirag.scale import Executor, SerialExecutor, Shard, cut_into_shards
 
 log = logging.getLogger(__name__)
@@ -172,6 +174,7 @@ class EncodeTask:
         return _complete_shard(self.path(shard), len(rows))
 
     def run(self, shard: Shard, rows: Sequence[str]) -> int:
+        checkpoint("index-dense:shard")
         vectors = self.encoder.encode_passages(list(rows), self.batch_size)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         with atomic_write(self.path(shard), "wb") as fh:  # a failed write leaves no temporary
@@ -314,6 +317,8 @@ class DenseRetriever(IndexedRetriever):
                 f"unknown FAISS index type {index_type!r}; known: {', '.join(INDEX_TYPES)}"
             )
         index_dir = Path(index_dir)
+        COUNT.check(batch_size, "batch_size")
+        COUNT.check(shard_size, "shard_size")
         if encoder is None:
             resolve_model(model, "embedder")  # an unknown model fails before any work
             EncoderBackend(backend, quantize)  # so does an unknown backend
@@ -333,19 +338,27 @@ class DenseRetriever(IndexedRetriever):
                 )
             encoder = loaded[0]
             work = work_dir_for(index_dir, docstore.fingerprint, encoder)
-            shards = encode_to_shards(
-                encoder,
-                (d.contents for d in docstore),
-                work,
-                len(docstore),
-                shard_size,
-                batch_size,
-                executor,
-            )
-            # one file of the vectors, then FAISS fed from it a chunk at a time
-            vectors = concatenate_npy(shards, tmp / "embeddings.npy")
-            index = build_faiss_index(vectors, index_type, **faiss_options)
-            save_faiss_index(index, tmp / "index.faiss")
+            try:
+                shards = encode_to_shards(
+                    encoder,
+                    (d.contents for d in docstore),
+                    work,
+                    len(docstore),
+                    shard_size,
+                    batch_size,
+                    executor,
+                )
+                # one file of the vectors, then FAISS fed from it a chunk at a time
+                vectors = concatenate_npy(shards, tmp / "embeddings.npy")
+                index = build_faiss_index(vectors, index_type, **faiss_options)
+                save_faiss_index(index, tmp / "index.faiss")
+            except Exception as exc:
+                if any(work.glob("shard_*.npy")):
+                    exc.add_note(
+                        f"the passages encoded so far are kept in {work}: the same command "
+                        "resumes from them"
+                    )
+                raise
             shutil.rmtree(work, ignore_errors=True)
             return {"encoder": encoder.config(), "faiss": {"type": index_type, **faiss_options}}
 

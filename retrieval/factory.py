@@ -49,8 +49,23 @@ def load_retriever(index_dir: str | Path, **options) -> Retriever:
     return import_target(kinds[kind])(index_dir, **options)
 
 
+def check_same_corpus(index_dirs: Sequence[str | Path]) -> None:
+    """Refuse to fuse indexes built from different corpora (their document ids would mix)."""
+    first = index_dirs[0]
+    expected = read_manifest(first).get("corpus_fingerprint")
+    for other in index_dirs[1:]:
+        found = read_manifest(other).get("corpus_fingerprint")
+        if expected and found and found != expected:
+            raise IndexLoadError(
+                f"{first} and {other} were built from different corpora: fusing them would mix "
+                "two collections; build every fused index from the same corpus"
+            )
+
+
 def load_retrievers(index_dirs: Sequence[str | Path], fusion: str = "rrf", **options) -> Retriever:
     """One retriever for one folder; a HybridRetriever fusing several."""
+    if len(index_dirs) > 1:
+        check_same_corpus(index_dirs)
     retrievers = [load_retriever(path) for path in index_dirs]
     if len(retrievers) == 1:
         return retrievers[0]

@@ -13,6 +13,7 @@ from kirag.retrieval.index_folder import Queries, query_pairs
 from kirag.concurrency import AsyncSearch
 from kirag.errors import KiragError
 from kirag.fusion import FUSIONS, Normalization, linear_fusion, reciprocal_rank_fusion
+from kirag.ranges import COUNT
 from kirag.types import Hit, Query
 
 
@@ -30,6 +31,7 @@ class HybridRetriever(AsyncSearch):
     ):
         if not retrievers:
             raise ValueError("HybridRetriever needs at least one retriever")
+        COUNT.check(depth, "depth")
         if fusion not in FUSIONS:
             raise KiragError(f"unknown fusion {fusion!r}; known: {', '.join(FUSIONS)}")
         self.retrievers = list(retrievers)
@@ -46,7 +48,7 @@ class HybridRetriever(AsyncSearch):
         return linear_fusion(rankings, self.weights, self.normalization, depth=k)
 
     def search(self, query: str | Query, k: int = 10, with_documents: bool = False) -> list[Hit]:
-        depth = max(k, self.depth)
+        depth = max(COUNT.check(k, "k"), self.depth)
         rankings = [r.search(query, depth) for r in self.retrievers]
         hits = self._fuse(rankings, k)
         if with_documents and self.docstore is not None:
@@ -57,7 +59,7 @@ class HybridRetriever(AsyncSearch):
         self, queries: Queries, k: int = 10, threads: int = 1, with_documents: bool = False
     ) -> dict[str, list[Hit]]:
         pairs = query_pairs(queries)
-        depth = max(k, self.depth)
+        depth = max(COUNT.check(k, "k"), self.depth)
         per_retriever = [
             r.batch_search(dict(pairs), depth, threads=threads) for r in self.retrievers
         ]

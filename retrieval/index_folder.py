@@ -19,10 +19,12 @@ from kirag import __version__
 from kirag.atomic import atomic_directory, check_not_inside, write_json
 from kirag.concurrency import AsyncSearch
 from kirag.errors import IndexLoadError
+from kirag.interrupts import checkpoint
 from kirag.io.corpus import read_corpus, resolve_corpus_path
 from kirag.io.docstore import DocStore
 from kirag.io.lines import OnError
 from kirag.progress import progress
+from kirag.ranges import COUNT
 from kirag.types import Document, Hit, Query
 
 log = logging.getLogger(__name__)
@@ -110,8 +112,11 @@ def build_index_folder(
             )
             docstore, location = DocStore.build(tmp / DocStore.FILENAME, documents), None
         if len(docstore) == 0:
-            raise IndexLoadError("the corpus holds no documents: nothing to index")
+            source = f"{corpus}: " if isinstance(corpus, str | Path) else ""
+            raise IndexLoadError(f"{source}the corpus holds no documents: nothing to index")
+        checkpoint("index:docstore")
         entries = build(tmp, docstore)
+        checkpoint("index:built")  # the complete folder, not yet renamed
         manifest = {
             "kind": kind,
             "kirag_version": __version__,
@@ -181,14 +186,15 @@ class IndexedRetriever(AsyncSearch, ABC):
     def _search_many(
         self, texts: Sequence[str], k: int, threads: int, with_documents: bool
     ) -> list[list[Hit]]:
-        if k < 1:
-            raise ValueError("k must be >= 1")
+        COUNT.check(k, "k")
+        COUNT.check(threads, "threads")
         k = min(k, len(self.docstore))
         results: list[list[Hit]] = [[] for _ in texts]
         todo = [i for i, text in enumerate(texts) if text.strip()]
         if len(todo) < len(texts):
             log.warning("%d empty queries get no hits", len(texts) - len(todo))
         for start in range(0, len(todo), 1024):
+            checkpoint("search:batch")
             chunk = todo[start : start + 1024]
             scored = self._search_texts([texts[i] for i in chunk], k, threads)
             for i, pairs in zip(chunk, scored, strict=True):

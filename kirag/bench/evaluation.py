@@ -11,15 +11,19 @@ import tempfile
 from pathlib import Path
 
 from kirag.bench.harness import run_child
+from kirag.ranges import COUNT
 
 METRICS = ("MRR@10", "nDCG@10", "MAP", "R@1000")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--queries", type=int, default=6980, help="queries in the generated run (dev-small: 6,980)"
+        "--queries",
+        type=COUNT,
+        default=6980,
+        help="queries in the generated run (dev-small: 6,980)",
     )
-    parser.add_argument("--hits", type=int, default=1000, help="hits per query")
+    parser.add_argument("--hits", type=COUNT, default=1000, help="hits per query")
     parser.add_argument(
         "--qrels",
         default=None,

@@ -25,6 +25,8 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from kirag.ranges import COUNT, COUNT_OR_ZERO
+
 MATCH_F1 = 0.5
 
 
@@ -46,27 +48,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--llm-docs",
-        type=int,
+        type=COUNT,
         default=24,
         help="documents for the LLM extraction speed measurement",
     )
     parser.add_argument(
         "--spacy-docs",
-        type=int,
+        type=COUNT,
         default=500,
         help="documents for the spaCy extraction speed measurement",
     )
     parser.add_argument(
         "--subcorpus-depth",
-        type=int,
+        type=COUNT,
         default=5,
         help="BM25 and dense top-k per question added to the sub-corpus",
     )
     parser.add_argument(
-        "--llm-max-tokens", type=int, default=192, help="generation budget of the LLM extractor"
+        "--llm-max-tokens", type=COUNT, default=192, help="generation budget of the LLM extractor"
     )
     parser.add_argument(
-        "--questions", type=int, default=0, help="use only the first N questions (0: all)"
+        "--questions", type=COUNT_OR_ZERO, default=0, help="use only the first N questions (0: all)"
     )
     parser.add_argument(
         "--batching-docs",

@@ -17,6 +17,8 @@ import re
 import sys
 from pathlib import Path
 
+from kirag.ranges import COUNT, COUNT_OR_ZERO
+
 SYSTEMS = ("bm25", "dense", "iterative", "kirag")
 KS = (3, 5)
 
@@ -26,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dataset", required=True, help="a prepared dataset folder (kirag data prepare)"
     )
     parser.add_argument("--split", choices=["test", "dev"], default="test")
-    parser.add_argument("--limit", type=int, default=0, help="first N questions (0: all)")
+    parser.add_argument("--limit", type=COUNT_OR_ZERO, default=0, help="first N questions (0: all)")
     parser.add_argument(
         "--systems", default=",".join(SYSTEMS), help=f"comma-separated, of: {', '.join(SYSTEMS)}"
     )
@@ -51,25 +53,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pool section to use (default: the dataset's name with --demonstrations, "
         "else the shipped 'wikipedia')",
     )
-    parser.add_argument("--turns", type=int, default=5, help="KiRAG-reference turns")
+    parser.add_argument("--turns", type=COUNT, default=5, help="KiRAG-reference turns")
     parser.add_argument(
         "--num-demonstrations",
-        type=int,
+        type=COUNT_OR_ZERO,
         default=5,
         help="chain demonstrations per constructor prompt (the reference's 5)",
     )
-    parser.add_argument("--rounds", type=int, default=3, help="retrieve-read-retrieve rounds")
+    parser.add_argument("--rounds", type=COUNT, default=3, help="retrieve-read-retrieve rounds")
     parser.add_argument(
         "--constructor-max-tokens",
-        type=int,
+        type=COUNT,
         default=64,
         help="new tokens per constructor step (the reference's 64)",
     )
     parser.add_argument(
-        "--reader-max-tokens", type=int, default=32, help="reader's new tokens (the reference's 32)"
+        "--reader-max-tokens",
+        type=COUNT,
+        default=32,
+        help="reader's new tokens (the reference's 32)",
     )
     parser.add_argument(
-        "--reader-k", type=int, default=3, help="documents the reader sees (the reference's 3)"
+        "--reader-k", type=COUNT, default=3, help="documents the reader sees (the reference's 3)"
     )
     parser.add_argument(
         "--index",

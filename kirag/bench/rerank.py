@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from kirag.bench.harness import run_child
+from kirag.ranges import COUNT, COUNT_OR_ZERO
 
 CONFIGS = {
     "transformers-fp32": {"engine": "transformers", "options": {}},
@@ -42,7 +43,7 @@ F32_INSIDE_LLAMACPP = "llamacpp-f32"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budgets", default="0,64,256", help="thinking budgets to measure")
-    parser.add_argument("--candidates", type=int, default=20, help="BM25 candidates per question")
+    parser.add_argument("--candidates", type=COUNT, default=20, help="BM25 candidates per question")
     parser.add_argument(
         "--questions",
         default="31,4,2",
@@ -53,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=",".join(CONFIGS),
         help=f"comma-separated subset of {', '.join(CONFIGS)}",
     )
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=COUNT, default=8)
     parser.add_argument(
         "--keep-scores",
         action="store_true",
@@ -61,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--speedup-questions",
-        type=int,
+        type=COUNT_OR_ZERO,
         default=3,
         help="questions for the batching / prefix-reuse measurement (0: skip it)",
     )

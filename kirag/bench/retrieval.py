@@ -16,6 +16,7 @@ from pathlib import Path
 from kirag.bench.corpora import bench_corpus, benchmark_queries, sample_documents
 from kirag.bench.harness import rounded, run_child, timed, top10_overlap
 from kirag.bench.memory import peak_rss_mb
+from kirag.ranges import COUNT, COUNT_OR_ZERO
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,13 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--synthetic-docs",
-        type=int,
+        type=COUNT_OR_ZERO,
         default=100_000,
         help="size of the sampled-sentence corpus for BM25 and for FAISS at scale (0: skip)",
     )
     parser.add_argument(
         "--dense-docs",
-        type=int,
+        type=COUNT,
         default=2_000,
         help="synthetic passages encoded by kirag and by SentenceTransformer.encode (throughput, peak RSS)",
     )
@@ -41,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--pseudo-queries",
-        type=int,
+        type=COUNT,
         default=500,
         help="pseudo-queries sampled from the sample's sentences (added to the multi-hop questions)",
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from kirag.bench.harness import rounded
 from kirag.bench.scale_memory import build_child, workdir, write_synthetic
+from kirag.ranges import COUNT
 
 MSMARCO_PASSAGES = 8_841_823
 
@@ -20,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="200000,1000000",
         help="bm25: two corpus sizes (the larger is the headline; both fit the extrapolation)",
     )
-    parser.add_argument("--bm25-threads", type=int, default=2, help="bm25: Lucene's threads")
+    parser.add_argument("--bm25-threads", type=COUNT, default=2, help="bm25: Lucene's threads")
 
 
 def extrapolate(small: dict, large: dict, size: int) -> dict:

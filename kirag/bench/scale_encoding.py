@@ -21,6 +21,7 @@ import numpy as np
 
 from kirag.bench.corpora import benchmark_queries, sample_documents
 from kirag.bench.harness import rounded
+from kirag.ranges import COUNT
 
 VARIANTS = (
     ("torch", None),
@@ -38,13 +39,13 @@ GOAL_RECALL = 0.99
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--encoding-docs",
-        type=int,
+        type=COUNT,
         default=2_000,
         help="bundled sample passages encoded by every backend (section encoding)",
     )
     parser.add_argument(
         "--encoding-queries",
-        type=int,
+        type=COUNT,
         default=500,
         help="pseudo-queries added to the multi-hop questions (section encoding)",
     )

@@ -18,17 +18,18 @@ import numpy as np
 
 from kirag.bench.corpora import sample_documents
 from kirag.bench.harness import rounded
+from kirag.ranges import COUNT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--executor-encode-docs", type=int, default=1000, help="passages encoded per executor"
+        "--executor-encode-docs", type=COUNT, default=1000, help="passages encoded per executor"
     )
     parser.add_argument(
-        "--executor-extract-docs", type=int, default=300, help="passages extracted per executor"
+        "--executor-extract-docs", type=COUNT, default=300, help="passages extracted per executor"
     )
     parser.add_argument(
-        "--executor-shard-size", type=int, default=100, help="passages per shard (encoding)"
+        "--executor-shard-size", type=COUNT, default=100, help="passages per shard (encoding)"
     )
     parser.add_argument(
         "--executor-workers", default="1,2", help="comma-separated Ray pool sizes to measure"

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from kirag import __version__
+from kirag.cli.arguments import KiragArgumentParser, check_paths, given_paths
 from kirag.errors import KiragError
 
 # Subcommand -> module in kirag.cli that defines register(subparsers). Modules import their heavy
@@ -42,7 +43,7 @@ typical flow:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = KiragArgumentParser(
         prog="kirag",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -63,6 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = next((w for w in words if w in COMMANDS), "")
+    try:
+        from kirag.interrupts import main_takes_over
+
+        main_takes_over()  # from here a Ctrl-C is a KeyboardInterrupt, caught below
+        return _main(words)
+    except KeyboardInterrupt:  # at any moment: while importing, parsing, working or writing
+        print(f"kirag {command}: interrupted" if command else "kirag: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
@@ -70,13 +84,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.quiet:
         set_progress(False)
+    from kirag.interrupts import checkpoint
     from kirag.io.lines import collect_reports
 
     try:
+        # paths before any work: no output or cache may be the same file as another path
+        check_paths(given_paths(parser, args))
+        checkpoint("command")  # every flag is checked: the command's own work starts here
         with collect_reports():
             return int(args.func(args) or 0)
     except KiragError as exc:
-        print(f"kirag {args.command}: error: {exc}", file=sys.stderr)
+        print(f"kirag {args.command}: error: {_with_notes(str(exc), exc)}", file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as exc:
         # the user's path and what to change, not a traceback (DEBUG logging still shows it)
@@ -84,8 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         logging.getLogger("kirag").debug("OS error", exc_info=True)
         message = os_error_message(exc) if isinstance(exc, OSError) else sqlite_error_message(exc)
-        print(f"kirag {args.command}: error: {message}", file=sys.stderr)
+        print(f"kirag {args.command}: error: {_with_notes(message, exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"kirag {args.command}: interrupted", file=sys.stderr)
-        return 130
+
+
+def _with_notes(message: str, exc: BaseException) -> str:
+    """The message and the notes the library added (e.g. where resumable work is kept), one line."""
+    notes = [" ".join(note.split()) for note in getattr(exc, "__notes__", ())]
+    return "; ".join([message, *notes])

@@ -13,10 +13,12 @@ import json
 import time
 from pathlib import Path
 
+from kirag.cli.arguments import INPUT, OUTPUT
 from kirag.cli.common import add_command, add_seed, prepare_output
 from kirag.eval.submission import QA_TARGETS
 from kirag.llm.factory import ENGINES
 from kirag.rag.pipeline import MODE_DEFAULTS
+from kirag.ranges import COUNT, COUNT_OR_ZERO
 
 EPILOG = """\
 examples:
@@ -31,15 +33,22 @@ def register(subparsers) -> None:
     parser = add_command(
         subparsers, "answer", help="answer multi-hop questions with KiRAG", epilog=EPILOG
     )
-    parser.add_argument("--index", required=True, help="triple index folder (kirag index triples)")
+    parser.add_argument(
+        "--index", type=INPUT, required=True, help="triple index folder (kirag index triples)"
+    )
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--question", help="one question: the answer and its chain are printed")
     what.add_argument(
-        "--questions", help="HotpotQA / 2Wiki JSON, MuSiQue JSONL or kirag multi-hop JSONL"
+        "--questions",
+        type=INPUT,
+        help="HotpotQA / 2Wiki JSON, MuSiQue JSONL or kirag multi-hop JSONL",
     )
-    parser.add_argument("--output", help="official prediction file (format from --format)")
+    parser.add_argument(
+        "--output", type=OUTPUT, help="official prediction file (format from --format)"
+    )
     parser.add_argument(
         "--answers",
+        type=OUTPUT,
         help="kirag's answers JSONL: answer, documents, chains (what `kirag submit qa` reads)",
     )
     parser.add_argument(
@@ -97,6 +106,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--demonstrations",
+        type=INPUT,
         default=None,
         help="reference mode: demonstration pool JSON (default: the shipped Wikipedia pool)",
     )
@@ -107,34 +117,34 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--turns",
-        type=int,
+        type=COUNT,
         default=None,
         help="maximum chain length (default per mode: aligner 2, llm 3, reference 5)",
     )
     parser.add_argument(
         "--beam",
-        type=int,
+        type=COUNT,
         default=None,
         help="chains kept per turn (default per mode: aligner 5, llm 1, reference 1)",
     )
     parser.add_argument(
         "--candidates",
-        type=int,
+        type=COUNT,
         default=None,
         help="candidate triples per turn (default: 30; reference: aligner top 20)",
     )
     parser.add_argument(
         "--no-graph", action="store_true", help="no entity-graph expansion of the candidates"
     )
-    parser.add_argument("--k", type=int, default=10, help="documents ranked per question")
+    parser.add_argument("--k", type=COUNT, default=10, help="documents ranked per question")
     parser.add_argument(
-        "--reader-k", type=int, default=3, help="documents the reader reads (reference: 3)"
+        "--reader-k", type=COUNT, default=3, help="documents the reader reads (reference: 3)"
     )
     parser.add_argument(
         "--rerank", default=None, help="rerank the chain's documents with Rank1 using this model"
     )
     parser.add_argument(
-        "--rerank-budget", type=int, default=0, help="thinking budget of that reranker"
+        "--rerank-budget", type=COUNT_OR_ZERO, default=0, help="thinking budget of that reranker"
     )
     add_seed(parser)
     parser.set_defaults(func=run)

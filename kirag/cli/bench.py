@@ -9,6 +9,7 @@ import importlib
 import json
 
 from kirag.bench import BENCHMARKS
+from kirag.cli.arguments import OUTPUT
 from kirag.cli.common import add_command, add_seed, prepare_output
 
 
@@ -20,7 +21,9 @@ def register(subparsers) -> None:
     for name, benchmark in BENCHMARKS.items():
         module_name = benchmark.module
         sub = add_command(names, name, help=benchmark.help)
-        sub.add_argument("--output", help="write the results JSON here (config written beside it)")
+        sub.add_argument(
+            "--output", type=OUTPUT, help="write the results JSON here (config written beside it)"
+        )
         add_seed(sub)
         sub.set_defaults(func=run, bench_module=module_name)
         try:

@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from kirag.ranges import COUNT, NON_NEGATIVE, SEED
 from kirag.seeding import DEFAULT_SEED
 
 
@@ -28,7 +29,7 @@ def add_command(
 
 
 def add_seed(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed")
+    parser.add_argument("--seed", type=SEED, default=DEFAULT_SEED, help="random seed")
 
 
 def add_on_error(parser: argparse.ArgumentParser) -> None:
@@ -72,9 +73,13 @@ def add_ray(parser: argparse.ArgumentParser) -> None:
         help="auto (the cluster this node belongs to) or HOST:PORT; default: RAY_ADDRESS, else "
         "a local cluster",
     )
-    group.add_argument("--workers", type=int, default=1, help="Ray workers (model copies)")
-    group.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per Ray worker")
-    group.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Ray worker")
+    group.add_argument("--workers", type=COUNT, default=1, help="Ray workers (model copies)")
+    group.add_argument(
+        "--cpus-per-worker", type=NON_NEGATIVE, default=1.0, help="CPUs per Ray worker"
+    )
+    group.add_argument(
+        "--gpus-per-worker", type=NON_NEGATIVE, default=0.0, help="GPUs per Ray worker"
+    )
 
 
 def check_ray_flags(args: argparse.Namespace) -> None:

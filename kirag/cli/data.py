@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 import time
 
+from kirag.cli.arguments import INPUT, OUTPUT
 from kirag.cli.common import add_command
 from kirag.eval.open_domain import DATASETS, DEFAULT_NUM_DEV, DEFAULT_SEED
+from kirag.ranges import COUNT_OR_ZERO, SEED
 
 EPILOG = """\
 official files expected in --raw (as downloaded):
@@ -43,21 +45,26 @@ def register(subparsers) -> None:
         epilog=EPILOG,
     )
     prepare.add_argument("dataset", choices=list(DATASETS), help="the dataset")
-    prepare.add_argument("--raw", required=True, help="folder holding the official files")
-    prepare.add_argument("--output", required=True, help="folder to create (e.g. data/hotpotqa)")
+    prepare.add_argument(
+        "--raw", type=INPUT, required=True, help="folder holding the official files"
+    )
+    prepare.add_argument(
+        "--output", type=OUTPUT, required=True, help="folder to create (e.g. data/hotpotqa)"
+    )
     prepare.add_argument(
         "--abstracts",
+        type=INPUT,
         default=None,
         help="HotpotQA's abstracts dump (.tar.bz2 or extracted folder); default: found in --raw",
     )
     prepare.add_argument(
         "--num-dev",
-        type=int,
+        type=COUNT_OR_ZERO,
         default=DEFAULT_NUM_DEV,
         help="train questions sampled as the dev split (the reference: 500)",
     )
     prepare.add_argument(
-        "--seed", type=int, default=DEFAULT_SEED, help="seed of the split (the reference: 0)"
+        "--seed", type=SEED, default=DEFAULT_SEED, help="seed of the split (the reference: 0)"
     )
     prepare.add_argument(
         "--overwrite", action="store_true", help="replace a folder an earlier preparation wrote"

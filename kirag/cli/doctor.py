@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from kirag.cli.arguments import OUTPUT
 from kirag.cli.common import add_command
 
 
@@ -15,7 +16,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--no-checks", action="store_true", help="only list what is installed (no live sanity run)"
     )
-    parser.add_argument("--output", help="write the report as JSON here")
+    parser.add_argument("--output", type=OUTPUT, help="write the report as JSON here")
     parser.set_defaults(func=run)
 
 

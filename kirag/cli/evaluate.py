@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from kirag.cli.arguments import INPUT, OUTPUT
 from kirag.cli.common import add_command, add_on_error, on_error
 from kirag.eval.submission import QA_TARGETS
+from kirag.ranges import COUNT
 
 EPILOG = """\
 examples:
@@ -32,18 +34,20 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--run",
+        type=INPUT,
         action="append",
         help="run file (TREC, MS MARCO TSV or JSONL); repeat to compare, the first is the baseline",
     )
-    parser.add_argument("--qrels", help="judgments (TREC qrels or BEIR TSV)")
+    parser.add_argument("--qrels", type=INPUT, help="judgments (TREC qrels or BEIR TSV)")
     parser.add_argument(
         "--metrics",
         nargs="+",
+        type=metric_name,
         help="metrics, e.g. MRR@10 nDCG@10 MAP R@1000 P@10 (default: the preset's)",
     )
     parser.add_argument("--preset", choices=list(PRESETS), help="metric conventions of a benchmark")
     parser.add_argument(
-        "--rel-level", type=int, help="grade from which binary metrics count a document relevant"
+        "--rel-level", type=COUNT, help="grade from which binary metrics count a document relevant"
     )
     parser.add_argument(
         "--missing",
@@ -52,11 +56,17 @@ def register(subparsers) -> None:
         help="judged queries absent from a run: count 0 (trec_eval -c, default) or leave out",
     )
     parser.add_argument(
-        "--predictions", help="QA predictions (HotpotQA/2Wiki JSON, MuSiQue JSONL) to score"
+        "--predictions",
+        type=INPUT,
+        help="QA predictions (HotpotQA/2Wiki JSON, MuSiQue JSONL) to score",
     )
-    parser.add_argument("--questions", help="the QA dataset file the predictions answer")
     parser.add_argument(
-        "--aliases", help="2WikiMultiHopQA's id_aliases.json (answer and evidence aliases)"
+        "--questions", type=INPUT, help="the QA dataset file the predictions answer"
+    )
+    parser.add_argument(
+        "--aliases",
+        type=INPUT,
+        help="2WikiMultiHopQA's id_aliases.json (answer and evidence aliases)",
     )
     parser.add_argument(
         "--target",
@@ -65,12 +75,16 @@ def register(subparsers) -> None:
         help="the benchmark: how the dataset file is read and the predictions' format "
         "(auto: detected from the dataset file)",
     )
-    parser.add_argument("--per-query", help="write per-query values as JSON here")
-    parser.add_argument("--output", help="write the results (aggregates, comparisons) as JSON here")
+    parser.add_argument("--per-query", type=OUTPUT, help="write per-query values as JSON here")
     parser.add_argument(
-        "--plot", help="PNG of per-query differences of the first metric between the first two runs"
+        "--output", type=OUTPUT, help="write the results (aggregates, comparisons) as JSON here"
     )
-    parser.add_argument("--trials", type=int, default=10_000, help="randomisation-test trials")
+    parser.add_argument(
+        "--plot",
+        type=OUTPUT,
+        help="PNG of per-query differences of the first metric between the first two runs",
+    )
+    parser.add_argument("--trials", type=COUNT, default=10_000, help="randomisation-test trials")
     parser.add_argument(
         "--check",
         action="store_true",
@@ -80,6 +94,17 @@ def register(subparsers) -> None:
     )
     add_on_error(parser)
     parser.set_defaults(func=run)
+
+
+def metric_name(text: str) -> str:
+    """argparse's type of --metrics: the name's form and cutoff checked before anything runs."""
+    from kirag.errors import KiragError
+    from kirag.eval.metrics import check_metric_name
+
+    try:
+        return check_metric_name(text)
+    except KiragError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _evaluate_runs(args: argparse.Namespace) -> dict:
-    from kirag.eval.metrics import EvalResult, evaluate, msmarco_mrr10
+    from kirag.eval.metrics import EvalResult, evaluate, msmarco_mrr10, parse_metric
     from kirag.eval.report import comparisons, metrics_table, plot_differences
     from kirag.eval.runs import read_run_scores
     from kirag.io.qrels import read_qrels
@@ -126,6 +151,8 @@ def _evaluate_runs(args: argparse.Namespace) -> dict:
     preset = PRESETS.get(args.preset or "", {})
     metrics = args.metrics or preset.get("metrics") or ["nDCG@10", "MRR@10", "MAP", "R@1000"]
     rel_level = args.rel_level if args.rel_level is not None else preset.get("rel_level")
+    for metric in metrics:  # an unknown metric fails before any file is read
+        parse_metric(metric, rel_level)
     qrels = read_qrels(args.qrels, on_error=on_error(args))
     official_mrr = args.preset == "msmarco"
     results = {}

@@ -10,10 +10,12 @@ import argparse
 import time
 from dataclasses import asdict
 
+from kirag.cli.arguments import CACHE, INPUT, OUTPUT
 from kirag.cli.common import add_command, add_on_error, add_ray, add_seed, on_error, open_executor
 from kirag.knowledge.extraction import EXTRACTORS
 from kirag.llm.factory import ENGINES
 from kirag.optional import check_extra
+from kirag.ranges import COUNT, FRACTION, NON_NEGATIVE
 from kirag.retrieval.bm25 import BACKENDS as BM25_BACKENDS
 from kirag.retrieval.encoder_backends import BACKENDS as ENCODER_BACKENDS
 from kirag.retrieval.encoder_backends import QUANTIZATIONS
@@ -33,10 +35,13 @@ examples:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--corpus",
+        type=INPUT,
         required=True,
         help="corpus file or folder (JSONL, BEIR, MS MARCO TSV; .gz ok), or a bundled corpus name (enwiki-sample)",
     )
-    parser.add_argument("--index", required=True, help="index folder to create (e.g. indexes/NAME)")
+    parser.add_argument(
+        "--index", type=OUTPUT, required=True, help="index folder to create (e.g. indexes/NAME)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing index folder")
     add_on_error(parser)
     add_seed(parser)
@@ -49,8 +54,8 @@ def _bm25_arguments(parser: argparse.ArgumentParser) -> None:
         choices=list(BM25_BACKENDS),
         help="bm25s (embedded) or lucene (pyserini; the lucene extra)",
     )
-    parser.add_argument("--k1", type=float, default=0.9, help="BM25 k1 (Anserini default)")
-    parser.add_argument("--b", type=float, default=0.4, help="BM25 b (Anserini default)")
+    parser.add_argument("--k1", type=NON_NEGATIVE, default=0.9, help="BM25 k1 (Anserini default)")
+    parser.add_argument("--b", type=FRACTION, default=0.4, help="BM25 b (Anserini default)")
     parser.add_argument(
         "--stemmer",
         default="porter",
@@ -59,7 +64,7 @@ def _bm25_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stopwords", default="lucene", help="'lucene' (Lucene's 33 English stopwords) or 'none'"
     )
-    parser.add_argument("--threads", type=int, default=1, help="indexing threads (Lucene)")
+    parser.add_argument("--threads", type=COUNT, default=1, help="indexing threads (Lucene)")
 
 
 def _build_bm25(args: argparse.Namespace) -> dict:
@@ -89,11 +94,11 @@ INDEX_TYPE_HELP = (
 
 def _ivfpq_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--nlist", type=int, default=None, help="ivfpq: inverted lists (default ~4 sqrt(n))"
+        "--nlist", type=COUNT, default=None, help="ivfpq: inverted lists (default ~4 sqrt(n))"
     )
     parser.add_argument(
         "--pq-m",
-        type=int,
+        type=COUNT,
         default=None,
         help="ivfpq: PQ sub-quantizers, bytes per vector; must divide the dimension "
         "(default: the largest divisor <= 64 with >= 4 dimensions each, 64 for 384-d)",
@@ -133,10 +138,10 @@ def _dense_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--index-type", default="flat", choices=INDEX_TYPES, help=INDEX_TYPE_HELP)
     _ivfpq_arguments(parser)
-    parser.add_argument("--batch-size", type=int, default=32, help="encoding batch size")
+    parser.add_argument("--batch-size", type=COUNT, default=32, help="encoding batch size")
     parser.add_argument(
         "--shard-size",
-        type=int,
+        type=COUNT,
         default=8192,
         help="passages per on-disk embedding shard (resume unit)",
     )
@@ -207,6 +212,7 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--demonstrations",
+        type=INPUT,
         default=None,
         help="demonstration pool file for --extractor reference (default: the shipped pool)",
     )
@@ -234,17 +240,19 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
     _ivfpq_arguments(parser)
     parser.add_argument(
         "--cache",
+        type=CACHE,
         default=None,
         help="extraction cache (SQLite); default: indexes/.extraction-cache.sqlite beside the index",
     )
     parser.add_argument(
         "--batch-size",
-        type=int,
+        type=COUNT,
         default=16,
         help="documents per extraction batch (the resume unit)",
     )
     parser.add_argument(
         "--import",
+        type=INPUT,
         dest="import_kg",
         metavar="FILE",
         default=None,

@@ -13,6 +13,7 @@ import json
 import time
 from pathlib import Path
 
+from kirag.cli.arguments import CACHE, INPUT, OUTPUT, check_paths
 from kirag.cli.common import (
     add_command,
     add_on_error,
@@ -27,6 +28,7 @@ from kirag.fusion import METHODS as FUSION_METHODS
 from kirag.llm.convert import GGUF_TYPES
 from kirag.llm.factory import ENGINES
 from kirag.llm.transformers_engine import DTYPES
+from kirag.ranges import COUNT, COUNT_OR_ZERO, FRACTION
 from kirag.rerank.factory import command_line_rerankers
 from kirag.rerank.rank1 import PASSAGE_POLICIES
 
@@ -51,12 +53,18 @@ def register(subparsers) -> None:
         help="rerank a run with a Rank1-style reasoning reranker or a cross-encoder",
         epilog=EPILOG,
     )
-    parser.add_argument("--run", required=True, help="first-stage run (TREC, MS MARCO TSV, JSONL)")
-    parser.add_argument("--topics", required=True, help="the topics of the run")
+    parser.add_argument(
+        "--run", type=INPUT, required=True, help="first-stage run (TREC, MS MARCO TSV, JSONL)"
+    )
+    parser.add_argument("--topics", type=INPUT, required=True, help="the topics of the run")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--index", help="index folder whose docs.sqlite holds the passages")
-    source.add_argument("--corpus", help="corpus file (only the run's passages are kept)")
-    parser.add_argument("--output", required=True, help="reranked run file")
+    source.add_argument(
+        "--index", type=INPUT, help="index folder whose docs.sqlite holds the passages"
+    )
+    source.add_argument(
+        "--corpus", type=INPUT, help="corpus file (only the run's passages are kept)"
+    )
+    parser.add_argument("--output", type=OUTPUT, required=True, help="reranked run file")
     parser.add_argument("--reranker", default="rank1", choices=command_line_rerankers())
     parser.add_argument(
         "--model",
@@ -69,16 +77,16 @@ def register(subparsers) -> None:
         choices=["auto", *ENGINES],
         help="LLM engine for rank1",
     )
-    parser.add_argument("--k", type=int, default=100, help="rerank the top k hits of each query")
+    parser.add_argument("--k", type=COUNT, default=100, help="rerank the top k hits of each query")
     parser.add_argument(
         "--thinking-budget",
-        type=int,
+        type=COUNT_OR_ZERO,
         default=8192,
         help="max reasoning tokens (0: answer at once); reference 8192. With --passage-policy "
         "truncate a budget that leaves under 512 tokens of the context for query and passage is "
         "lowered to leave that (said in a warning and in the settings)",
     )
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=COUNT, default=8)
     parser.add_argument(
         "--dtype",
         default=None,
@@ -99,11 +107,11 @@ def register(subparsers) -> None:
         help="vLLM checkpoint quantization (awq, gptq, fp8): GPU only",
     )
     parser.add_argument(
-        "--tensor-parallel", type=int, default=1, help="vLLM tensor parallelism (GPUs)"
+        "--tensor-parallel", type=COUNT, default=1, help="vLLM tensor parallelism (GPUs)"
     )
     parser.add_argument(
         "--context",
-        type=int,
+        type=COUNT,
         default=None,
         help="context length in tokens (every engine's context_length option)",
     )
@@ -126,9 +134,14 @@ def register(subparsers) -> None:
         "reference (orionw/rank1: keep the whole passage, the context ends the thinking)",
     )
     parser.add_argument(
-        "--explanations", default=None, help="write each pair's reasoning as JSONL here"
+        "--explanations",
+        type=OUTPUT,
+        default=None,
+        help="write each pair's reasoning as JSONL here",
     )
-    parser.add_argument("--cache", default=None, help="score cache (default: OUTPUT.scores.jsonl)")
+    parser.add_argument(
+        "--cache", type=CACHE, default=None, help="score cache (default: OUTPUT.scores.jsonl)"
+    )
     parser.add_argument(
         "--fusion",
         default="none",
@@ -136,21 +149,24 @@ def register(subparsers) -> None:
         help="combine with the first-stage score",
     )
     parser.add_argument(
-        "--fusion-weight", type=float, default=0.5, help="weight of the reranker in the fusion"
+        "--fusion-weight", type=FRACTION, default=0.5, help="weight of the reranker in the fusion"
     )
     parser.add_argument(
-        "--qrels", default=None, help="judgments: print the measured effect of the reranking"
+        "--qrels",
+        type=INPUT,
+        default=None,
+        help="judgments: print the measured effect of the reranking",
     )
     parser.add_argument(
         "--show",
-        type=int,
+        type=COUNT_OR_ZERO,
         default=0,
         help="print the top N hits of each query with their reasoning",
     )
     parser.add_argument("--tag", default="kirag-rerank")
     parser.add_argument(
         "--queries-per-shard",
-        type=int,
+        type=COUNT,
         default=8,
         help="with --ray: queries per shard (the resume unit; each shard's reranked run is kept "
         "beside the output until the merge)",
@@ -213,7 +229,6 @@ def make_reranker(args: argparse.Namespace, cache: Path):
 def run(args: argparse.Namespace) -> int:
     import tempfile
 
-    from kirag.errors import KiragError
     from kirag.eval.runs import read_run, write_run
     from kirag.fusion import fuse_with_first_stage
     from kirag.io.topics import read_topics
@@ -222,21 +237,16 @@ def run(args: argparse.Namespace) -> int:
 
     set_seed(args.seed)
     check_ray_flags(args)
-    for flag, value, least in (
-        ("--k", args.k, 1),
-        ("--batch-size", args.batch_size, 1),
-        ("--thinking-budget", args.thinking_budget, 0),
-        ("--context", args.context, 1),
-    ):
-        if value is not None and value < least:
-            raise KiragError(f"{flag} must be >= {least}")
-    run_hits = read_run(args.run, on_error=on_error(args))
-    topics = read_topics(args.topics, on_error=on_error(args))
     cache = (
         Path(args.cache)
         if args.cache
         else Path(args.output).with_name(Path(args.output).name + ".scores.jsonl")
     )
+    if not args.cache:  # the default cache beside the output must not be an input either
+        inputs = [(f, "input", getattr(args, d)) for f, d in INPUT_FLAGS if getattr(args, d)]
+        check_paths([*inputs, ("--cache (default: OUTPUT.scores.jsonl)", "cache", str(cache))])
+    run_hits = read_run(args.run, on_error=on_error(args))
+    topics = read_topics(args.topics, on_error=on_error(args))
     for output in (args.output, args.explanations, cache):
         prepare_output(output)
     # with --ray the workers load the model, not this process
@@ -296,6 +306,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+# the input flags, for the check of the default cache path
+INPUT_FLAGS = (
+    ("--run", "run"),
+    ("--topics", "topics"),
+    ("--corpus", "corpus"),
+    ("--qrels", "qrels"),
+)
+
+
 # the flags that decide a reranker's scores: they key the work folder of a sharded rerank
 SCORING_FLAGS = (
     "reranker",
@@ -321,11 +340,8 @@ def _rerank_on_ray(args: argparse.Namespace, run_hits, topics, store) -> dict:
     output is the resume unit."""
     import functools
 
-    from kirag.errors import KiragError
     from kirag.rerank.sharded import rerank_sharded, work_dir_for
 
-    if args.queries_per_shard < 1:
-        raise KiragError("--queries-per-shard must be >= 1")
     settings = {name: getattr(args, name) for name in SCORING_FLAGS}
     plain = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "func"})
     with open_executor(args) as executor:

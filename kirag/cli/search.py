@@ -8,9 +8,11 @@ import textwrap
 import time
 from typing import get_args
 
+from kirag.cli.arguments import INPUT, OUTPUT
 from kirag.cli.common import add_command, add_on_error, add_seed, on_error, prepare_output
 from kirag.eval.runs import RunFormat
 from kirag.fusion import FUSIONS
+from kirag.ranges import COUNT
 
 EPILOG = """\
 examples:
@@ -28,27 +30,35 @@ def register(subparsers) -> None:
         epilog=EPILOG,
     )
     parser.add_argument(
-        "--index", action="append", required=True, help="index folder; repeat to fuse several"
+        "--index",
+        type=INPUT,
+        action="append",
+        required=True,
+        help="index folder; repeat to fuse several",
     )
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument(
-        "--topics", help="topics file (TSV qid<TAB>text, JSONL, BEIR queries.jsonl, TREC)"
+        "--topics",
+        type=INPUT,
+        help="topics file (TSV qid<TAB>text, JSONL, BEIR queries.jsonl, TREC)",
     )
     what.add_argument("--query", help="one query; without --output the hits are printed")
-    parser.add_argument("--output", help="run file to write (.trec, .tsv for MS MARCO, .jsonl)")
+    parser.add_argument(
+        "--output", type=OUTPUT, help="run file to write (.trec, .tsv for MS MARCO, .jsonl)"
+    )
     parser.add_argument(
         "--format",
         default="auto",
         choices=["auto", *get_args(RunFormat)],
         help="run format (auto: from the file name)",
     )
-    parser.add_argument("--k", type=int, default=1000, help="hits per query")
-    parser.add_argument("--threads", type=int, default=1, help="search threads")
+    parser.add_argument("--k", type=COUNT, default=1000, help="hits per query")
+    parser.add_argument("--threads", type=COUNT, default=1, help="search threads")
     parser.add_argument(
         "--fusion", default="rrf", choices=FUSIONS, help="fusion of several indexes"
     )
     parser.add_argument(
-        "--depth", type=int, default=100, help="candidates each index contributes to a fusion"
+        "--depth", type=COUNT, default=100, help="candidates each index contributes to a fusion"
     )
     parser.add_argument("--tag", default="kirag", help="run tag (TREC format)")
     add_on_error(parser)
@@ -90,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         results["queries_without_hits"] = len(empty)
         print(
             f"warning: {len(empty)} of {len(run_hits)} queries got no hits (e.g. {', '.join(empty[:5])}): "
-            "their text holds no searchable term (empty, or stopwords only); the run has no lines for them",
+            "their text matches no indexed term (empty, stopwords only, or words the index never "
+            "saw, e.g. Chinese or emoji in an English-analyzed index); the run has no lines for them",
             file=sys.stderr,
         )
     if args.output:

@@ -7,8 +7,10 @@ import argparse
 import json
 from pathlib import Path
 
+from kirag.cli.arguments import INPUT, OUTPUT
 from kirag.cli.common import add_command
 from kirag.eval.submission import QA_TARGETS
+from kirag.ranges import COUNT
 
 EPILOG = """\
 examples:
@@ -31,13 +33,13 @@ def register(subparsers) -> None:
     msmarco = add_command(
         targets, "msmarco", help="MS MARCO passage ranking leaderboard submission"
     )
-    msmarco.add_argument("--dev-run", required=True)
-    msmarco.add_argument("--eval-run", required=True)
+    msmarco.add_argument("--dev-run", type=INPUT, required=True)
+    msmarco.add_argument("--eval-run", type=INPUT, required=True)
     msmarco.add_argument(
-        "--dev-topics", required=True, help="dev queries (every one must be ranked)"
+        "--dev-topics", type=INPUT, required=True, help="dev queries (every one must be ranked)"
     )
     msmarco.add_argument(
-        "--eval-topics", required=True, help="eval queries (every one must be ranked)"
+        "--eval-topics", type=INPUT, required=True, help="eval queries (every one must be ranked)"
     )
     msmarco.add_argument(
         "--name", required=True, help="submission name (the id becomes yyyymmdd-name)"
@@ -54,21 +56,21 @@ def register(subparsers) -> None:
     )
     msmarco.add_argument(
         "--depth",
-        type=int,
+        type=COUNT,
         default=10,
         help="passages per query (MRR@10 reads 10; the leaderboard's sanity check prefers 1000)",
     )
     msmarco.add_argument(
-        "--output-dir", required=True, help="folder in which submissions/ is created"
+        "--output-dir", type=OUTPUT, required=True, help="folder in which submissions/ is created"
     )
     msmarco.set_defaults(func=run_msmarco)
 
     trec = add_command(targets, "trec", help="TREC-style run (TREC DL, BEIR)")
-    trec.add_argument("--run", required=True)
-    trec.add_argument("--topics", required=True, help="every topic must be present")
+    trec.add_argument("--run", type=INPUT, required=True)
+    trec.add_argument("--topics", type=INPUT, required=True, help="every topic must be present")
     trec.add_argument("--tag", required=True, help="run tag (1-20 letters, digits, _ . -)")
-    trec.add_argument("--k", type=int, default=1000, help="documents per topic at most")
-    trec.add_argument("--output", required=True)
+    trec.add_argument("--k", type=COUNT, default=1000, help="documents per topic at most")
+    trec.add_argument("--output", type=OUTPUT, required=True)
     trec.set_defaults(func=run_trec)
 
     qa = add_command(
@@ -82,21 +84,25 @@ def register(subparsers) -> None:
         required=True,
         choices=QA_TARGETS,
     )
-    qa.add_argument("--answers", required=True, help="answers JSONL written by `kirag answer`")
-    qa.add_argument("--questions", help="the dataset file: every question must be answered")
-    qa.add_argument("--output", required=True)
+    qa.add_argument(
+        "--answers", type=INPUT, required=True, help="answers JSONL written by `kirag answer`"
+    )
+    qa.add_argument(
+        "--questions", type=INPUT, help="the dataset file: every question must be answered"
+    )
+    qa.add_argument("--output", type=OUTPUT, required=True)
     qa.set_defaults(func=run_qa)
 
     validate = add_command(targets, "validate", help="check an existing submission file or folder")
     validate.add_argument("kind", choices=["msmarco", "trec", *QA_TARGETS])
-    validate.add_argument("path")
-    validate.add_argument("--topics", help="TREC: the topics that must all be present")
-    validate.add_argument("--dev-topics", help="MS MARCO: dev queries")
-    validate.add_argument("--eval-topics", help="MS MARCO: eval queries")
+    validate.add_argument("path", type=INPUT)
+    validate.add_argument("--topics", type=INPUT, help="TREC: the topics that must all be present")
+    validate.add_argument("--dev-topics", type=INPUT, help="MS MARCO: dev queries")
+    validate.add_argument("--eval-topics", type=INPUT, help="MS MARCO: eval queries")
     validate.add_argument(
-        "--questions", help="QA: the dataset whose questions must all be answered"
+        "--questions", type=INPUT, help="QA: the dataset whose questions must all be answered"
     )
-    validate.add_argument("--k", type=int, default=1000, help="TREC: documents per topic at most")
+    validate.add_argument("--k", type=COUNT, default=1000, help="TREC: documents per topic at most")
     validate.set_defaults(func=run_validate)
 
 

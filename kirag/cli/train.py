@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from kirag.cli.arguments import INPUT, OUTPUT
 from kirag.cli.common import HelpFormatter, add_seed
 from kirag.rag.aligner_training import TrainSettings
+from kirag.ranges import COUNT, COUNT_OR_ZERO, FRACTION, NON_NEGATIVE, OPEN_FRACTION, POSITIVE
 
 EPILOG = """\
 examples:
@@ -30,29 +32,38 @@ def register(subparsers) -> None:
     )
     d = TrainSettings()
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--train", help="train_aligner.json (the reference's format)")
+    source.add_argument("--train", type=INPUT, help="train_aligner.json (the reference's format)")
     source.add_argument(
         "--from-questions",
+        type=INPUT,
         help="a question file with gold passages: silver chains from their triples (needs --index)",
     )
-    p.add_argument("--dev", help="dev_aligner.json: MRR of the positive among its negatives")
-    p.add_argument("--index", help="triple index of the corpus (with --from-questions)")
-    p.add_argument("--dev-fraction", type=float, default=0.1, help="silver rows held out for dev")
-    p.add_argument("--output", required=True, help="folder of the trained aligner")
-    p.add_argument("--checkpoints", help="checkpoint folder (default: OUTPUT-checkpoints)")
+    p.add_argument(
+        "--dev", type=INPUT, help="dev_aligner.json: MRR of the positive among its negatives"
+    )
+    p.add_argument("--index", type=INPUT, help="triple index of the corpus (with --from-questions)")
+    p.add_argument(
+        "--dev-fraction", type=OPEN_FRACTION, default=0.1, help="silver rows held out for dev"
+    )
+    p.add_argument("--output", type=OUTPUT, required=True, help="folder of the trained aligner")
+    p.add_argument(
+        "--checkpoints", type=OUTPUT, help="checkpoint folder (default: OUTPUT-checkpoints)"
+    )
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--model", default=d.base_model, help="base bi-encoder (e5-large-v2 in paper)")
-    p.add_argument("--epochs", type=float, default=d.epochs)
-    p.add_argument("--lr", type=float, default=d.learning_rate)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--warmup", type=float, default=d.warmup_ratio, help="warm-up ratio")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--accumulate", type=int, default=d.accumulate)
-    p.add_argument("--grad-clip", type=float, default=d.grad_clip)
-    p.add_argument("--query-max-length", type=int, default=d.query_max_length)
-    p.add_argument("--doc-max-length", type=int, default=d.doc_max_length)
-    p.add_argument("--negatives", type=int, default=d.num_negatives, help="hard negatives a row")
-    p.add_argument("--save-steps", type=int, default=None, help="checkpoint every N steps")
+    p.add_argument("--epochs", type=POSITIVE, default=d.epochs)
+    p.add_argument("--lr", type=POSITIVE, default=d.learning_rate)
+    p.add_argument("--weight-decay", type=NON_NEGATIVE, default=d.weight_decay)
+    p.add_argument("--warmup", type=FRACTION, default=d.warmup_ratio, help="warm-up ratio")
+    p.add_argument("--batch-size", type=COUNT, default=d.batch_size)
+    p.add_argument("--accumulate", type=COUNT, default=d.accumulate)
+    p.add_argument("--grad-clip", type=NON_NEGATIVE, default=d.grad_clip)
+    p.add_argument("--query-max-length", type=COUNT, default=d.query_max_length)
+    p.add_argument("--doc-max-length", type=COUNT, default=d.doc_max_length)
+    p.add_argument(
+        "--negatives", type=COUNT_OR_ZERO, default=d.num_negatives, help="hard negatives a row"
+    )
+    p.add_argument("--save-steps", type=COUNT, default=None, help="checkpoint every N steps")
     p.add_argument("--device", default=None)
     add_seed(p)
     p.set_defaults(func=run)

@@ -165,7 +165,7 @@ def iter_lines(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[int,
                 lineno,
                 InputError(
                     f"not valid {encoding} (byte 0x{bad} at column {exc.start + 1}); "
-                    f"re-encode the file as {encoding} or pass the right encoding",
+                    f"re-encode the file as {encoding} (e.g. iconv -f latin1 -t {encoding})",
                     path,
                     lineno,
                 ),
@@ -212,6 +212,8 @@ def read_numbered_records(
             record = parse(text)
         except InputError as exc:
             located = exc if exc.line is not None else InputError(exc.reason, path, lineno)
+            if isinstance(text, str) and "\r" in text:  # one "line" holding CR-ended lines
+                located = InputError(f"{located.reason}; {CR_HINT}", path, located.line)
             if on_error == "raise":
                 raise located from None
             report.record_problem(located)
@@ -223,13 +225,24 @@ def read_numbered_records(
         log.warning(report.summary())
 
 
+CR_HINT = (
+    "the file's lines end in a carriage return only (CR, old Mac style): convert them to "
+    "newlines, e.g. tr '\\r' '\\n' < FILE > FIXED"
+)
+PRETTY_JSON_HINT = (
+    "this looks like one pretty-printed JSON document: kirag reads JSONL, one JSON object per "
+    "line (e.g. jq -c '.[]' FILE > FILE.jsonl)"
+)
+
+
 def parse_json_object(line: str) -> dict:
     """One JSONL line as a JSON object; malformed JSON or another JSON value is an InputError
     (the reader adds the file and line)."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON ({exc.msg} at column {exc.colno})") from None
+        hint = f"; {PRETTY_JSON_HINT}" if line.strip() in ("{", "[", "[{", "},", "}") else ""
+        raise InputError(f"malformed JSON ({exc.msg} at column {exc.colno}){hint}") from None
     if not isinstance(record, dict):
         raise InputError(f"expected a JSON object, got {type(record).__name__}")
     return record

@@ -115,6 +115,8 @@ def read_topics(
             if query.id in out:
                 raise InputError(f"duplicate query id {query.id!r}", path, lineno)
             out[query.id] = query
+        if not out:
+            raise InputError("no topics (no <top> with <num> and <title>)", path, 1)
         return out
     parse_line = parse_json_topic if fmt == "jsonl" else parse_tsv_topic
     queries: dict[str, Query] = {}
@@ -123,6 +125,8 @@ def read_topics(
 
     def parse(line: str) -> Query:
         query = parse_line(line)
+        if not first_line and _is_header(query):
+            raise InputError(f"a header line ({query.id}<TAB>{query.text}), not a topic: remove it")
         if query.id in queries:
             raise InputError(
                 f"duplicate query id {query.id!r} (first on line {first_line[query.id]})"
@@ -134,4 +138,16 @@ def read_topics(
         first_line[query.id] = lineno
     if report.skipped:
         log.warning(report.summary())
+    if not queries:
+        what = "no readable topic (every line was skipped)" if report.skipped else "no topics"
+        raise InputError(f"{what}: a topics file needs at least one query", path, 1)
     return queries
+
+
+HEADER_IDS = {"qid", "query_id", "query-id", "id", "_id", "queryid"}
+HEADER_TEXTS = {"query", "text", "question", "title", "query_text", "contents"}
+
+
+def _is_header(query: Query) -> bool:
+    """A TSV's column names read as if they were a topic (qid<TAB>query)."""
+    return query.id.lower() in HEADER_IDS and query.text.lower() in HEADER_TEXTS

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kirag.rag.reader import Reader
+from kirag.ranges import COUNT
 from kirag.retrieval.base import Retriever
 from kirag.types import Hit
 
@@ -48,8 +49,7 @@ class RetrieveReadRetrieve:
     with reciprocal-rank fusion, so later rounds can lift second-hop documents into the top."""
 
     def __init__(self, retriever: Retriever, reader: Reader, rounds: int = 2, reader_k: int = 3):
-        if rounds < 1:
-            raise ValueError("rounds must be >= 1")
+        COUNT.check(rounds, "rounds")
         self.retriever = retriever
         self.reader = reader
         self.rounds = rounds

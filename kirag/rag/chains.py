@@ -21,6 +21,7 @@ from kirag.knowledge.sentences import words
 from kirag.knowledge.triple_index import TripleIndex, triple_embedding_text
 from kirag.knowledge.triples import Triple
 from kirag.rag.constructor import ChainConstructor
+from kirag.ranges import COUNT
 from kirag.retrieval.base import Retriever
 from kirag.types import Hit
 
@@ -136,8 +137,12 @@ class IterativeRetriever:
         triple_search: bool = True,
         fusion_weights: tuple[float, float, float] = (1.0, 1.0, 0.5),
     ):
-        if max_turns < 1 or beam_size < 1 or num_candidates < 1:
-            raise ValueError("max_turns, beam_size and num_candidates must be >= 1")
+        for name, value in (
+            ("max_turns", max_turns),
+            ("beam_size", beam_size),
+            ("num_candidates", num_candidates),
+        ):
+            COUNT.check(value, name)
         self.index = index
         self.constructor = constructor
         self.aligner = aligner if aligner is not None else index.encoder

@@ -1,0 +1,55 @@
+"""Ctrl-C at any moment ends a command cleanly.
+
+A KeyboardInterrupt raised inside a native call (numba loading its cached kernel, a numba
+kernel) can crash the process or leave "a result with an exception set". `deferred_interrupts()`
+holds SIGINT back around such short calls and raises KeyboardInterrupt right after them; the CLI
+turns it into `kirag CMD: interrupted`, exit 130.
+
+`checkpoint(name)` marks a named point for tests: with KIRAG_TEST_INTERRUPT_AT=name in the
+environment, kirag sends itself SIGINT when it reaches that point (deterministic interrupt tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator
+
+TEST_ENV = "KIRAG_TEST_INTERRUPT_AT"
+
+
+def main_takes_over() -> None:
+    """The CLI's main() handles KeyboardInterrupt itself from here on."""
+    from kirag._startup import interrupted_while_starting
+
+    if signal.getsignal(signal.SIGINT) is interrupted_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def checkpoint(name: str) -> None:
+    """Send this process SIGINT when KIRAG_TEST_INTERRUPT_AT names this point (tests only)."""
+    if os.environ.get(TEST_ENV) == name:
+        signal.raise_signal(signal.SIGINT)
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Hold SIGINT back for the body (keep it short: one native call, one batch), then raise
+    KeyboardInterrupt if one came. Only the main thread can; elsewhere the body just runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:  # ignored, or someone else's handler
+        yield
+        return
+    pending: list[int] = []
+    signal.signal(signal.SIGINT, lambda number, frame: pending.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pending:
+        raise KeyboardInterrupt
