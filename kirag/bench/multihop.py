@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--batching-docs",
-        type=int,
+        type=COUNT,
         default=300,
         help="section batching: sample passages in its index (besides the gold ones)",
     )
