@@ -52,8 +52,9 @@ def _kg_cache(path: Path, protocol: int = pickle.DEFAULT_PROTOCOL) -> Path:
             [
                 ("<Paris; capital of; France>", 0),
                 ("<Paris; lies on; Seine>", 1),
-                ("<Paris; capital of; France>", 0),  # a repeat: kept once
-                ("<Paris; France>", 0),  # not a triple: counted, not imported
+                ("<Paris; capital of; France>", 0),  # a repeat: kept (one pool entry later)
+                ("<Paris; France>", 0),  # two parts: kept as written, as the reference reads it
+                ("Paris France", 0),  # no brackets: kept too, counted as unparsed
             ],
         ),
         "1": _entry(CORPUS[1], [("<Seine; flows into; English Channel>", 1)]),
@@ -85,17 +86,21 @@ def test_reference_cache_becomes_kirag_triples(tmp_path, protocol):
     extractor = ImportedTripleExtractor(_kg_cache(tmp_path / "kg.pkl", protocol))
     assert extractor.id.startswith("imported:") and len(extractor.id) == len("imported:") + 16
     paris, seine, loire = extractor.extract(_docs())
-    assert [(t.head, t.relation, t.tail) for t in paris] == [
-        ("Paris", "capital of", "France"),
-        ("Paris", "lies on", "Seine"),
-    ]
+    assert [t.text for t in paris] == [
+        "<Paris; capital of; France>",
+        "<Paris; lies on; Seine>",
+        "<Paris; capital of; France>",
+        "<Paris; France>",
+        "Paris France",
+    ]  # the cache's triples as they are (issue 26, K)
+    assert (paris[0].head, paris[0].relation, paris[0].tail) == ("Paris", "capital of", "France")
     assert paris[1].doc_id == "0" and paris[1].title == "Paris"
     assert paris[1].sentence_index == 1 and paris[1].sentence == "It lies on the Seine."
     assert paris[0].source == extractor.id
     assert seine[0].sentence == "" and seine[0].sentence_index == 1  # cache had no sentences
     assert loire == []  # not in the cache
     stats = extractor.stats
-    assert (stats.documents_in_file, stats.documents_imported, stats.triples) == (3, 2, 3)
+    assert (stats.documents_in_file, stats.documents_imported, stats.triples) == (3, 2, 6)
     assert stats.unparsed_triples == 1 and stats.duplicate_triples == 1
     assert stats.documents_not_in_corpus == 1  # document 9
 
@@ -114,25 +119,25 @@ def test_import_builds_the_triple_index(tmp_path, capsys):
     built = TripleIndex(index)
     extractor_id = ImportedTripleExtractor(kg).id
     assert built.manifest["extractor"] == extractor_id
-    assert len(built) == 3 and built.manifest["counts"]["documents"] == 3
-    texts = {t.text for t in built.triples(range(len(built)))}
-    assert texts == {
+    assert len(built) == 6 and built.manifest["counts"]["documents"] == 3
+    texts = [t.text for t in built.triples(range(len(built)))]
+    assert texts == [
         "<Paris; capital of; France>",
         "<Paris; lies on; Seine>",
+        "<Paris; capital of; France>",
+        "<Paris; France>",
+        "Paris France",
         "<Seine; flows into; English Channel>",
-    }
+    ]
     assert (
         built.search(["Which river flows into the English Channel?"], 1)[0][0].triple.head
         == "Seine"
     )
     store = TripleStore(tmp_path / ".extraction-cache.sqlite")
-    assert [t.text for t in store.get("0", extractor_id)] == [
-        "<Paris; capital of; France>",
-        "<Paris; lies on; Seine>",
-    ]
+    assert [t.text for t in store.get("0", extractor_id)] == texts[:5]
     store.close()
     config = json.loads((index / "kirag-config.json").read_text())
-    assert config["results"]["import"]["triples"] == 3
+    assert config["results"]["import"]["triples"] == 6
     assert config["results"]["import"]["unparsed_triples"] == 1
     # a second build takes every document from the extraction cache
     assert main([*argv, "--no-dense", "--overwrite"]) == 0

@@ -448,23 +448,26 @@ def test_reference_candidates_accumulate_over_turns(index):
     state = ReferenceState(chains=[[]])
     assert retriever.doc_queries(BRIDGE, state.chains, 1) == [BRIDGE]
     first = retriever.add_documents(state, [BRIDGE])
-    documents = list(state.doc_ids)
+    documents = set(state.doc_scores)
     assert len(documents) == 10 and set(first) == set(index.positions_of_documents(documents))
+    ranked = state.ranked_documents()  # candidates: documents best first, as the reference reads
+    order = [ranked.index(t.doc_id) for t in index.triples(first)]
+    assert order == sorted(order)
     retriever.align(state, BRIDGE, first)
     pool = dict(state.scores)
-    assert len(pool) == 20 and set(pool) <= set(first)
+    assert len(pool) == 20 and {state.positions[key] for key in pool} <= set(first)
     step = "<Diogo Cão; reached; coast of Angola>"
     state.chains[0].append(step)
     queries = retriever.doc_queries(BRIDGE, state.chains, 2)
     assert queries == [f"{BRIDGE} {step}"]
     second = retriever.add_documents(state, queries)
-    assert state.doc_ids[:10] == documents and len(state.doc_ids) > 10 and set(first) < set(second)
+    assert documents < set(state.doc_scores) and set(first) < set(second)
     retriever.align(state, BRIDGE, second)
     assert set(pool) <= set(state.scores) and 20 < len(state.scores) <= 40
-    assert all(state.scores[p] >= pool[p] for p in pool)
-    new = next(p for p in state.scores if p not in pool)
+    assert all(state.scores[key] >= pool[key] for key in pool)
+    new = next(key for key in state.scores if key not in pool)
     query = aligner.encode_queries([aligner_query(BRIDGE, [step])])[0]
-    passage = aligner.encode_passages([index.triples([new])[0].text])[0]
+    passage = aligner.encode_passages([state.triples[new].text])[0]
     assert state.scores[new] == pytest.approx(float(passage @ query), abs=1e-5)
 
 
@@ -503,6 +506,11 @@ def test_reference_loop_sends_the_reference_prompt(index, llamacpp_engine):
         assert chain.steps == [""]
     scores = [h.score for h in result.hits]
     assert scores == sorted(scores, reverse=True) and len(result.hits) == 5
+    # the pool after every turn is in the record (why a document ranked where it did)
+    assert len(result.pool_scores) == len(engine.calls)
+    best = result.pool_scores[-1][0]
+    assert set(best) == {"text", "doc_id", "sentence", "score"}
+    assert result.hits[0].doc_id == best["doc_id"] and result.hits[0].score == best["score"]
 
 
 def test_reference_mode_from_the_command_line(index_dir, capsys):

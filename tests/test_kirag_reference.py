@@ -307,15 +307,21 @@ def test_reference_extractor_chooses_demonstrations_per_document_and_parses_brac
     """`--extractor reference`: the engine receives its chat template over the reference's
     messages with the 5 demonstrations most similar to each document; the output is parsed with
     `<([^>]*)>` only (a bare "a; b; c" line is not a triple, unlike kirag's own `llm` prompt)."""
-    from kirag.retrieval.dense import Encoder
-
-    from kirag.knowledge.demonstrations import ExtractionDemonstrationSelector, load_pools
-    from kirag.knowledge.reference_extractor import ReferenceTripleExtractor, document_text
+    from kirag.knowledge.demonstrations import (
+        DemonstrationEncoder,
+        ExtractionDemonstrationSelector,
+        load_pools,
+    )
+    from kirag.knowledge.reference_extractor import (
+        ReferenceTripleExtractor,
+        document_text,
+        reference_triples,
+    )
 
     extractor = ReferenceTripleExtractor(engine=llamacpp_engine, max_tokens=24, batch_size=2)
     documents = enwiki_slice_docs[:2]
     pool = load_pools().documents("wikipedia")
-    expected = ExtractionDemonstrationSelector(pool, Encoder("minilm"), 5).select_many(
+    expected = ExtractionDemonstrationSelector(pool, DemonstrationEncoder("minilm"), 5).select_many(
         [document_text(d) for d in documents]
     )
     prompts = extractor._prompts(documents)
@@ -325,9 +331,10 @@ def test_reference_extractor_chooses_demonstrations_per_document_and_parses_brac
             extractor.messages(document, demonstrations)
         )
     assert extractor.id.startswith("reference:llamacpp:") and ":wikipedia:" in extractor.id
-    parsed = extractor._to_triples(
-        documents[0], "<Emma; written by; Jane Austen>\nEmma; genre; novel", [documents[0].text]
+    parsed = reference_triples(
+        documents[0], "<Emma; written by; Jane Austen>\nEmma; genre; novel", extractor.id
     )
     assert [(t.head, t.relation, t.tail) for t in parsed] == [("Emma", "written by", "Jane Austen")]
+    assert parsed[0].text == "<Emma; written by; Jane Austen>"  # kept as written
     results = extractor.extract(documents)  # the real model, end to end
     assert len(results) == 2 and all(t.source == extractor.id for r in results for t in r)

@@ -14,6 +14,8 @@ Sections (all measured in the same run, on the same questions and corpus):
   extract;
 - offline: the offline path's ablations, chosen on a dev split by cross-validation and scored
   once on a test split (kirag.bench.offline; `--dev`, `--test`, `--encoder`, `--aligner`).
+- batching (only when asked for): reference mode one question at a time vs every question's
+  turns batched through the engine (kirag.bench.reference_batching).
 """
 
 from __future__ import annotations
@@ -69,6 +71,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--questions", type=COUNT_OR_ZERO, default=0, help="use only the first N questions (0: all)"
+    )
+    parser.add_argument(
+        "--batching-docs",
+        type=COUNT,
+        default=300,
+        help="section batching: sample passages in its index (besides the gold ones)",
+    )
+    parser.add_argument(
+        "--batching-engines",
+        default="llamacpp,transformers",
+        help="section batching: engines compared (reference mode, one at a time vs batched)",
     )
     parser.add_argument(
         "--systems",
@@ -418,6 +431,12 @@ def run(args: argparse.Namespace) -> dict:
 
         out["offline"] = run_offline(args)
         print(out["offline"]["markdown"])
+        _checkpoint(args, out)
+    if "batching" in sections:  # not a default section: `--sections batching`
+        from kirag.bench.reference_batching import bench_batching
+
+        engines = [e.strip() for e in args.batching_engines.split(",") if e.strip()]
+        out["batching"] = bench_batching(questions, documents, root, engines, args.batching_docs)
         _checkpoint(args, out)
     if "multihop" in sections or "subcorpus" in sections:
         triples, bm25, dense = build_indexes("enwiki-sample", root, "sample")

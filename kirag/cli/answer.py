@@ -98,6 +98,20 @@ def register(subparsers) -> None:
         help="base model whose tokenizer a trained aligner folder without one uses",
     )
     parser.add_argument(
+        "--aligner-family",
+        default=None,
+        choices=["e5", "bge", "none"],
+        help="reference mode: the aligner's prefixes and lengths (default: read from the model's "
+        "name, saved config and tokenizer; e5 'query: '/'passage: ', bge its instruction)",
+    )
+    parser.add_argument(
+        "--demonstration-encoder",
+        default=None,
+        help="reference mode: the model ranking the constructor's demonstrations with the "
+        "reference's E5 settings ('query: ', 128 tokens; the reference: intfloat/e5-large-v2; "
+        "default: the index's encoder)",
+    )
+    parser.add_argument(
         "--demonstrations",
         type=INPUT,
         default=None,
@@ -144,6 +158,9 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+BATCH = 16  # reference mode: questions whose turns share one engine call
+
+
 def build_kirag(args: argparse.Namespace):
     from kirag.rag.pipeline import KiRAG
 
@@ -167,6 +184,14 @@ def build_kirag(args: argparse.Namespace):
         demonstrations=args.demonstrations,
         dataset=args.dataset,
         graph_expansion=not args.no_graph,
+        **(
+            {
+                "aligner_family": args.aligner_family,
+                "demonstration_encoder": args.demonstration_encoder,
+            }
+            if args.mode == "reference"
+            else {}
+        ),
         **{
             name: value
             for name, value in (
@@ -248,9 +273,18 @@ def _answer_file(args: argparse.Namespace, kirag) -> int:
         args.format if args.format != "auto" else ("hotpotqa" if dataset == "kirag" else dataset)
     )
     started = time.perf_counter()
-    answers = [
-        kirag.answer(e.question, k=args.k) for e in progress(examples, desc="answering", unit="q")
-    ]
+    if kirag.mode == "reference":  # each turn of a chunk of questions is one engine batch
+        chunks = [examples[i : i + BATCH] for i in range(0, len(examples), BATCH)]
+        answers = [
+            a
+            for chunk in progress(chunks, desc=f"answering ({BATCH} at a time)", unit="batch")
+            for a in kirag.answer_many([e.question for e in chunk], k=args.k)
+        ]
+    else:
+        answers = [
+            kirag.answer(e.question, k=args.k)
+            for e in progress(examples, desc="answering", unit="q")
+        ]
     seconds = time.perf_counter() - started
     predictions = [
         to_prediction(e, a, args.reader_k) for e, a in zip(examples, answers, strict=True)

@@ -187,6 +187,7 @@ def _extractor_options(args: argparse.Namespace) -> dict:
     options = {"model": args.model, "engine_name": args.engine}
     if args.extractor == "reference":
         options["demonstrations"] = args.demonstrations
+        options["encoder"] = args.demonstration_encoder
         if args.dataset:
             options["dataset"] = args.dataset
     return options
@@ -222,6 +223,12 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
         "--dataset",
         default=None,
         help="the pool's dataset section for --extractor reference (default: wikipedia)",
+    )
+    parser.add_argument(
+        "--demonstration-encoder",
+        default="minilm",
+        help="--extractor reference: the model ranking demonstrations with the reference's E5 "
+        "settings ('passage: Title: …', 256 tokens; the reference: intfloat/e5-large-v2)",
     )
     parser.add_argument(
         "--encoder", default="minilm", help="sentence-transformers model that embeds the triples"

@@ -10,7 +10,12 @@ A pool file is JSON (documented in the README, "KiRAG demonstrations"):
 Either section may be missing. `convert_reference_file` reads the reference's
 `prompts/kg_selection|kg_construction/*_demonstrations.py` with `ast.literal_eval` (never by
 importing or executing them): its chains are one comma-separated string, split on every comma
-exactly as the reference does when it writes a demonstration.
+exactly as the reference does when it writes a demonstration; its triples are one string, split
+on "\n" without dropping anything (a trailing "\n" stays, as the reference's prompt keeps it).
+
+Demonstrations are ranked as the reference ranks them, with its untrained-E5 helpers
+(retriever/e5.py), separate from the aligner: questions as "query: …" cut to 128 tokens,
+documents as "passage: Title: …\nText: …" cut to 256 (`DemonstrationEncoder`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,12 @@ from kirag.errors import KiragError
 FORMAT = "kirag-demonstrations/1"
 SHIPPED = "wikipedia"
 NUM_DEMONSTRATIONS = 5
+# The reference's demonstration ranker (retriever/e5.py as models.py and kg_generator.py call it)
+QUERY_PREFIX, QUERY_MAX_LENGTH = "query: ", 128
+PASSAGE_PREFIX, PASSAGE_MAX_LENGTH = "passage: ", 256
+# The reference's context for extraction prompts: demonstrations are dropped until instruction,
+# demonstrations and document fit (kg_generator.py, KGGenerator max_length)
+EXTRACTION_CONTEXT = 4096
 
 
 @dataclass(frozen=True)
@@ -187,7 +198,7 @@ def convert_reference_file(path: str | Path, dataset: str) -> DemonstrationPools
                     ExtractionDemonstration(
                         _field(item, "title", where),
                         _field(item, "text", where),
-                        tuple(t for t in triples.split("\n") if t.strip()),
+                        tuple(triples.split("\n")),  # lossless: "\n".join gives it back
                     )
                 )
     return DemonstrationPools(
@@ -207,28 +218,122 @@ EXTRACTION_INSTRUCTION = (
 EXTRACTION_MAX_TOKENS = 512
 
 
+def extraction_shot(demonstration: ExtractionDemonstration) -> str:
+    """One demonstration as the reference writes it: document, "\nKnowledge Triples: ", then
+    its triples string (lines joined back with "\n", a trailing newline kept)."""
+    return f"{demonstration.document()}\nKnowledge Triples: " + "\n".join(demonstration.triples)
+
+
 def extraction_messages(
     title: str, text: str, demonstrations: Sequence[ExtractionDemonstration]
 ) -> list[dict[str, str]]:
     """The reference extractor's messages (knowledge_graph/kg_generator.py): system = instruction
     + "\n\n" + the demonstrations ("Title: …\nText: …\nKnowledge Triples: " + triples one per
     line); user = "Title: …\nText: …"; greedy, 512 new tokens, parsed with `<([^>]*)>`."""
-    shots = [f"{d.document()}\nKnowledge Triples: " + "\n".join(d.triples) for d in demonstrations]
+    shots = [extraction_shot(d) for d in demonstrations]
     return [
         {"role": "system", "content": EXTRACTION_INSTRUCTION + "\n\n" + "\n\n".join(shots)},
         {"role": "user", "content": f"Title: {title}\nText: {text}"},
     ]
 
 
+def fit_extraction_demonstrations(
+    demonstrations: Sequence[ExtractionDemonstration],
+    title: str,
+    text: str,
+    count_tokens,
+    max_length: int = EXTRACTION_CONTEXT,
+) -> list[ExtractionDemonstration]:
+    """The reference's fit: the longest run of the chosen demonstrations (best first) with which
+    instruction + "\n\n" + demonstrations + "\n\n" + document count at most `max_length`
+    tokens; when not even the first fits alone, the best is dropped and the rest tried again
+    (none at all when nothing fits). `count_tokens` counts as the model's tokenizer encodes."""
+    shots = [extraction_shot(d) for d in demonstrations]
+    document = f"Title: {title}\nText: {text}"
+    start = 0
+    while start < len(shots):
+        for num in range(len(shots) - start, 0, -1):
+            prompt = (
+                EXTRACTION_INSTRUCTION
+                + "\n\n"
+                + "\n\n".join(shots[start : start + num])
+                + "\n\n"
+                + document
+            )
+            if count_tokens(prompt) <= max_length:
+                return list(demonstrations[start : start + num])
+        start += 1
+    return []
+
+
+def encode_prefixed(
+    model, texts: Sequence[str], prefix: str, max_length: int | None, batch_size: int = 32
+) -> np.ndarray:
+    """`prefix + text` for each text through a sentence-transformers model (anything with its
+    `encode` and `max_seq_length`), cut to `max_length` tokens (None: the model's own limit);
+    L2-normalised float32 rows."""
+    before = model.max_seq_length
+    model.max_seq_length = max_length or before
+    try:
+        vectors = model.encode(
+            [prefix + t for t in texts],
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+    finally:
+        model.max_seq_length = before
+    return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+
+
+class DemonstrationEncoder:
+    """The reference's demonstration ranker: its untrained-E5 helpers' inputs ("query: ", 128
+    tokens for questions; "passage: ", 256 for documents), separate from the aligner. `model`
+    is a name/path (sentence-transformers) or an already loaded model object; the reference's
+    model is intfloat/e5-large-v2."""
+
+    def __init__(self, model, device: str | None = None, batch_size: int = 32):
+        if isinstance(model, (str, Path)):
+            from kirag.models import load_sentence_transformer
+
+            self.model_name = str(model)
+            model = load_sentence_transformer(str(model), device=device)
+        else:
+            self.model_name = type(model).__name__
+        self.model = model
+        self.batch_size = batch_size
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return encode_prefixed(self.model, texts, QUERY_PREFIX, QUERY_MAX_LENGTH, self.batch_size)
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return encode_prefixed(
+            self.model, texts, PASSAGE_PREFIX, PASSAGE_MAX_LENGTH, self.batch_size
+        )
+
+    def config(self) -> dict:
+        return {
+            "model": self.model_name,
+            "query": [QUERY_PREFIX, QUERY_MAX_LENGTH],
+            "passage": [PASSAGE_PREFIX, PASSAGE_MAX_LENGTH],
+        }
+
+
 def rank_by_similarity(
     input_vector: np.ndarray, pool_vectors: np.ndarray, k: int = NUM_DEMONSTRATIONS
 ) -> list[int]:
-    """Indices of the `k` pool entries most similar to the input (inner product), best first;
-    ties keep pool order."""
+    """Indices of the `k` pool entries most similar to the input (inner product), best first,
+    ordered as the reference orders them (`torch.argsort(..., descending=True)`, whose order
+    among equal similarities is torch's own)."""
     if len(pool_vectors) == 0:
         return []
+    from kirag.optional import require
+
+    torch = require("torch", "kirag", "ranking demonstrations")
     scores = np.asarray(pool_vectors, dtype=np.float32) @ np.asarray(input_vector, np.float32)
-    return [int(i) for i in np.argsort(-scores, kind="stable")[:k]]
+    order = torch.argsort(torch.from_numpy(np.ascontiguousarray(scores)), descending=True)
+    return order[:k].tolist()
 
 
 class ChainDemonstrationSelector:

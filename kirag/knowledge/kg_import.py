@@ -6,7 +6,9 @@
 
 read through an unpickler that refuses every global, so no code in the file can run: a pickle
 that names any class or function (the only way a pickle executes code) is refused before
-anything is built. The triples become kirag Triples of the corpus's documents, served by an
+anything is built. The triples become kirag Triples of the corpus's documents exactly as the
+cache writes them (text, sentence index; nothing parsed away, normalised or merged, as the
+reference's pool reads them), served by an
 extractor whose id names the file's content (`imported:<sha256 prefix>`), so the resumable
 extraction cache and the triple index are built exactly as for extracted triples.
 """
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kirag.errors import InputError
-from kirag.knowledge.triples import Triple, dedupe_triples, parse_triples
+from kirag.knowledge.triples import Triple, raw_triple, raw_triple_texts
 from kirag.types import Document
 
 log = logging.getLogger(__name__)
@@ -156,21 +158,19 @@ class ImportedTripleExtractor:
                 self.path,
             )
         sentences = entry.get("sentences") or document.metadata.get("sentences") or []
-        triples = []
+        triples, seen = [], set()
         for item in entry["triples"]:
-            facts = parse_triples(item["text"])
-            if not facts:
+            text = item["text"]
+            if not raw_triple_texts(text):  # kept all the same: the reference uses it as is
                 self.stats.unparsed_triples += 1
                 if len(self.stats.unparsed_examples) < 5:
-                    self.stats.unparsed_examples.append(item["text"][:200])
-                continue
+                    self.stats.unparsed_examples.append(text[:200])
             index = int(item.get("sentence", -1))
             sentence = sentences[index].strip() if 0 <= index < len(sentences) else ""
-            triples += [
-                Triple.in_document(fact, document, index, sentence, self.id) for fact in facts
-            ]
-        kept = dedupe_triples(triples)
-        self.stats.duplicate_triples += len(triples) - len(kept)
+            if (text, index) in seen:  # kept too: one pool entry in the reference, as here
+                self.stats.duplicate_triples += 1
+            seen.add((text, index))
+            triples.append(raw_triple(text, document, index, sentence, self.id))
         self.stats.documents_imported += 1
-        self.stats.triples += len(kept)
-        return kept
+        self.stats.triples += len(triples)
+        return triples

@@ -1,8 +1,11 @@
 """Triple extraction as KiRAG's reference does it (jyfang6/kirag, knowledge_graph/kg_generator.py):
 the knowledge-graph-constructor instruction and 5 demonstrations chosen per document by embedding
-similarity from a dataset's pool in the system message, "Title: …\\nText: …" as the user message,
-greedy decoding of 512 new tokens, triples parsed with `<([^>]*)>` (placeholders dropped), each
-linked to the sentence it shares most words with."""
+similarity from a dataset's pool ("passage: Title: …\\nText: …", 256 tokens, as the reference's
+untrained E5 ranks them), dropped until the prompt fits the reference's 4096-token context, in the
+system message; "Title: …\\nText: …" as the user message; greedy decoding of 512 new tokens;
+triples parsed with `<([^>]*)>` exactly as written (placeholders dropped, nothing normalised or
+deduplicated), each linked to the sentence in which most of its whitespace tokens occur (the
+document's own sentence list when it has one, else NLTK punkt's split of its text)."""
 
 from __future__ import annotations
 
@@ -11,15 +14,20 @@ import json
 from collections.abc import Sequence
 
 from kirag.knowledge.demonstrations import (
+    EXTRACTION_CONTEXT,
     EXTRACTION_MAX_TOKENS,
     NUM_DEMONSTRATIONS,
     SHIPPED,
+    DemonstrationEncoder,
     ExtractionDemonstration,
     ExtractionDemonstrationSelector,
     extraction_messages,
+    fit_extraction_demonstrations,
     load_pools,
 )
 from kirag.knowledge.llm_extractor import LLMTripleExtractor
+from kirag.knowledge.sentences import punkt_sentences, reference_sentence_link
+from kirag.knowledge.triples import Triple, raw_triple, raw_triple_texts
 from kirag.llm.base import LLMEngine
 from kirag.types import Document
 
@@ -29,9 +37,41 @@ def document_text(document: Document) -> str:
     return f"Title: {document.title or ''}\nText: {document.text}"
 
 
+def reference_sentences(document: Document) -> list[str]:
+    """The sentences the reference links triples to: the document's own list (HotpotQA-style
+    `sentences` metadata, as given) or NLTK punkt's split of its text."""
+    sentences = document.metadata.get("sentences") if document.metadata else None
+    if isinstance(sentences, list):
+        return list(sentences)
+    return punkt_sentences(document.text)
+
+
+def reference_triples(document: Document, output: str, source: str) -> list[Triple]:
+    """The reference's triples of one generation: every parsed `<…>` kept as written, in
+    order, each linked to its sentence."""
+    sentences = reference_sentences(document)
+    triples = []
+    for text in raw_triple_texts(output):
+        index = reference_sentence_link(text, sentences)
+        sentence = sentences[index] if index >= 0 else ""
+        triples.append(raw_triple(text, document, index, sentence, source))
+    return triples
+
+
+def reference_token_count(engine: LLMEngine, text: str) -> int:
+    """Tokens as the reference counts a prompt (`tokenizer.encode`, special tokens included)
+    when the engine holds a Hugging Face tokenizer; the engine's own count otherwise."""
+    tokenizer = getattr(engine, "tokenizer", None)
+    if tokenizer is not None and hasattr(tokenizer, "encode"):
+        return len(tokenizer.encode(text))
+    return engine.count_tokens(text)
+
+
 class ReferenceTripleExtractor(LLMTripleExtractor):
     """The reference's few-shot extractor over adaptive demonstrations (`--extractor reference`).
-    The selector encodes documents with `encoder` (the reference uses an untrained E5)."""
+    `encoder` ranks the demonstrations with the reference's E5 settings: a model name/path or a
+    loaded sentence-transformers model object (the reference uses an untrained
+    intfloat/e5-large-v2)."""
 
     name = "reference"
     loose_parsing = False  # the reference's parser: `<([^>]*)>` only
@@ -46,22 +86,24 @@ class ReferenceTripleExtractor(LLMTripleExtractor):
         sentence_pipeline: str = "blank",
         demonstrations: str | None = None,
         dataset: str = SHIPPED,
-        encoder: str = "minilm",
+        encoder="minilm",
         num_demonstrations: int = NUM_DEMONSTRATIONS,
+        context: int = EXTRACTION_CONTEXT,
     ):
         super().__init__(engine, model, engine_name, max_tokens, 0, batch_size, sentence_pipeline)
-        from kirag.retrieval.dense import Encoder
-
         pool = load_pools(demonstrations).documents(dataset)
-        self.selector = ExtractionDemonstrationSelector(pool, Encoder(encoder), num_demonstrations)
+        ranker = encoder if hasattr(encoder, "encode_passages") else DemonstrationEncoder(encoder)
+        self.selector = ExtractionDemonstrationSelector(pool, ranker, num_demonstrations)
+        self.context = context
         self._demonstrations: list[ExtractionDemonstration] = []
         digest = hashlib.sha256(
             json.dumps([d.document() + "\n" + "\n".join(d.triples) for d in pool]).encode()
         ).hexdigest()[:12]
         model_id = getattr(self.engine, "model_id", getattr(self.engine, "name", "engine"))
+        encoder_name = getattr(ranker, "model_name", type(ranker).__name__)
         self.id = (
             f"reference:{getattr(self.engine, 'name', 'engine')}:{model_id}:{dataset}:{digest}"
-            f":k{num_demonstrations}:{encoder}:max{max_tokens}"
+            f":k{num_demonstrations}:{encoder_name}:max{max_tokens}:ctx{context}:raw"
         )
 
     def messages(
@@ -70,6 +112,20 @@ class ReferenceTripleExtractor(LLMTripleExtractor):
         """What the engine's chat template receives for `document`."""
         return extraction_messages(document.title or "", document.text, demonstrations)
 
+    def demonstrations_for(self, documents: Sequence[Document]) -> list[list]:
+        """Per document: the chosen demonstrations, after the reference's fit to its context."""
+        chosen = self.selector.select_many([document_text(d) for d in documents])
+        return [
+            fit_extraction_demonstrations(
+                demos,
+                d.title or "",
+                d.text,
+                lambda text: reference_token_count(self.engine, text),
+                self.context,
+            )
+            for d, demos in zip(documents, chosen, strict=True)
+        ]
+
     def _render(self, title: str, text: str) -> str:
         return self.engine.apply_chat_template(
             extraction_messages(title, text, self._demonstrations)
@@ -77,8 +133,17 @@ class ReferenceTripleExtractor(LLMTripleExtractor):
 
     def _prompts(self, batch: Sequence[Document]) -> list[str]:
         prompts = []
-        chosen = self.selector.select_many([document_text(d) for d in batch])
-        for document, demonstrations in zip(batch, chosen, strict=True):
+        for document, demonstrations in zip(batch, self.demonstrations_for(batch), strict=True):
             self._demonstrations = demonstrations
             prompts.append(self.build_prompt(document))
         return prompts
+
+    def extract(self, documents: Sequence[Document]) -> list[list[Triple]]:
+        results: list[list[Triple]] = []
+        for start in range(0, len(documents), self.batch_size):
+            batch = documents[start : start + self.batch_size]
+            outputs = self.engine.generate(self._prompts(batch), max_tokens=self.max_tokens)
+            results += [
+                reference_triples(d, o, self.id) for d, o in zip(batch, outputs, strict=True)
+            ]
+        return results

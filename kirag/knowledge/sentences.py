@@ -73,3 +73,58 @@ def link_sentence(triple_text: str, sentences: Sequence[str]) -> int:
     triple_words = words(triple_text)
     overlaps = [len(triple_words & words(sentence)) for sentence in sentences]
     return max(range(len(sentences)), key=lambda i: (overlaps[i], -i))
+
+
+def _nltk_data_dirs() -> list[str]:
+    """Folders holding NLTK's punkt data shipped inside PyPI wheels (llama-index-core bundles
+    `punkt_tab` in llama_index/core/_static/nltk_cache), found without importing them."""
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    try:
+        spec = find_spec("llama_index.core")
+    except ModuleNotFoundError:
+        return []
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    found = []
+    for location in spec.submodule_search_locations:
+        folder = Path(location) / "_static" / "nltk_cache"
+        if (folder / "tokenizers" / "punkt_tab").is_dir():
+            found.append(str(folder))
+    return found
+
+
+@lru_cache(maxsize=1)
+def _sent_tokenize():
+    nltk = require("nltk", "kirag", "the reference's sentence splitting (NLTK punkt)")
+    for folder in _nltk_data_dirs():
+        if folder not in nltk.data.path:
+            nltk.data.path.append(folder)
+    try:
+        nltk.data.find("tokenizers/punkt_tab/english/")
+    except LookupError:
+        raise MissingExtraError(
+            "NLTK's punkt_tab data was not found (it ships in llama-index-core's wheel); "
+            "install it with: pip install 'kirag[kirag]'"
+        ) from None
+    from nltk.tokenize import sent_tokenize
+
+    return sent_tokenize
+
+
+def punkt_sentences(text: str) -> list[str]:
+    """NLTK's `sent_tokenize` (Punkt, English): the splitter the KiRAG reference uses for a
+    chain step's first sentence and for the sentences of a document given as one text."""
+    return _sent_tokenize()(text)
+
+
+def reference_sentence_link(triple_text: str, sentences: Sequence[str]) -> int:
+    """The reference's link (kg_generator.py): the sentence in which most of the triple's
+    whitespace tokens occur as substrings (case-sensitive, brackets and ";" included); the first
+    such sentence on ties; -1 when there are no sentences."""
+    if not sentences:
+        return -1
+    tokens = triple_text.split()
+    counts = [sum(token in sentence for token in tokens) for sentence in sentences]
+    return max(range(len(counts)), key=lambda i: (counts[i], -i))

@@ -14,6 +14,11 @@ _ANGLED = re.compile(r"<([^<>\n]{3,400})>")
 _OTHER_BRACKETS = re.compile(r"\(([^()\n]{3,400})\)|\[([^\[\]\n]{3,400})\]")
 _SEPARATORS = (";", "|")
 PLACEHOLDERS = {"head entity", "relation", "tail entity", "head", "tail", "entity", "..."}
+# The reference's own parser (jyfang6/kirag kg_generator.py): every `<…>`, inside stripped, kept
+# as written unless it contains a placeholder; used by reference mode (extraction, import, steps).
+_RAW = re.compile(r"<([^>]*)>")
+RAW_PLACEHOLDERS = ("head entity", "tail entity")
+RAW_TEXT = "raw_text"  # Triple.metadata key of a triple kept as written
 
 
 @dataclass(slots=True)
@@ -55,8 +60,10 @@ class Triple:
 
     @property
     def text(self) -> str:
-        """The triple as the reference writes it: `<head; relation; tail>`."""
-        return f"<{self.head}; {self.relation}; {self.tail}>"
+        """The triple as the reference writes it: `<head; relation; tail>` (or, for a triple
+        kept as written by `raw_triple`, exactly the text it was found as)."""
+        raw = self.metadata.get(RAW_TEXT) if self.metadata else None
+        return raw if raw is not None else f"<{self.head}; {self.relation}; {self.tail}>"
 
     @property
     def sentence_text(self) -> str:
@@ -132,6 +139,30 @@ def parse_triples(text: str, loose: bool = False) -> list[tuple[str, str, str]]:
             seen.add(key)
             found.append((head, relation, tail))
     return found
+
+
+def raw_triple_texts(text: str) -> list[str]:
+    """The reference's parse: `<inner.strip()>` for every `<([^>]*)>` in `text` whose inner text
+    holds neither "head entity" nor "tail entity". No normalisation, no deduplication."""
+    return [
+        f"<{inner.strip()}>"
+        for inner in _RAW.findall(text or "")
+        if not any(p in inner for p in RAW_PLACEHOLDERS)
+    ]
+
+
+def raw_triple(text: str, document: Any, sentence_index: int, sentence: str, source: str) -> Triple:
+    """A triple kept exactly as `text` (its `.text`); head, relation and tail are its first
+    ";"-separated parts (the rest joined into the tail) for kirag's entity graph."""
+    inner = text[1:-1] if text.startswith("<") and text.endswith(">") else text
+    parts = [p.strip() for p in inner.split(";")]
+    parts += [""] * (3 - len(parts))
+    triple = Triple.in_document(
+        (parts[0], parts[1], "; ".join(parts[2:]).strip()), document, sentence_index, sentence,
+        source,
+    )  # fmt: skip
+    triple.metadata[RAW_TEXT] = text
+    return triple
 
 
 def dedupe_triples(triples: list[Triple]) -> list[Triple]:

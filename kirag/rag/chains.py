@@ -98,6 +98,8 @@ class ChainResult:
     hits: list[Hit]
     trace: list[TurnTrace]
     llm_calls: int = 0
+    # reference mode: the whole pool after each turn, best first ({text, doc_id, sentence, score})
+    pool_scores: list[list[dict]] | None = None
 
     @property
     def best_chain(self) -> Chain | None:

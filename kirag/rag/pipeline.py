@@ -80,7 +80,7 @@ class Answer:
     metadata: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {
+        record = {
             "question": self.question,
             "answer": self.answer,
             "answered_by": self.answered_by,
@@ -88,6 +88,9 @@ class Answer:
             "chains": [c.to_dict() for c in self.result.chains],
             "llm_calls": self.result.llm_calls + self.metadata.get("reader_calls", 0),
         }
+        if self.result.pool_scores is not None:  # reference mode: why a document ranked so
+            record["pool_scores"] = self.result.pool_scores
+        return record
 
 
 class KiRAG:
@@ -120,9 +123,12 @@ class KiRAG:
         self.reader_k = reader_k
         if mode == "reference":
             self.mode = mode
+            aligner_family = retriever_options.pop("aligner_family", None)
+            demonstration_encoder = retriever_options.pop("demonstration_encoder", None)
             self._init_reference(
                 constructor_model, reader_model, engine, aligner, aligner_tokenizer,
                 demonstrations, dataset, doc_retriever, retriever_options,
+                aligner_family, demonstration_encoder,
             )  # fmt: skip
             return
         if mode == "llm" and not constructor_model:
@@ -171,11 +177,17 @@ class KiRAG:
         dataset,
         doc_retriever,
         options: dict,
+        aligner_family: str | None = None,
+        demonstration_encoder=None,
     ) -> None:
         """Reference mode: the reference loop, its aligner settings, demonstrations and reader."""
         from dataclasses import fields
 
-        from kirag.knowledge.demonstrations import ChainDemonstrationSelector, load_pools
+        from kirag.knowledge.demonstrations import (
+            ChainDemonstrationSelector,
+            DemonstrationEncoder,
+            load_pools,
+        )
         from kirag.llm.factory import load_engine
         from kirag.models import DEFAULT_LLM
         from kirag.rag.aligner import Aligner
@@ -199,9 +211,18 @@ class KiRAG:
         pool = load_pools(demonstrations).chains(dataset)  # before loading models: fail fast
         constructor_engine = load_engine(constructor_model or DEFAULT_LLM, engine=engine)
         aligner_model = Aligner(
-            aligner or self.index.manifest["encoder"]["model"], tokenizer=aligner_tokenizer
+            aligner or self.index.manifest["encoder"]["model"],
+            tokenizer=aligner_tokenizer,
+            family=aligner_family,
         )
-        selector = ChainDemonstrationSelector(pool, aligner_model, settings.num_demonstrations)
+        ranker = DemonstrationEncoder(
+            demonstration_encoder or self.index.manifest["encoder"]["model"]
+        )  # the reference's untrained-E5 settings, not the aligner's
+        selector = ChainDemonstrationSelector(pool, ranker, settings.num_demonstrations)
+        self.reference_config = {
+            "aligner": aligner_model.config(),
+            "demonstrations": ranker.config(),
+        }
         self.retriever = ReferenceRetriever(
             self.index,
             constructor_engine,
@@ -257,8 +278,19 @@ class KiRAG:
         """`answer` off the event loop (one model call at a time per process)."""
         return await off_loop(self.answer, question, k)
 
+    def retrieve_many(self, questions: Sequence[str], k: int = 10) -> list[ChainResult]:
+        """`retrieve` for many questions; reference mode runs their turns as engine batches."""
+        if self.mode != "reference":
+            return [self.retrieve(q, k=k) for q in questions]
+        results = self.retriever.retrieve_many(list(questions), k=k)
+        if self.reranker is not None:
+            for question, result in zip(questions, results, strict=True):
+                if result.hits:
+                    result.hits = self.reranker.rerank(question, result.hits, k=k)
+        return results
+
     def answer_many(self, questions: Sequence[str], k: int = 10) -> list[Answer]:
-        results = [self.retrieve(q, k=k) for q in questions]
+        results = self.retrieve_many(questions, k=k)
         if self.reader is not None:
             contexts = [
                 [h.document for h in r.hits[: self.reader_k] if h.document is not None]

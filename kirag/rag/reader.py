@@ -87,23 +87,42 @@ class Reader:
 REFERENCE_INSTRUCTION = (
     "Given some context and a question, please only output the answer to the question."
 )
+REFERENCE_NO_CONTEXT = "Given a question, please only output the answer to the question."
+
+
+def reference_context_text(document: Document) -> str:
+    """A document's text as the reference reader joins it: a paragraph given as sentences
+    (`sentences` metadata, HotpotQA-style) is its raw sentences joined with " " (spacing inside
+    them kept); otherwise the text."""
+    sentences = document.metadata.get("sentences") if document.metadata else None
+    if isinstance(sentences, list) and all(isinstance(s, str) for s in sentences):
+        return " ".join(sentences)
+    return document.text
 
 
 def build_reference_reader_messages(
-    question: str, documents: Sequence[Document]
+    question: str, documents: Sequence[Document], with_context: bool = True
 ) -> list[dict[str, str]]:
     """The reference reader's messages (jyfang6/kirag evaluation/qa_eval.py and its
-    AnswerGenerator): numbered "title: T, text: X" contexts, no chain, "The answer is:" last."""
+    AnswerGenerator): numbered "title: T, text: X" contexts, no chain, "The answer is:" last.
+    With `with_context` (the reference's k > 0) the context block is written even when no
+    document came back."""
     contexts = [
-        f"title: {d.title}, text: {d.text}" if d.title is not None else d.text for d in documents
+        f"title: {d.title}, text: {reference_context_text(d)}"
+        if d.title is not None
+        else reference_context_text(d)
+        for d in documents
     ]
     user = ""
-    if contexts:
+    if with_context:
         numbered = "\n\n".join(f"{i}. {c}" for i, c in enumerate(contexts, 1))
         user += f"context:\n\n{numbered}\n\n"
     user += f"question: {question}\nThe answer is:"
     return [
-        {"role": "system", "content": REFERENCE_INSTRUCTION},
+        {
+            "role": "system",
+            "content": REFERENCE_INSTRUCTION if with_context else REFERENCE_NO_CONTEXT,
+        },
         {"role": "user", "content": user},
     ]
 

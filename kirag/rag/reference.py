@@ -12,23 +12,28 @@ empty):
 3. the constructor LLM sees the pool's best `max_choices` (100) triples, one `<h; r; t>` per line,
    then "\\n\\nQuestion: …", under a system message with the 5 demonstrations most similar to the
    question; its assistant turn is prefilled "Thought: " + ". ".join(steps); 64 new tokens;
-4. the first `<…>` it generates (else its first sentence, else "") is the chain's next step;
-   +0.5 to the pool triple with the highest token F1 to that step if ≥ 0.6, and, when the step
-   says "answer is: X", +0.5 to the first pool triple (best first) whose text contains X.
+4. the first `<…>` it generates (else its first sentence by NLTK punkt, else "") is the chain's
+   next step; for a bracketed step, +0.5 to the pool triple with the highest token F1 to it if
+   ≥ 0.6 (when none reaches 0.6 nothing more happens for that step), and, when the step says
+   "answer is: X", +0.5 to the first pool triple (best first) whose text contains X.
 Documents are ranked by the best accumulated score among their pool triples.
+
+Candidates are read in the reference's order: documents by their best dense score so far (ties
+in retrieval order), each document's triples in extraction order; the pool is keyed as the
+reference keys it (document, sentence, text: identical triples of one sentence are one entry),
+entries in first-entry order, so equal scores resolve exactly as there.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
 
 from kirag.answers import token_f1
 from kirag.knowledge.demonstrations import ChainDemonstration
+from kirag.knowledge.sentences import punkt_sentences
 from kirag.knowledge.triple_index import TripleIndex
-from kirag.knowledge.triples import Triple
+from kirag.knowledge.triples import Triple, raw_triple_texts
 from kirag.rag.aligner import aligner_query
 from kirag.rag.chains import Chain, ChainResult, TurnTrace
 from kirag.types import Hit
@@ -39,8 +44,6 @@ CONSTRUCTOR_INSTRUCTION = (
 )
 BONUS = 0.5
 MATCH_F1 = 0.6
-_TRIPLE = re.compile(r"<([^>]*)>")
-_PLACEHOLDERS = ("head entity", "tail entity")
 
 
 @dataclass(frozen=True)
@@ -76,23 +79,13 @@ def assistant_prefill(steps: Sequence[str]) -> str:
 
 def parse_triple_texts(text: str) -> list[str]:
     """Every `<…>` in `text`, stripped inside, placeholders dropped (the reference's parser)."""
-    return [
-        f"<{inner.strip()}>"
-        for inner in _TRIPLE.findall(text)
-        if not any(p in inner for p in _PLACEHOLDERS)
-    ]
-
-
-@cache
-def _splitter():
-    from kirag.knowledge.sentences import SentenceSplitter
-
-    return SentenceSplitter("blank")
+    return raw_triple_texts(text)
 
 
 def first_sentence(text: str) -> str:
-    """The first sentence (spaCy's rule-based sentencizer; the reference uses NLTK punkt)."""
-    return _splitter().split(text)[0]
+    """The first sentence, by NLTK's punkt `sent_tokenize` as the reference splits it."""
+    sentences = punkt_sentences(text)
+    return sentences[0] if sentences else ""
 
 
 def next_step(generated: str) -> str:
@@ -105,8 +98,8 @@ def next_step(generated: str) -> str:
 
 
 def apply_bonuses(
-    scores: dict[int, float],
-    texts: dict[int, str],
+    scores: dict,
+    texts: dict,
     step: str,
     bonus: float = BONUS,
     match_f1: float = MATCH_F1,
@@ -117,13 +110,14 @@ def apply_bonuses(
     if not step or "answer is: yes" in lowered or "answer is: no" in lowered:
         return []
     ranked = sorted(scores, key=lambda i: -scores[i])
-    rewarded: list[int] = []
-    if parse_triple_texts(step) and ranked:
+    rewarded: list = []
+    if parse_triple_texts(step):
         f1s = [token_f1(step, texts[i]) for i in ranked]
-        best = max(f1s)
-        if best >= match_f1:
-            rewarded.append(ranked[f1s.index(best)])
-            scores[rewarded[-1]] += bonus
+        best = max(f1s, default=0.0)
+        if best < match_f1:
+            return rewarded  # the reference's `continue`: no answer check for this step
+        rewarded.append(ranked[f1s.index(best)])
+        scores[rewarded[-1]] += bonus
     if "answer is:" in step:
         answer = step.split("answer is:")[1].strip().lower()
         for i in ranked:
@@ -134,7 +128,7 @@ def apply_bonuses(
     return rewarded
 
 
-def document_scores(scores: dict[int, float], doc_of: dict[int, str]) -> list[tuple[str, float]]:
+def document_scores(scores: dict, doc_of: dict) -> list[tuple[str, float]]:
     """Each document's score is the best accumulated score among its pool triples; best first."""
     best: dict[str, float] = {}
     for i, score in scores.items():
@@ -155,14 +149,74 @@ def stated_answer(steps: Sequence[str]) -> str | None:
     return None
 
 
+PoolKey = tuple  # (doc_id, sentence_index, text): the reference's triple identity
+
+
+def pool_key(triple: Triple) -> PoolKey:
+    """What makes two candidate triples one pool entry in the reference (the hash of title,
+    text and (document, sentence)): the same text from the same sentence of one document."""
+    return (triple.doc_id, triple.sentence_index, triple.text)
+
+
+def top_candidates(scores, k: int) -> list[int]:
+    """Indices of the `k` best scores, best first, as the reference takes them: `torch.topk`,
+    whose order among equal scores (the same triple text in two documents) is torch's own, not
+    the candidates' order — so the same call decides it here."""
+    import numpy as np
+
+    from kirag.optional import require
+
+    torch = require("torch", "kirag", "reference mode's candidate selection")
+    values = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32))
+    if values.numel() == 0:
+        return []
+    return torch.topk(values, k=min(k, values.numel())).indices.tolist()
+
+
 @dataclass
 class ReferenceState:
-    """What accumulates over the turns of one question: documents, pool scores, chains."""
+    """What accumulates over the turns of one question: documents with their best dense score,
+    pool scores (by pool key, in first-entry order), chains, and the pool after each turn."""
 
-    doc_ids: list[str] = field(default_factory=list)
-    scores: dict[int, float] = field(default_factory=dict)
-    triples: dict[int, Triple] = field(default_factory=dict)
+    doc_scores: dict[str, float] = field(default_factory=dict)
+    scores: dict[PoolKey, float] = field(default_factory=dict)
+    triples: dict[PoolKey, Triple] = field(default_factory=dict)
+    positions: dict[PoolKey, int] = field(default_factory=dict)  # an index position of each
     chains: list[list[str]] = field(default_factory=list)
+    pool_after_turn: list[list[dict]] = field(default_factory=list)
+
+    def ranked_documents(self) -> list[str]:
+        """Documents by best dense score, ties in retrieval order (the reference's order)."""
+        return sorted(self.doc_scores, key=lambda d: -self.doc_scores[d])
+
+    def ranked_pool(self) -> list[PoolKey]:
+        """The pool best first, ties in first-entry order."""
+        return sorted(self.scores, key=lambda key: -self.scores[key])
+
+    def pool_record(self) -> list[dict]:
+        """The pool now, best first: what an answer's record shows for each turn."""
+        return [
+            {
+                "text": key[2],
+                "doc_id": key[0],
+                "sentence": key[1],
+                "score": self.scores[key],
+            }
+            for key in self.ranked_pool()
+        ]
+
+
+@dataclass
+class _Run:
+    """One question's progress through `retrieve_many`."""
+
+    question: str
+    state: ReferenceState
+    demos: list = field(default_factory=list)
+    shown: list = field(default_factory=list)
+    prompts: list[str] = field(default_factory=list)
+    trace: list[TurnTrace] = field(default_factory=list)
+    calls: int = 0
 
 
 class ReferenceRetriever:
@@ -191,6 +245,7 @@ class ReferenceRetriever:
 
             raise KiragError(f"{index.path}: reference mode needs the index's dense document index")
         self._vectors: dict[int, object] = {}
+        self._triples: dict[int, Triple] = {}
         self.calls = 0
 
     def doc_queries(self, question: str, chains: Sequence[Sequence[str]], turn: int) -> list[str]:
@@ -200,91 +255,123 @@ class ReferenceRetriever:
         return [f"{question} {c[-1]}" if c else question for c in chains]
 
     def add_documents(self, state: ReferenceState, queries: Sequence[str]) -> list[int]:
-        """Retrieve for each query, accumulate the documents, return all their triples' ids."""
+        """Retrieve for each query, keep each document's best dense score, and return the
+        positions of all their triples: documents best first, each in extraction order."""
         for query in queries:
             for hit in self.doc_retriever.search(query, self.settings.topk):
-                if hit.doc_id not in state.doc_ids:
-                    state.doc_ids.append(hit.doc_id)
-        return self.index.positions_of_documents(state.doc_ids)
+                state.doc_scores[hit.doc_id] = max(
+                    state.doc_scores.get(hit.doc_id, -1e9), float(hit.score)
+                )
+        documents = state.ranked_documents()
+        positions = self.index.positions_of_documents(documents)
+        self._load(positions)
+        rank = {d: i for i, d in enumerate(documents)}
+        return sorted(positions, key=lambda p: (rank[self._triples[p].doc_id], p))
+
+    def _load(self, positions: Sequence[int]) -> None:
+        missing = [p for p in positions if p not in self._triples]
+        if missing:
+            for p, triple in zip(missing, self.index.triples(missing), strict=True):
+                self._triples[p] = triple
+        unencoded = [p for p in positions if p not in self._vectors]
+        if unencoded:
+            vectors = self.aligner.encode_passages([self._triples[p].text for p in unencoded])
+            for p, vector in zip(unencoded, vectors, strict=True):
+                self._vectors[p] = vector
 
     def align(self, state: ReferenceState, question: str, positions: Sequence[int]) -> None:
         """The aligner's top `num_candidate_triples` per chain enter the pool (best score kept)."""
         import numpy as np
 
-        missing = [p for p in positions if p not in self._vectors]
-        if missing:
-            triples = self.index.triples(missing)
-            for p, t, v in zip(
-                missing,
-                triples,
-                self.aligner.encode_passages([t.text for t in triples]),
-                strict=True,
-            ):
-                self._vectors[p] = v
-                state.triples.setdefault(p, t)
-        for p in positions:
-            if p not in state.triples:
-                state.triples[p] = self.index.triples([p])[0]
         if not positions:
             return
         matrix = np.stack([self._vectors[p] for p in positions])
         queries = self.aligner.encode_queries([aligner_query(question, c) for c in state.chains])
         for query in queries:
             scores = matrix @ query
-            top = np.argsort(-scores, kind="stable")[: self.settings.num_candidate_triples]
-            for i in top:
-                p = positions[int(i)]
-                state.scores[p] = max(state.scores.get(p, -1e9), float(scores[i]))
+            for i in top_candidates(scores, self.settings.num_candidate_triples):
+                triple = self._triples[positions[i]]
+                key = pool_key(triple)
+                state.scores[key] = max(state.scores.get(key, -1e9), float(scores[i]))
+                state.triples.setdefault(key, triple)
+                state.positions.setdefault(key, positions[i])
 
-    def candidates(self, state: ReferenceState) -> list[int]:
+    def candidates(self, state: ReferenceState) -> list[PoolKey]:
         """The pool, best first, cut to what the constructor sees."""
-        ranked = sorted(state.scores, key=lambda p: -state.scores[p])
-        return ranked[: self.settings.max_choices]
+        return state.ranked_pool()[: self.settings.max_choices]
 
     def prompts(
-        self, question: str, state: ReferenceState, shown: Sequence[int], demos
+        self, question: str, state: ReferenceState, shown: Sequence[PoolKey], demos
     ) -> list[str]:
-        lines = [state.triples[p].text for p in shown]
+        lines = [state.triples[key].text for key in shown]
         messages = constructor_messages(question, lines, demos)
         template = self.engine.apply_chat_template(messages)
         return [template + assistant_prefill(chain) for chain in state.chains]
 
     def retrieve(self, question: str, k: int = 10) -> ChainResult:
+        return self.retrieve_many([question], k)[0]
+
+    def retrieve_many(self, questions: Sequence[str], k: int = 10) -> list[ChainResult]:
+        """The loop for many questions in lockstep: each turn, one engine call with the prompts
+        of every question still running (the engine batches them: llama.cpp parallel sequences,
+        vLLM, transformers with left padding). Everything else is per question, so with an
+        engine whose batched arithmetic equals its one-at-a-time arithmetic each question gets
+        the chain `retrieve` gives it alone."""
         s = self.settings
-        self._vectors = {}  # triple vectors, kept for one question's turns
-        state = ReferenceState(chains=[[] for _ in range(s.num_beams)])
-        demos = self.selector.select(question) if self.selector is not None else []
-        trace: list[TurnTrace] = []
-        calls_before = self.calls
+        self._vectors, self._triples = {}, {}  # kept for this call's turns
+        runs = [_Run(q, ReferenceState(chains=[[] for _ in range(s.num_beams)])) for q in questions]
+        for run in runs:
+            run.demos = self.selector.select(run.question) if self.selector is not None else []
         for turn in range(1, s.num_turns + 1):
-            if should_stop(state.chains, turn):
+            active = [r for r in runs if not should_stop(r.state.chains, turn)]
+            if not active:
                 break
-            positions = self.add_documents(state, self.doc_queries(question, state.chains, turn))
-            self.align(state, question, positions)
-            shown = self.candidates(state)
-            outputs = self.engine.generate(
-                self.prompts(question, state, shown, demos), max_tokens=s.max_new_tokens
-            )
+            prompts: list[str] = []
+            for run in active:
+                state = run.state
+                queries = self.doc_queries(run.question, state.chains, turn)
+                self.align(state, run.question, self.add_documents(state, queries))
+                run.shown = self.candidates(state)
+                run.prompts = self.prompts(run.question, state, run.shown, run.demos)
+                prompts += run.prompts
+            outputs = self.engine.generate(prompts, max_tokens=s.max_new_tokens)
             self.calls += len(outputs)
-            texts = {p: t.text for p, t in state.triples.items() if p in state.scores}
-            for chain, output in zip(state.chains, outputs, strict=True):
-                step = next_step(output)
-                chain.append(step)
-                rewarded = apply_bonuses(state.scores, texts, step, s.bonus, s.match_f1)
-                trace.append(
-                    TurnTrace(
-                        turn,
-                        chain[:-1],
-                        aligner_query(question, chain[:-1]),
-                        [(state.triples[p].text, round(state.scores[p], 4)) for p in shown[:10]],
-                        decision=output,
-                        picked=state.triples[rewarded[0]].text if rewarded else None,
-                        answer=stated_answer([step]),
-                    )
+            for run in active:
+                mine, outputs = outputs[: len(run.prompts)], outputs[len(run.prompts) :]
+                run.calls += len(mine)
+                self._decide(run, turn, mine)
+        return [
+            ChainResult(
+                r.question,
+                self._chains(r.state),
+                self._hits(r.state, k),
+                r.trace,
+                r.calls,
+                pool_scores=r.state.pool_after_turn,
+            )
+            for r in runs
+        ]
+
+    def _decide(self, run: _Run, turn: int, outputs: Sequence[str]) -> None:
+        """One turn's generations: next steps, bonuses, the trace and the pool's record."""
+        s, state = self.settings, run.state
+        texts = {key: t.text for key, t in state.triples.items()}
+        for chain, output in zip(state.chains, outputs, strict=True):
+            step = next_step(output)
+            chain.append(step)
+            rewarded = apply_bonuses(state.scores, texts, step, s.bonus, s.match_f1)
+            run.trace.append(
+                TurnTrace(
+                    turn,
+                    chain[:-1],
+                    aligner_query(run.question, chain[:-1]),
+                    [(state.triples[key].text, round(state.scores[key], 4)) for key in run.shown[:10]],
+                    decision=output,
+                    picked=state.triples[rewarded[0]].text if rewarded else None,
+                    answer=stated_answer([step]),
                 )
-        return ChainResult(
-            question, self._chains(state), self._hits(state, k), trace, self.calls - calls_before
-        )
+            )  # fmt: skip
+        state.pool_after_turn.append(state.pool_record())
 
     def _chains(self, state: ReferenceState) -> list[Chain]:
         """Each chain's steps, with the pool triple each step matched (when one did)."""
@@ -294,22 +381,23 @@ class ReferenceRetriever:
             for step in steps:
                 match = self._matched(state, step)
                 if match is not None:
-                    chain.positions.append(match)
-                    chain.triples.append(state.triples[match])
+                    triple = state.triples[match]
+                    chain.positions.append(state.positions[match])
+                    chain.triples.append(triple)
                     chain.step_scores.append(state.scores[match])
             out.append(chain)
         return out
 
-    def _matched(self, state: ReferenceState, step: str) -> int | None:
+    def _matched(self, state: ReferenceState, step: str) -> PoolKey | None:
         if not parse_triple_texts(step) or not state.scores:
             return None
-        ranked = sorted(state.scores, key=lambda p: -state.scores[p])
-        f1s = [token_f1(step, state.triples[p].text) for p in ranked]
+        ranked = state.ranked_pool()
+        f1s = [token_f1(step, state.triples[key].text) for key in ranked]
         best = max(f1s)
         return ranked[f1s.index(best)] if best >= self.settings.match_f1 else None
 
     def _hits(self, state: ReferenceState, k: int) -> list[Hit]:
-        doc_of = {p: state.triples[p].doc_id for p in state.scores}
+        doc_of = {key: key[0] for key in state.scores}
         ranked = document_scores(state.scores, doc_of)[:k]
         documents = self.index.docstore.get_many([d for d, _ in ranked])
         return [
