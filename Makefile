@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 VLLM_VENV ?= .venv-vllm
 VLLM_PY := $(VLLM_VENV)/bin/python
 
-.PHONY: install demo test lint format llama-wheel clean-venv vllm-venv test-vllm
+.PHONY: install demo test lint format llama-wheel gpu-check clean-venv vllm-venv test-vllm
 
 $(VENV)/.installed: pyproject.toml constraints.txt requirements-ner.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,16 @@ llama-wheel:
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel --quiet --no-deps \
 			llama-cpp-python==$(LLAMA_CPP_VERSION) -w $(WHEEL_CACHE); \
 	fi
+
+# A lent GPU machine (PyTorch, transformers, sentence-transformers preinstalled; nothing can be
+# downloaded there): kirag over what is there, then the check, its results in
+# benchmarks/results/gpu-check.json (docs/quantization.md says how to bring the models).
+GPU_PYTHON ?= python3
+GPU_CHECK_ARGS ?=
+gpu-check:
+	$(GPU_PYTHON) -m pip install --quiet --no-deps -e . || $(GPU_PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(GPU_PYTHON) -c "import sys; from kirag.cli import main; sys.exit(main())" \
+		bench gpu-check --output benchmarks/results/gpu-check.json $(GPU_CHECK_ARGS)
 
 DEMO_QUESTIONS := kirag/data/multihop_enwiki.jsonl
 
