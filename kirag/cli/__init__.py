@@ -26,6 +26,7 @@ COMMANDS = {
     "doctor": "doctor",
     "models": "models",
     "train": "train",
+    "quantize": "quantize",
 }
 
 DESCRIPTION = """\
