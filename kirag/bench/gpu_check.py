@@ -228,7 +228,8 @@ def encoding_check(args, device: str) -> dict:
     def top(query_vectors, passage_vectors):
         return np.argsort(-(query_vectors @ passage_vectors.T), axis=1)[:, :TOP_DEPTH]
 
-    reference = load_sentence_transformer(args.encoder, device="cpu")
+    # float32 whatever the saved weights' type (a model brought in float16 is upcast exactly)
+    reference = load_sentence_transformer(args.encoder, device="cpu").float()
     ref_passages, ref_queries, ref_rate = measure(reference)
     ref_top = top(ref_queries, ref_passages)
     out: dict = {
@@ -238,7 +239,7 @@ def encoding_check(args, device: str) -> dict:
     }
     variants = [("float32", False)] + ([("float16", True)] if device.startswith("cuda") else [])
     for dtype, half in variants:
-        model = load_sentence_transformer(args.encoder, device=device)
+        model = load_sentence_transformer(args.encoder, device=device).float()
         if half:
             model.half()
         vectors, query_vectors, rate = measure(model)
