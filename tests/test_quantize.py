@@ -135,3 +135,15 @@ def test_q2_k_with_domain_calibration_loads_and_says_so(tmp_path, smollm2_gguf, 
             engine.close()
     assert "imatrix domain 2x128" in record.summary
     assert fingerprints[0] != fingerprints[1]
+
+
+def test_cli_errors_are_one_line_naming_the_flags(tmp_path, capsys):
+    from kirag.cli import main
+
+    argv = ["quantize", "smollm2-135m", "--to", "q2_k", "--output", str(tmp_path / "out")]
+    assert main([*argv, "--calibration", "domain", "--queries", str(tmp_path / "t.tsv")]) == 2
+    assert "needs --queries, --run and --index together" in capsys.readouterr().err
+    assert main([*argv, "--tools", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "make llama-tools" in err
+    assert not (tmp_path / "out").exists()

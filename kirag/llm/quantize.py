@@ -372,7 +372,6 @@ def quantize_gguf(
                         "--no-ppl",
                         "--parse-special",
                         "-t", threads,
-                        "--seed", settings.seed,
                     ],
                     "llama-imatrix",
                 )  # fmt: skip
