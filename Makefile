@@ -11,13 +11,21 @@ EXTRAS ?= dev,llamacpp,lucene
 LLAMA_CPP_VERSION := 0.3.36
 WHEEL_CACHE ?= $(HOME)/.cache/kirag/wheels
 LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
+# Opt-in (not yet what `make install` uses: its full build was not completed here, see
+# docs/quantization.md): the same wheel with every x86 CPU variant chosen at run time
+# (GGML_BACKEND_DL + GGML_CPU_ALL_VARIANTS, as llama.cpp's releases ship), cached under a folder
+# named by the version and a hash of the flags, and llama.cpp's own tools for `kirag quantize`.
+LLAMA_VARIANTS_CMAKE := .ci/llama_cpu_variants.cmake
+LLAMA_DISPATCH_ARGS := $(LLAMA_CMAKE_ARGS) -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON
+LLAMA_KEY := $(shell (echo '$(LLAMA_CPP_VERSION) $(LLAMA_DISPATCH_ARGS)'; cat $(LLAMA_VARIANTS_CMAKE)) | sha256sum | cut -c1-12)
+LLAMA_DIR := $(WHEEL_CACHE)/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(LLAMA_KEY)
 DEMO_DIR ?= indexes/demo
 PYTEST_ARGS ?=
 
 VLLM_VENV ?= .venv-vllm
 VLLM_PY := $(VLLM_VENV)/bin/python
 
-.PHONY: install demo test lint format llama-wheel clean-venv vllm-venv test-vllm browser
+.PHONY: install demo test lint format llama-wheel llama-wheel-dispatch llama-tools gpu-check clean-venv vllm-venv test-vllm browser
 
 $(VENV)/.installed: pyproject.toml constraints.txt requirements-ner.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +60,44 @@ llama-wheel:
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel --quiet --no-deps \
 			llama-cpp-python==$(LLAMA_CPP_VERSION) -w $(WHEEL_CACHE); \
 	fi
+
+# Built in the unpacked sdist (a folder that stays: llama-tools builds in the same tree), about
+# an hour on a busy 2-core machine for the 14 CPU variants (measured here at nice 10), once.
+llama-wheel-dispatch:
+	@mkdir -p $(LLAMA_DIR)
+	@if ls $(LLAMA_DIR)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1; then \
+		echo "reusing $$(ls $(LLAMA_DIR)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl)"; \
+	else \
+		echo "building llama-cpp-python $(LLAMA_CPP_VERSION) with every CPU variant (long: 14 CPU variants; once)"; \
+		rm -rf $(LLAMA_DIR)/src $(LLAMA_DIR)/build && \
+		$(PIP) download --quiet --no-deps --no-binary :all: llama-cpp-python==$(LLAMA_CPP_VERSION) -d $(LLAMA_DIR) && \
+		mkdir -p $(LLAMA_DIR)/src && tar -xzf $(LLAMA_DIR)/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz -C $(LLAMA_DIR)/src --strip-components=1 && \
+		CMAKE_ARGS="$(LLAMA_DISPATCH_ARGS) -DCMAKE_PROJECT_llama_cpp_INCLUDE=$(CURDIR)/$(LLAMA_VARIANTS_CMAKE)" \
+		$(PIP) wheel --quiet --no-deps -C build-dir=$(LLAMA_DIR)/build $(LLAMA_DIR)/src -w $(LLAMA_DIR); \
+	fi
+
+# llama.cpp's own llama-imatrix and llama-quantize for `kirag quantize` (the binding cannot pass an
+# importance matrix), built in the wheel's build tree: the same sources and flags, only these two
+# targets (a few minutes). kirag finds them in $(LLAMA_DIR)/build/bin (or $$KIRAG_LLAMA_TOOLS).
+llama-tools: llama-wheel-dispatch
+	@if [ -x $(LLAMA_DIR)/build/bin/llama-imatrix ] && [ -x $(LLAMA_DIR)/build/bin/llama-quantize ]; then \
+		echo "reusing $(LLAMA_DIR)/build/bin/llama-imatrix and llama-quantize"; \
+	elif [ ! -f $(LLAMA_DIR)/build/CMakeCache.txt ]; then \
+		echo "$(LLAMA_DIR) holds a wheel but not its build tree: remove that folder and run make llama-tools again"; exit 1; \
+	else \
+		cmake -DLLAMA_BUILD_TOOLS=ON $(LLAMA_DIR)/build >/dev/null && \
+		cmake --build $(LLAMA_DIR)/build --target llama-imatrix llama-quantize; \
+	fi
+
+# A lent GPU machine (PyTorch, transformers, sentence-transformers preinstalled; nothing can be
+# downloaded there): kirag over what is there, then the check, its results in
+# benchmarks/results/gpu-check.json (docs/quantization.md says how to bring the models).
+GPU_PYTHON ?= python3
+GPU_CHECK_ARGS ?=
+gpu-check:
+	$(GPU_PYTHON) -m pip install --quiet --no-deps -e . || $(GPU_PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(GPU_PYTHON) -c "import sys; from kirag.cli import main; sys.exit(main())" \
+		bench gpu-check --output benchmarks/results/gpu-check.json $(GPU_CHECK_ARGS)
 
 DEMO_QUESTIONS := kirag/data/multihop_enwiki.jsonl
 

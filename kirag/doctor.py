@@ -58,7 +58,19 @@ def environment() -> dict:
     from kirag.retrieval.faiss_index import gpu_count
 
     info["faiss_gpus"] = gpu_count()
+    if is_available("llama_cpp"):
+        info["llama_cpp"] = _llama_cpp_backends()
     return info
+
+
+def _llama_cpp_backends() -> dict | str:
+    """The llama.cpp CPU variant this machine runs (and those the wheel ships)."""
+    from kirag.llm.llamacpp_backends import describe
+
+    try:
+        return describe()
+    except Exception as exc:  # a doctor reports failures, it does not stop at them
+        return f"could not load llama.cpp's backends: {type(exc).__name__}: {exc}"
 
 
 def extras() -> dict[str, str]:

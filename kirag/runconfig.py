@@ -40,6 +40,17 @@ def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str
     return versions
 
 
+def runtime_details() -> dict[str, Any]:
+    """What ran in this process beyond package versions: the llama.cpp CPU-backend variant it
+    loaded (AVX2, AVX-512, VNNI... chosen at run time), when llama.cpp ran."""
+    if "llama_cpp" not in sys.modules:
+        return {}
+    from kirag.llm.llamacpp_backends import loaded_cpu_variant
+
+    variant = loaded_cpu_variant()
+    return {"llama_cpp_cpu_variant": variant} if variant else {}
+
+
 def config_path_for(output: str | Path) -> Path:
     """Where the config of a run that wrote `output` goes: inside a folder, beside a file."""
     output = Path(output)
@@ -60,6 +71,7 @@ class RunConfig:
     platform: str = field(default_factory=platform.platform)
     packages: dict[str, str] = field(default_factory=package_versions)
     results: dict[str, Any] = field(default_factory=dict)
+    runtime: dict[str, Any] = field(default_factory=lambda: runtime_details())
 
     def write(self, output: str | Path) -> Path:
         """Write next to `output` (see config_path_for) and return the path written."""

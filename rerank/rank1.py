@@ -188,6 +188,13 @@ class Rank1Reranker(BaseReranker):
         gives exactly the scores of an uninterrupted one."""
         return self._score([(self.query_text(q), p) for q, p in pairs])
 
+    def prompts(self, pairs: Sequence[tuple[str | Query, str]]) -> list[str]:
+        """The exact prompts the engine is given for (query, passage) pairs: instruction and
+        dataset prompt applied, passage fitted to the context (what domain calibration of a
+        quantized model runs on, see kirag.llm.quantize)."""
+        texts = [(self.query_text(query), passage) for query, passage in pairs]
+        return [rs.build_prompt(q, self._fit_passage(q, p)[0]) for q, p in texts]
+
     def _score(self, pairs: Sequence[tuple[str, str]]) -> list[Rank1Score]:
         """`score` for pairs whose query is already the prompt's query string."""
         keys = [pair_key(self.fingerprint, query, passage) for query, passage in pairs]

@@ -14,6 +14,9 @@ def test_inventory_without_checks(tmp_path, capsys):
     assert "extras:" in out and "smollm2-135m" in out and "minilm" in out
     report = json.loads((tmp_path / "doctor.json").read_text())
     assert report["environment"]["cpus"] >= 1 and "lucene (pyserini + Java 21)" in report["extras"]
+    # which llama.cpp CPU backend this machine runs, among those the wheel ships
+    llama = report["environment"]["llama_cpp"]
+    assert llama["cpu_variant"] in llama["cpu_variants_shipped"]
 
 
 def test_live_sanity_run_and_verdicts():

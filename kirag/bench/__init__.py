@@ -46,4 +46,12 @@ BENCHMARKS: dict[str, Benchmark] = {
         "kirag.bench.scale",
         "corpus scale: serial vs Ray, index memory vs corpus size, CPU encoding backends",
     ),
+    "quantize": Benchmark(
+        "kirag.bench.quantize",
+        "GGUF formats x calibrations (kirag quantize): fidelity to the base, recall, size, speed",
+    ),
+    "gpu-check": Benchmark(
+        "kirag.bench.gpu_check",
+        "a lent GPU machine vs its CPU: Rank1 fp16 vs fp32 agreement, dense encoding, versions",
+    ),
 }

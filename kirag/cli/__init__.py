@@ -29,6 +29,7 @@ COMMANDS = {
     "doctor": "doctor",
     "models": "models",
     "train": "train",
+    "quantize": "quantize",
 }
 
 DESCRIPTION = """\

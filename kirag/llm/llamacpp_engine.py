@@ -30,13 +30,12 @@ from kirag.llm.base import (
     shared_prefix,
     single_token_id,
 )
+from kirag.llm.llamacpp_backends import ensure_backends, loaded_cpu_variant
 from kirag.optional import require
 
 log = logging.getLogger(__name__)
 
 KV_TYPES = ("f16", "f32", "bf16", "q8_0")
-
-_backend_ready = False
 
 
 def fit_groups(sizes: Sequence[int], max_items: int, max_cells: int) -> list[list[int]]:
@@ -160,10 +159,8 @@ class LlamaCppEngine(EngineTokens):
             raise FileNotFoundError(f"no GGUF file at {model_path}")
         self._llama_cpp = llama_cpp
         set_verbose(False)
-        global _backend_ready
-        if not _backend_ready:
-            llama_cpp.llama_backend_init()
-            _backend_ready = True
+        ensure_backends(llama_cpp)  # the CPU variant this machine runs best (see the module)
+        self.cpu_variant = loaded_cpu_variant()
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = 0
         self._model = _internals.LlamaModel(
@@ -181,10 +178,12 @@ class LlamaCppEngine(EngineTokens):
         self.quantize = quantize.lower() if quantize else None
         self.kv_type = kv_type.lower()
         self.context_length = context_length
-        weights = (
-            self.quantize
-            or f"gguf file type {self._model.metadata().get('general.file_type', '?')}"
-        )
+        metadata = self._model.metadata()
+        weights = self.quantize or f"gguf file type {metadata.get('general.file_type', '?')}"
+        # a `kirag quantize` output says its format and calibration in its own metadata
+        self.quantization = metadata.get("kirag.quantization")
+        if self.quantization:
+            weights = f"{weights} ({self.quantization})"
         # what a cached score depends on besides the model: weights and KV cache precision
         self.precision = f"{weights}, kv {self.kv_type}"
         self.n_vocab = self._model.n_vocab()
