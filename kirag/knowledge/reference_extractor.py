@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from kirag.knowledge.demonstrations import (
     EXTRACTION_MAX_TOKENS,
@@ -48,8 +48,11 @@ class ReferenceTripleExtractor(LLMTripleExtractor):
         dataset: str = SHIPPED,
         encoder: str = "minilm",
         num_demonstrations: int = NUM_DEMONSTRATIONS,
+        engine_options: Mapping | None = None,
     ):
-        super().__init__(engine, model, engine_name, max_tokens, 0, batch_size, sentence_pipeline)
+        super().__init__(
+            engine, model, engine_name, max_tokens, 0, batch_size, sentence_pipeline, engine_options
+        )
         from kirag.retrieval.dense import Encoder
 
         pool = load_pools(demonstrations).documents(dataset)
@@ -70,15 +73,13 @@ class ReferenceTripleExtractor(LLMTripleExtractor):
         """What the engine's chat template receives for `document`."""
         return extraction_messages(document.title or "", document.text, demonstrations)
 
-    def _render(self, title: str, text: str) -> str:
-        return self.engine.apply_chat_template(
-            extraction_messages(title, text, self._demonstrations)
-        )
+    def _messages(self, title: str, text: str) -> list[dict]:
+        return extraction_messages(title, text, self._demonstrations)
 
-    def _prompts(self, batch: Sequence[Document]) -> list[str]:
-        prompts = []
+    def _conversations(self, batch: Sequence[Document]) -> list[list[dict]]:
+        conversations = []
         chosen = self.selector.select_many([document_text(d) for d in batch])
         for document, demonstrations in zip(batch, chosen, strict=True):
             self._demonstrations = demonstrations
-            prompts.append(self.build_prompt(document))
-        return prompts
+            conversations.append(self.build_messages(document))
+        return conversations

@@ -29,6 +29,7 @@ from kirag.answers import token_f1
 from kirag.knowledge.demonstrations import ChainDemonstration
 from kirag.knowledge.triple_index import TripleIndex
 from kirag.knowledge.triples import Triple
+from kirag.llm.base import chat_generate
 from kirag.rag.aligner import aligner_query
 from kirag.rag.chains import Chain, ChainResult, TurnTrace
 from kirag.types import Hit
@@ -249,6 +250,20 @@ class ReferenceRetriever:
         template = self.engine.apply_chat_template(messages)
         return [template + assistant_prefill(chain) for chain in state.chains]
 
+    def generate(
+        self, question: str, state: ReferenceState, shown: Sequence[int], demos
+    ) -> list[str]:
+        """The constructor's next step for each chain: its chat with the assistant turn
+        prefilled (what `prompts` renders), through the engine's chat path."""
+        lines = [state.triples[p].text for p in shown]
+        messages = constructor_messages(question, lines, demos)
+        return chat_generate(
+            self.engine,
+            [messages] * len(state.chains),
+            self.settings.max_new_tokens,
+            prefills=[assistant_prefill(chain) for chain in state.chains],
+        )
+
     def retrieve(self, question: str, k: int = 10) -> ChainResult:
         s = self.settings
         self._vectors = {}  # triple vectors, kept for one question's turns
@@ -262,9 +277,7 @@ class ReferenceRetriever:
             positions = self.add_documents(state, self.doc_queries(question, state.chains, turn))
             self.align(state, question, positions)
             shown = self.candidates(state)
-            outputs = self.engine.generate(
-                self.prompts(question, state, shown, demos), max_tokens=s.max_new_tokens
-            )
+            outputs = self.generate(question, state, shown, demos)
             self.calls += len(outputs)
             texts = {p: t.text for p, t in state.triples.items() if p in state.scores}
             for chain, output in zip(state.chains, outputs, strict=True):
