@@ -45,6 +45,8 @@ DEFAULT_CONTEXT = 4096  # when the server does not say (llama-cpp-python, Ollama
 # the extra tokens generated after a reasoning that ended in a stop string, to find the
 # position where the stop string completes
 STOP_PROBE_TOKENS = 8
+# servers that return the tokens of the stop string that ended a generation
+RETURNS_STOP_TOKENS = ("llama-cpp-python", "vllm")
 LOGIT_BIAS = 100.0  # the bias that makes a candidate the chosen next token
 
 
@@ -287,21 +289,31 @@ class OpenAIEngine(EngineTokens):
         reason = choice.get("finish_reason") or "length"
         data = choice.get("logprobs") or {}
         tokens, tops = data.get("tokens") or [], data.get("top_logprobs") or []
-        final, finish, found = self._top(tops[-1] if tops else None), "eos", None
         ids = self.token_ids(text) if text else []
         if reason == "length":
-            finish = "length"
-        elif stop:
+            return Generation(text, ids, self._top(tops[-1] if tops else None), "length")
+        if stop:
             # llama-cpp-python and vLLM return the stop string's tokens with their
             # log-probabilities (the text is cut before it); other servers are asked again
-            returned = self._find_stop(tokens, tops, stop)
-            probed = returned or self._stop_logprobs(prompt, text, stop)
+            probed = self._find_stop(tokens, tops, stop)
+            if probed is None and self.server.kind not in RETURNS_STOP_TOKENS:
+                probed = self._stop_logprobs(prompt, text, stop)
             if probed is not None:
                 final, through, found = probed
                 # as in-process: the stop string's tokens count among the generated ones
-                ids += self.token_ids(through[len(text) :] if returned else through)
-                finish = "stop"
-        return Generation(text, ids, final, finish, found)
+                ids += self.token_ids(through[len(text) :] if through.startswith(text) else through)
+                return Generation(text, ids, final, "stop", found)
+        return Generation(text, ids, self._eos_top(prompt + text), "eos")
+
+    def _eos_top(self, prompt: str) -> dict[int, float]:
+        """The top log-probabilities where the model chose its end-of-sequence token, which
+        servers do not return: that position asked for again with another token favoured (the
+        values are the model's own; the favoured token is dropped unless in the top)."""
+        favoured = self.token_ids("\n")[-1]
+        top = self._biased_top(prompt, [favoured])
+        if len(top) > TOP_LOGPROBS:
+            top.pop(favoured, None)
+        return top
 
     def generate_detailed(
         self, prompts: Sequence[str], max_tokens: int, stop: Sequence[str] | None = None
