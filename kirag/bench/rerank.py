@@ -154,8 +154,8 @@ def agreement(
 
 def run(args: argparse.Namespace) -> dict:
     pairs, qrels = build_pairs(args.candidates)
-    budgets = [int(b) for b in args.budgets.split(",")]
-    counts = [int(n) for n in args.questions.split(",")]
+    budgets = [int(b) for b in args.budgets.split(",") if b.strip()]  # empty: --remote only
+    counts = [int(n) for n in args.questions.split(",")][: len(budgets)]
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     qids = list(dict.fromkeys(p[0] for p in pairs))
     out: dict = {
