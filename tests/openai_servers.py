@@ -25,8 +25,9 @@ class LlamaServer(_LlamaServer):
 
 class StormProxy:
     """Forwards every request to `upstream` (a server root URL), except that the first
-    `storm` POSTs are answered 429 with `Retry-After: 0`; with `kill_after`, the callback
-    `on_kill` runs once that many POSTs were forwarded (e.g. the upstream server is killed)."""
+    `storm` completion requests are answered 429 with `Retry-After: 0`; with `kill_after`, the
+    callback `on_kill` runs once that many completion requests were forwarded (e.g. the upstream
+    server is killed)."""
 
     def __init__(self, upstream: str, storm: int = 0):
         self.upstream = upstream.rstrip("/")
@@ -58,7 +59,7 @@ class StormProxy:
 
     def _forward(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
-        if method == "POST":
+        if method == "POST" and handler.path.endswith("/completions"):
             with self._lock:
                 refuse = self.refused < self.storm
                 self.refused += refuse
