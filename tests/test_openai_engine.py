@@ -254,7 +254,7 @@ def test_index_and_answer_in_every_mode_through_the_server(
     corpus.write_text(
         "".join(
             json.dumps({"id": d.id, "title": d.title, "contents": d.text}) + "\n"
-            for d in chosen[:4]
+            for d in chosen[:2]
         )
     )
     server = ["--engine", "openai", "--base-url", llama_server.url, "--api-key-env", KEY_ENV]
