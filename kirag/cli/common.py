@@ -8,7 +8,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from kirag.ranges import COUNT, NON_NEGATIVE, SEED
+from kirag.cli.arguments import INPUT
+from kirag.ranges import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, SEED
 from kirag.seeding import DEFAULT_SEED
 
 
@@ -118,3 +119,66 @@ def open_executor(args: argparse.Namespace) -> Iterator:
         yield executor
     finally:
         executor.close()
+
+
+# the openai engine's flags: (flag, engine option, type, help); defaults come from the engine
+SERVER_FLAGS = (
+    ("--base-url", "base_url", str, "the server's OpenAI API root, e.g. "
+     "http://127.0.0.1:8000/v1 (default: OPENAI_BASE_URL)"),
+    ("--api-key-env", "api_key_env", str, "environment variable holding the API key (the key "
+     "itself is never written to run configs or logs)"),
+    ("--concurrency", "concurrency", COUNT, "requests in flight at once"),
+    ("--request-timeout", "timeout", POSITIVE, "seconds one request may take"),
+    ("--retries", "retries", COUNT_OR_ZERO, "retries of a request after 429 / 5xx / timeouts / "
+     "refused connections, with exponential backoff"),
+    ("--tokenizer", "tokenizer", INPUT, "the served model's tokenizer (GGUF file or Hugging Face "
+     "folder): for servers without a tokenize endpoint, and for assistant prefills where the "
+     "server cannot continue one"),
+)  # fmt: skip
+
+
+def server_defaults() -> dict:
+    """The openai engine's defaults, read from its constructor (defined there only)."""
+    import inspect
+
+    from kirag.llm.openai_engine import OpenAIEngine
+
+    parameters = inspect.signature(OpenAIEngine.__init__).parameters
+    return {option: parameters[option].default for _, option, *_ in SERVER_FLAGS}
+
+
+def add_server(parser: argparse.ArgumentParser) -> None:
+    """The flags of `--engine openai`: a model behind an OpenAI-compatible server."""
+    group = parser.add_argument_group("--engine openai (an OpenAI-compatible server)")
+    defaults = server_defaults()
+    for flag, option, kind, text in SERVER_FLAGS:
+        group.add_argument(flag, type=kind, default=defaults[option], help=text)
+
+
+def server_options(args: argparse.Namespace) -> dict:
+    """The openai engine's options from its flags (their types check the ranges); a server flag
+    given with another engine is refused (it would be silently ignored)."""
+    from kirag.errors import SettingsError
+
+    defaults = server_defaults()
+    values = {option: getattr(args, _dest(flag)) for flag, option, *_ in SERVER_FLAGS}
+    flags = {option: flag for flag, option, *_ in SERVER_FLAGS}
+    given = {o: v for o, v in values.items() if v != defaults[o]}
+    if getattr(args, "engine", None) != "openai":
+        if given:
+            raise SettingsError(f"{flags[next(iter(given))]} only applies with --engine openai")
+        return {}
+    return given
+
+
+def _dest(flag: str) -> str:
+    return flag.removeprefix("--").replace("-", "_")
+
+
+def served_settings() -> dict:
+    """For a run config: the servers of the remote engines this run used (kind, version,
+    served model), when any."""
+    from kirag.llm.factory import served_models
+
+    servers = served_models()
+    return {"servers": servers} if servers else {}

@@ -11,7 +11,17 @@ import time
 from dataclasses import asdict
 
 from kirag.cli.arguments import CACHE, INPUT, OUTPUT
-from kirag.cli.common import add_command, add_on_error, add_ray, add_seed, on_error, open_executor
+from kirag.cli.common import (
+    add_command,
+    add_on_error,
+    add_ray,
+    add_seed,
+    add_server,
+    on_error,
+    open_executor,
+    served_settings,
+    server_options,
+)
 from kirag.knowledge.extraction import EXTRACTORS
 from kirag.llm.factory import ENGINES
 from kirag.optional import check_extra
@@ -185,6 +195,9 @@ def _extractor_options(args: argparse.Namespace) -> dict:
     if args.extractor not in ("llm", "reference"):
         return {}
     options = {"model": args.model, "engine_name": args.engine}
+    engine_options = server_options(args)
+    if engine_options:
+        options["engine_options"] = engine_options
     if args.extractor == "reference":
         options["demonstrations"] = args.demonstrations
         options["encoder"] = args.demonstration_encoder
@@ -272,6 +285,7 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not build the dense document index used for candidate expansion",
     )
+    add_server(parser)
     add_ray(parser)
 
 
@@ -360,6 +374,7 @@ def run(args: argparse.Namespace) -> int:
     results = KINDS[args.kind][2](args)
     results["seconds"] = round(time.perf_counter() - started, 3)
     settings = {k: v for k, v in vars(args).items() if k != "func"}
+    settings |= served_settings()
     RunConfig(f"index {args.kind}", settings, results=results).write(args.index)
     print(f"built {args.kind} index {args.index}: {results}")
     return 0

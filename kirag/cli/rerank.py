@@ -19,10 +19,13 @@ from kirag.cli.common import (
     add_on_error,
     add_ray,
     add_seed,
+    add_server,
     check_ray_flags,
     on_error,
     open_executor,
     prepare_output,
+    served_settings,
+    server_options,
 )
 from kirag.cli.report import add_html, write_report
 from kirag.fusion import METHODS as FUSION_METHODS
@@ -42,6 +45,8 @@ examples:
       --engine vllm --k 100 --output rank1-7b.trec            # on a GPU machine (float16)
   kirag rerank --run scifact.trec --topics queries.tsv --corpus corpus.jsonl --model rank1-7b \\
       --dataset-prompt scifact --passage-policy reference --output rank1-scifact.trec
+  kirag rerank --run bm25.trec --topics t.tsv --index idx --model jhu-clsp/rank1-7b \\
+      --engine openai --base-url http://gpu-box:8000/v1 --concurrency 32 --output r.trec
   kirag rerank --run run.trec --topics t.tsv --index idx --reranker cross-encoder \\
       --model cross-encoder/ms-marco-MiniLM-L-6-v2 --output ce.trec --qrels qrels.txt
 """
@@ -106,6 +111,7 @@ def register(subparsers) -> None:
         help="with --ray: queries per shard (the resume unit; each shard's reranked run is kept "
         "beside the output until the merge)",
     )
+    add_server(parser)
     add_ray(parser)
     add_on_error(parser)
     add_html(parser)
@@ -205,7 +211,7 @@ def engine_options(args: argparse.Namespace) -> dict:
         options["tensor_parallel_size"] = args.tensor_parallel
     if args.context:
         options["context_length"] = args.context
-    return options
+    return options | server_options(args)
 
 
 def _corpus_store(args, run, tmp: Path):
@@ -305,6 +311,7 @@ def run(args: argparse.Namespace) -> int:
     if args.qrels:
         results["effect"] = report_effect(run_hits, reranked, args.qrels, args.k)
     settings = {k: v for k, v in vars(args).items() if k != "func"}
+    settings |= served_settings()
     settings["cache"] = str(cache)
     # what the reranker resolved: precision, context, the budget it used, the passage policy
     settings["reranker_settings"] = getattr(reranker, "settings", None)

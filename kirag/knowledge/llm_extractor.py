@@ -5,13 +5,13 @@ each triple linked to the sentence it shares most words with."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from importlib import resources
 
 from kirag.knowledge.sentences import SentenceSplitter, link_sentence
 from kirag.knowledge.triples import Triple, dedupe_triples, parse_triples
-from kirag.llm.base import LLMEngine, room_for_text
+from kirag.llm.base import LLMEngine, chat_generate, room_for_text
 from kirag.types import Document
 
 PROMPT_FILE = "triple_extraction.json"
@@ -57,11 +57,12 @@ class LLMTripleExtractor:
         num_examples: int = 2,
         batch_size: int = 8,
         sentence_pipeline: str = "blank",
+        engine_options: Mapping | None = None,
     ):
         if engine is None:
             from kirag.llm.factory import load_engine
 
-            engine = load_engine(model, engine=engine_name)
+            engine = load_engine(model, engine=engine_name, **dict(engine_options or {}))
         self.engine = engine
         self.max_tokens = max_tokens
         self.batch_size = batch_size
@@ -80,14 +81,19 @@ class LLMTripleExtractor:
         return system_message(self.prompt, self.examples)
 
     def build_prompt(self, document: Document) -> str:
-        """The chat prompt for one document; a text too long for the context with the few-shot
-        examples and the generation budget is cut to fit (counted in `truncated_documents`)."""
+        """The chat prompt for one document (its messages through the chat template)."""
+        return self.engine.apply_chat_template(self.build_messages(document))
+
+    def build_messages(self, document: Document) -> list[dict]:
+        """The chat messages for one document; a text too long for the context with the
+        few-shot examples and the generation budget is cut to fit (counted in
+        `truncated_documents`)."""
         text = document.text
         room = self._text_room(document.title or "")
         if self.engine.count_tokens(text) > room:
             text = self.engine.truncate(text, room)
             self.truncated_documents += 1
-        return self._render(document.title or "", text)
+        return self._messages(document.title or "", text)
 
     def _text_room(self, title: str) -> int:
         used = self.engine.count_tokens(self._render(title, "")) + self.max_tokens
@@ -96,22 +102,26 @@ class LLMTripleExtractor:
         )
 
     def _render(self, title: str, text: str) -> str:
-        return self.engine.apply_chat_template(
-            extraction_messages(self.prompt, self.system_message, title, text)
-        )
+        return self.engine.apply_chat_template(self._messages(title, text))
+
+    def _messages(self, title: str, text: str) -> list[dict]:
+        return extraction_messages(self.prompt, self.system_message, title, text)
 
     def extract(self, documents: Sequence[Document]) -> list[list[Triple]]:
         results: list[list[Triple]] = []
         for start in range(0, len(documents), self.batch_size):
             batch = documents[start : start + self.batch_size]
-            outputs = self.engine.generate(self._prompts(batch), max_tokens=self.max_tokens)
+            outputs = chat_generate(self.engine, self._conversations(batch), self.max_tokens)
             sentences = self.splitter.split_many([d.text for d in batch])
             for document, output, doc_sentences in zip(batch, outputs, sentences, strict=True):
                 results.append(self._to_triples(document, output, doc_sentences))
         return results
 
     def _prompts(self, batch: Sequence[Document]) -> list[str]:
-        return [self.build_prompt(d) for d in batch]
+        return [self.engine.apply_chat_template(m) for m in self._conversations(batch)]
+
+    def _conversations(self, batch: Sequence[Document]) -> list[list[dict]]:
+        return [self.build_messages(d) for d in batch]
 
     def _to_triples(self, document: Document, output: str, sentences: list[str]) -> list[Triple]:
         triples = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from kirag.knowledge.demonstrations import (
     EXTRACTION_CONTEXT,
@@ -28,7 +28,7 @@ from kirag.knowledge.demonstrations import (
 from kirag.knowledge.llm_extractor import LLMTripleExtractor
 from kirag.knowledge.sentences import punkt_sentences, reference_sentence_link
 from kirag.knowledge.triples import Triple, raw_triple, raw_triple_texts
-from kirag.llm.base import LLMEngine
+from kirag.llm.base import LLMEngine, chat_generate
 from kirag.types import Document
 
 
@@ -89,8 +89,11 @@ class ReferenceTripleExtractor(LLMTripleExtractor):
         encoder="minilm",
         num_demonstrations: int = NUM_DEMONSTRATIONS,
         context: int = EXTRACTION_CONTEXT,
+        engine_options: Mapping | None = None,
     ):
-        super().__init__(engine, model, engine_name, max_tokens, 0, batch_size, sentence_pipeline)
+        super().__init__(
+            engine, model, engine_name, max_tokens, 0, batch_size, sentence_pipeline, engine_options
+        )
         pool = load_pools(demonstrations).documents(dataset)
         ranker = encoder if hasattr(encoder, "encode_passages") else DemonstrationEncoder(encoder)
         self.selector = ExtractionDemonstrationSelector(pool, ranker, num_demonstrations)
@@ -126,23 +129,21 @@ class ReferenceTripleExtractor(LLMTripleExtractor):
             for d, demos in zip(documents, chosen, strict=True)
         ]
 
-    def _render(self, title: str, text: str) -> str:
-        return self.engine.apply_chat_template(
-            extraction_messages(title, text, self._demonstrations)
-        )
+    def _messages(self, title: str, text: str) -> list[dict]:
+        return extraction_messages(title, text, self._demonstrations)
 
-    def _prompts(self, batch: Sequence[Document]) -> list[str]:
-        prompts = []
+    def _conversations(self, batch: Sequence[Document]) -> list[list[dict]]:
+        conversations = []
         for document, demonstrations in zip(batch, self.demonstrations_for(batch), strict=True):
             self._demonstrations = demonstrations
-            prompts.append(self.build_prompt(document))
-        return prompts
+            conversations.append(self.build_messages(document))
+        return conversations
 
     def extract(self, documents: Sequence[Document]) -> list[list[Triple]]:
         results: list[list[Triple]] = []
         for start in range(0, len(documents), self.batch_size):
             batch = documents[start : start + self.batch_size]
-            outputs = self.engine.generate(self._prompts(batch), max_tokens=self.max_tokens)
+            outputs = chat_generate(self.engine, self._conversations(batch), self.max_tokens)
             results += [
                 reference_triples(d, o, self.id) for d, o in zip(batch, outputs, strict=True)
             ]

@@ -184,3 +184,24 @@ def single_token_id(engine: LLMEngine, text: str) -> int:
             "(choose another model)"
         )
     return ids[0]
+
+
+def chat_generate(
+    engine: LLMEngine,
+    conversations: Sequence[Sequence[dict[str, str]]],
+    max_tokens: int,
+    stop: Sequence[str] | None = None,
+    prefills: Sequence[str] | None = None,
+) -> list[str]:
+    """Greedy replies to chats: through the engine's own chat endpoint when it has one (a served
+    model, which applies its chat template itself), else the engine's chat template + generate.
+    A prefill starts the assistant's reply (the reply returned is what follows it)."""
+    chat = getattr(engine, "generate_chat", None)
+    if chat is not None:
+        return chat(conversations, max_tokens, stop, prefills)
+    prefills = prefills or [""] * len(conversations)
+    prompts = [
+        engine.apply_chat_template(messages) + prefill
+        for messages, prefill in zip(conversations, prefills, strict=True)
+    ]
+    return engine.generate(prompts, max_tokens=max_tokens, stop=stop)

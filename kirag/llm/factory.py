@@ -21,7 +21,10 @@ ENGINES = {
     "transformers": ("kirag.llm.transformers_engine:TransformersEngine", "transformers", "rerank"),
     "llamacpp": ("kirag.llm.llamacpp_engine:LlamaCppEngine", "llama_cpp", "llamacpp"),
     "vllm": ("kirag.llm.vllm_engine:VLLMEngine", "vllm", "vllm"),
+    # a model behind an OpenAI-compatible server: `model` is the served model's name
+    "openai": ("kirag.llm.openai_engine:OpenAIEngine", "httpx", "openai"),
 }
+REMOTE_ENGINES = ("openai",)
 
 _cache: dict[tuple, LLMEngine] = {}
 _lock = threading.Lock()
@@ -55,6 +58,8 @@ def load_engine(model: str = DEFAULT_LLM, engine: str = "auto", **options) -> LL
     """An engine for `model` (short name, .gguf / HF folder path, or hub id), cached."""
     if engine in ENGINES:  # named: its extra is checked before the model is looked up
         check_extra(ENGINES[engine][2], f"the {engine} engine")
+    if engine in REMOTE_ENGINES:
+        return _load_remote(model, engine, options)
     spec = resolve_model(model, "llm")
     name = choose_engine(spec.format, engine)
     target, _, extra = ENGINES[name]
@@ -69,6 +74,17 @@ def load_engine(model: str = DEFAULT_LLM, engine: str = "auto", **options) -> LL
                 extra_args["local"] = spec.is_local
             log.info("loading %s with the %s engine", spec.location, name)
             _cache[key] = cls(spec.location, **extra_args, **options)
+        return _cache[key]
+
+
+def _load_remote(model: str, name: str, options: dict) -> LLMEngine:
+    """A served model (cached like a local one): `model` is the name the server knows it by."""
+    key = (name, model, tuple(sorted(options.items())))
+    with _lock:
+        if key not in _cache:
+            cls = import_target(ENGINES[name][0])
+            check_options(cls, name, options)
+            _cache[key] = cls(model, **options)
         return _cache[key]
 
 
@@ -89,6 +105,12 @@ OPTION_HOMES = {
     "kv_cells": "llamacpp",
     "flash_attn": "llamacpp",
     "kv_type": "llamacpp",
+    "base_url": "openai",
+    "api_key_env": "openai",
+    "concurrency": "openai",
+    "timeout": "openai",
+    "retries": "openai",
+    "tokenizer": "openai",
 }
 _INTERNAL = {"self", "model_path", "model_id", "local"}
 
@@ -111,6 +133,13 @@ def check_options(cls, name: str, options: dict, chosen_by_auto: bool = False) -
         f"the {name} engine does not take {', '.join(unknown)}{how}: {homes}. "
         f"It takes: {', '.join(accepted)}"
     )
+
+
+def served_models() -> list[dict]:
+    """What the server of each loaded remote engine said about itself (kind, version, served
+    model): recorded in run configs."""
+    with _lock:
+        return [e.server_info for e in _cache.values() if hasattr(e, "server_info")]
 
 
 def clear_engines() -> None:

@@ -16,7 +16,7 @@ from importlib import resources
 
 from kirag.answers import token_f1
 from kirag.knowledge.triples import Triple, parse_triples
-from kirag.llm.base import LLMEngine
+from kirag.llm.base import LLMEngine, chat_generate
 
 MATCH_F1 = 0.6
 _ANSWER = re.compile(r"answer\s+is\s*:?\s*(.+)", re.IGNORECASE)
@@ -118,14 +118,12 @@ class ChainConstructor:
         candidates: Sequence[Sequence[Triple]],
     ) -> list[ConstructorDecision]:
         shown = [list(c[: self.num_candidates]) for c in candidates]
-        prompts = [
-            self.engine.apply_chat_template(
-                build_messages(question, chain, cands, self.num_examples)
-            )
+        conversations = [
+            build_messages(question, chain, cands, self.num_examples)
             for chain, cands in zip(chains, shown, strict=True)
         ]
-        outputs = self.engine.generate(
-            prompts, max_tokens=self.max_tokens, stop=["\n\n", "Question:"]
+        outputs = chat_generate(
+            self.engine, conversations, self.max_tokens, stop=["\n\n", "Question:"]
         )
-        self.calls += len(prompts)
+        self.calls += len(conversations)
         return [parse_decision(out, cands) for out, cands in zip(outputs, shown, strict=True)]

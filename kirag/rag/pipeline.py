@@ -110,9 +110,12 @@ class KiRAG:
         aligner_tokenizer: str | None = None,
         demonstrations: str | Path | None = None,
         dataset: str = "wikipedia",
+        engine_options: dict | None = None,
         **retriever_options,
     ):
         self.index = index if isinstance(index, TripleIndex) else TripleIndex(index)
+        # options of the LLM engine (e.g. the openai engine's base_url, concurrency)
+        self.engine_options = dict(engine_options or {})
         if mode == "auto":
             mode = "llm" if constructor_model else "aligner"
         if mode not in MODE_DEFAULTS:
@@ -141,7 +144,9 @@ class KiRAG:
             from kirag.llm.factory import load_engine
             from kirag.rag.constructor import ChainConstructor
 
-            constructor = ChainConstructor(load_engine(constructor_model, engine=engine))
+            constructor = ChainConstructor(
+                load_engine(constructor_model, engine=engine, **self.engine_options)
+            )
         aligner_model = None
         if aligner is not None:
             from kirag.retrieval.dense import Encoder
@@ -164,7 +169,7 @@ class KiRAG:
             from kirag.llm.factory import load_engine
             from kirag.rag.reader import Reader
 
-            self.reader = Reader(load_engine(reader_model, engine=engine))
+            self.reader = Reader(load_engine(reader_model, engine=engine, **self.engine_options))
 
     def _init_reference(
         self,
@@ -209,7 +214,9 @@ class KiRAG:
         if settings.num_beams != 1:
             raise KiragError("reference mode implements the reference's beam 1 only (--beam 1)")
         pool = load_pools(demonstrations).chains(dataset)  # before loading models: fail fast
-        constructor_engine = load_engine(constructor_model or DEFAULT_LLM, engine=engine)
+        constructor_engine = load_engine(
+            constructor_model or DEFAULT_LLM, engine=engine, **self.engine_options
+        )
         aligner_model = Aligner(
             aligner or self.index.manifest["encoder"]["model"],
             tokenizer=aligner_tokenizer,
@@ -234,7 +241,7 @@ class KiRAG:
         reader_engine = (
             constructor_engine
             if reader_model in (None, constructor_model)
-            else load_engine(reader_model, engine=engine)
+            else load_engine(reader_model, engine=engine, **self.engine_options)
         )
         self.reader = ReferenceReader(reader_engine)
 

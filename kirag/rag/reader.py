@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 
-from kirag.llm.base import LLMEngine
+from kirag.llm.base import LLMEngine, chat_generate
 from kirag.types import Document
 
 
@@ -74,13 +74,13 @@ class Reader:
         chains: Sequence[str | None] | None = None,
     ) -> list[str]:
         chains = chains or [None] * len(questions)
-        prompts = [
-            self.engine.apply_chat_template(self.messages(q, docs, chain))
+        conversations = [
+            self.messages(q, docs, chain)
             for q, docs, chain in zip(questions, contexts, chains, strict=True)
         ]
-        self.calls += len(prompts)
+        self.calls += len(conversations)
         stop = list(self.stop) if self.stop else None
-        outputs = self.engine.generate(prompts, max_tokens=self.max_tokens, stop=stop)
+        outputs = chat_generate(self.engine, conversations, self.max_tokens, stop)
         return [self.parse(o) for o in outputs]
 
 

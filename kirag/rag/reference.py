@@ -34,6 +34,7 @@ from kirag.knowledge.demonstrations import ChainDemonstration
 from kirag.knowledge.sentences import punkt_sentences
 from kirag.knowledge.triple_index import TripleIndex
 from kirag.knowledge.triples import Triple, raw_triple_texts
+from kirag.llm.base import chat_generate
 from kirag.rag.aligner import aligner_query
 from kirag.rag.chains import Chain, ChainResult, TurnTrace
 from kirag.types import Hit
@@ -214,7 +215,7 @@ class _Run:
     state: ReferenceState
     demos: list = field(default_factory=list)
     shown: list = field(default_factory=list)
-    prompts: list[str] = field(default_factory=list)
+    asked: int = 0  # generations asked for this turn (one per chain)
     trace: list[TurnTrace] = field(default_factory=list)
     calls: int = 0
 
@@ -300,13 +301,24 @@ class ReferenceRetriever:
         """The pool, best first, cut to what the constructor sees."""
         return state.ranked_pool()[: self.settings.max_choices]
 
+    def conversations(
+        self, question: str, state: ReferenceState, shown: Sequence[PoolKey], demos
+    ) -> tuple[list[list[dict]], list[str]]:
+        """The constructor's chat for each chain and its assistant prefill ("Thought: " and the
+        chain so far): what the engine continues, locally or through a server's chat path."""
+        lines = [state.triples[key].text for key in shown]
+        messages = constructor_messages(question, lines, demos)
+        return [messages] * len(state.chains), [assistant_prefill(c) for c in state.chains]
+
     def prompts(
         self, question: str, state: ReferenceState, shown: Sequence[PoolKey], demos
     ) -> list[str]:
-        lines = [state.triples[key].text for key in shown]
-        messages = constructor_messages(question, lines, demos)
-        template = self.engine.apply_chat_template(messages)
-        return [template + assistant_prefill(chain) for chain in state.chains]
+        """The prompts an in-process engine continues: chat template + prefill, per chain."""
+        conversations, prefills = self.conversations(question, state, shown, demos)
+        return [
+            self.engine.apply_chat_template(messages) + prefill
+            for messages, prefill in zip(conversations, prefills, strict=True)
+        ]
 
     def retrieve(self, question: str, k: int = 10) -> ChainResult:
         return self.retrieve_many([question], k)[0]
@@ -326,18 +338,21 @@ class ReferenceRetriever:
             active = [r for r in runs if not should_stop(r.state.chains, turn)]
             if not active:
                 break
-            prompts: list[str] = []
+            conversations: list[list[dict]] = []
+            prefills: list[str] = []
             for run in active:
                 state = run.state
                 queries = self.doc_queries(run.question, state.chains, turn)
                 self.align(state, run.question, self.add_documents(state, queries))
                 run.shown = self.candidates(state)
-                run.prompts = self.prompts(run.question, state, run.shown, run.demos)
-                prompts += run.prompts
-            outputs = self.engine.generate(prompts, max_tokens=s.max_new_tokens)
+                chats, starts = self.conversations(run.question, state, run.shown, run.demos)
+                run.asked = len(chats)
+                conversations += chats
+                prefills += starts
+            outputs = chat_generate(self.engine, conversations, s.max_new_tokens, prefills=prefills)
             self.calls += len(outputs)
             for run in active:
-                mine, outputs = outputs[: len(run.prompts)], outputs[len(run.prompts) :]
+                mine, outputs = outputs[: run.asked], outputs[run.asked :]
                 run.calls += len(mine)
                 self._decide(run, turn, mine)
         return [

@@ -1,0 +1,84 @@
+"""llama-cpp-python's own OpenAI-compatible server (`python -m llama_cpp.server`, its [server]
+extra) started on a loopback port over a GGUF file: what `kirag bench rerank --remote` measures
+through, and what the openai engine's tests run against."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LlamaServer:
+    """`python -m llama_cpp.server` on 127.0.0.1:`port`, serving `model` as `alias`."""
+
+    def __init__(
+        self,
+        model: Path,
+        alias: str,
+        port: int | None = None,
+        context: int = 4096,
+        api_key: str | None = None,
+    ):
+        self.model, self.alias, self.context, self.api_key = model, alias, context, api_key
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self, timeout: float = 120.0) -> LlamaServer:
+        import httpx
+
+        command = [
+            sys.executable, "-m", "llama_cpp.server",
+            "--model", str(self.model), "--model_alias", self.alias,
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--n_ctx", str(self.context), "--n_threads", str(os.cpu_count() or 1),
+            "--flash_attn", "true",  # as kirag's llama.cpp engine
+            "--verbose", "false",
+        ]  # fmt: skip
+        if self.api_key:  # on the command line: a test key, never a real one
+            command += ["--api_key", self.api_key]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited: {self.process.stderr.read()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/models", headers=headers, timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError("llama_cpp.server did not start")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (no clean shutdown)."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.process = None
