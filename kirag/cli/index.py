@@ -13,6 +13,7 @@ from dataclasses import asdict
 from kirag.cli.common import add_command, add_on_error, add_ray, add_seed, on_error, open_executor
 from kirag.knowledge.extraction import EXTRACTORS
 from kirag.llm.factory import ENGINES
+from kirag.models import DEFAULT_LLM
 from kirag.optional import check_extra
 from kirag.retrieval.bm25 import BACKENDS as BM25_BACKENDS
 from kirag.retrieval.encoder_backends import BACKENDS as ENCODER_BACKENDS
@@ -121,7 +122,7 @@ def _encoder_backend_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         choices=list(QUANTIZATIONS),
         help="int8: int8 weights for --encoder-backend onnx|openvino (faster, agrees less); bf16: "
-        "bfloat16 arithmetic for --encoder-backend openvino on CPUs that have it (see README)",
+        "bfloat16 arithmetic for --encoder-backend openvino on CPUs that have it (see docs/retrieval.md)",
     )
 
 
@@ -195,7 +196,7 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--model",
-        default="smollm2-135m",
+        default=DEFAULT_LLM,
         help="LLM for --extractor llm|reference (short name, .gguf or HF folder, hub id)",
     )
     parser.add_argument(

@@ -21,6 +21,7 @@ from kirag.knowledge.demonstrations import (
 )
 from kirag.knowledge.llm_extractor import LLMTripleExtractor
 from kirag.llm.base import LLMEngine
+from kirag.models import DEFAULT_LLM
 from kirag.types import Document
 
 
@@ -39,7 +40,7 @@ class ReferenceTripleExtractor(LLMTripleExtractor):
     def __init__(
         self,
         engine: LLMEngine | None = None,
-        model: str = "smollm2-135m",
+        model: str = DEFAULT_LLM,
         engine_name: str = "auto",
         max_tokens: int = EXTRACTION_MAX_TOKENS,
         batch_size: int = 8,
