@@ -104,6 +104,7 @@ def test_malformed_files_name_file_and_line(tmp_path):
         read_aligner_file(bad)
 
 
+@pytest.mark.slow
 def test_cli_trains_saves_and_the_result_loads_as_an_aligner_with_new_scores(
     aligner_files, tmp_path, capsys
 ):
@@ -137,6 +138,7 @@ def test_cli_trains_saves_and_the_result_loads_as_an_aligner_with_new_scores(
     assert "bad.json:1:" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_resumes_from_its_own_checkpoint(aligner_files, tmp_path):
     examples = read_aligner_file(aligner_files[0])
     rows = build_rows(examples[:8], 3, seed=0)  # 16 rows: 4 steps an epoch
