@@ -25,7 +25,7 @@ PYTEST_ARGS ?=
 VLLM_VENV ?= .venv-vllm
 VLLM_PY := $(VLLM_VENV)/bin/python
 
-.PHONY: install demo test lint format llama-wheel llama-wheel-dispatch llama-tools gpu-check clean-venv vllm-venv test-vllm browser
+.PHONY: install demo test test-fast docs lint format llama-wheel llama-wheel-dispatch llama-tools gpu-check clean-venv vllm-venv test-vllm browser
 
 $(VENV)/.installed: pyproject.toml constraints.txt requirements-ner.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -135,6 +135,20 @@ test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; \
 	exit $$rc
+
+# The development lane (under 3 minutes here): the tests that load no LLM, build no triple index
+# and are not marked slow (tests/conftest.py marks them by the fixtures they use). CI runs
+# `make test`, everything.
+FAST_LANE := not slow and not llm and not triple_index
+test-fast: install
+	$(PY) -m pytest -m "$(FAST_LANE)" $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; \
+	exit $$rc
+
+# The documentation site (docs/, mkdocs.yml) on http://127.0.0.1:8000, rebuilt as pages change;
+# CI builds it with --strict (tests/test_docs.py).
+docs: install
+	$(PY) -m mkdocs serve --dev-addr 127.0.0.1:8000
 
 # vLLM through the community CPU build, in its own venv (it pins another transformers and pulls
 # CUDA builds of torchvision/torchaudio/torchcodec that break its import: removed).

@@ -22,7 +22,7 @@ file; only the top 10 count anyway). Nor does it credit passage id 0 in the empt
 that the script pads with zeros. Reading the files (kirag.eval.runs, kirag.io.qrels) differs
 in what the script cannot read: ids need not be integers, blank lines are skipped, qrels may be
 space-separated, files may be compressed; MS MARCO runs are tab-separated, as the script
-requires. The README's evaluation section lists every difference.
+requires. docs/evaluation.md lists every difference.
 """
 
 from __future__ import annotations

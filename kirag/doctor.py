@@ -11,8 +11,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from kirag.models import DEFAULT_LLM
 from kirag.optional import is_available
 
+RANK1_CHECK = f"Rank1 ({DEFAULT_LLM}, budget 0)"
 RELEVANT_QUERY = "Who wrote the novella Animal Farm?"
 RELEVANT_ID = "Animal_Farm#0"
 
@@ -166,7 +168,7 @@ def sanity_checks(passages: int = 300) -> list[Check]:
                 ("BM25 (bm25s)", _check_bm25),
                 ("dense (MiniLM)", _check_dense),
                 ("triples (spaCy)", _check_spacy_triples),
-                ("Rank1 (smollm2-135m, budget 0)", _check_rank1),
+                (RANK1_CHECK, _check_rank1),
             )
         ]
 
@@ -224,7 +226,7 @@ def _check_rank1(documents, tmp):
     from kirag.types import Hit, Query
 
     store = DocStore.build(tmp / "docs.sqlite", documents)
-    reranker = Rank1Reranker("smollm2-135m", engine="auto", thinking_budget=0)
+    reranker = Rank1Reranker(DEFAULT_LLM, engine="auto", thinking_budget=0)
     candidates = [Hit(RELEVANT_ID, 1.0, 1)] + [
         Hit(d.id, 0.5, i) for i, d in enumerate(documents[:5], 2) if d.id != RELEVANT_ID
     ]
@@ -265,10 +267,10 @@ def verdicts(env: dict, checks: list[Check]) -> list[str]:
         lines.append(
             "serves: KiRAG in aligner mode (spaCy triples + MiniLM aligner chains), the offline default of `kirag answer`"
         )
-    rank1 = by_name.get("Rank1 (smollm2-135m, budget 0)")
+    rank1 = by_name.get(RANK1_CHECK)
     if rank1 is not None and rank1.ok:
         lines.append(
-            "runs, does not serve: Rank1 reranking / LLM constructor / reader with smollm2-135m — the tiny model cannot judge "
+            f"runs, does not serve: Rank1 reranking / LLM constructor / reader with {DEFAULT_LLM} — the tiny model cannot judge "
             "relevance (measured on the bundled bridge questions: reranking RRF's top 20 lowers support Recall@5); bring rank1-7b "
             "or a Llama-class model, and check any reranker with `kirag rerank --qrels`"
         )

@@ -29,13 +29,17 @@ from kirag.rerank import rank1_scoring as rs
 from kirag.rerank.base import BaseReranker, apply_scores, as_hits
 from kirag.rerank.cache import ScoreCache, config_fingerprint, pair_key
 
+from kirag.cost import CostMeter, say
 from kirag.errors import ContextError, SettingsError
 from kirag.io.docstore import DocStore
 from kirag.llm.base import CONTEXT_MARGIN, LLMEngine, room_for_text, single_token_id
+from kirag.models import DEFAULT_LLM
+from kirag.progress import progress
 from kirag.types import Document, Hit, Query
 
 log = logging.getLogger(__name__)
 
+# the Rank1 reference's thinking budget, sized for a GPU (minutes per pair on a CPU)
 REFERENCE_BUDGET = 8192
 PASSAGE_POLICIES = ("truncate", "reference")
 # tokens the "truncate" policy keeps for query + passage (or half the context, if smaller)
@@ -59,7 +63,7 @@ class Rank1Reranker(BaseReranker):
 
     def __init__(
         self,
-        model: str = "smollm2-135m",
+        model: str = DEFAULT_LLM,
         engine: str | LLMEngine = "auto",
         thinking_budget: int = REFERENCE_BUDGET,
         batch_size: int = 8,
@@ -110,6 +114,9 @@ class Rank1Reranker(BaseReranker):
         self.fingerprint = config_fingerprint(self.settings)
         self.truncated_passages = 0
         self.fallbacks = {"none": 0, "rethink": 0, "default": 0}
+        self._meter: CostMeter | None = None  # the estimate of the run being reranked
+        self._tokens_bar = None  # its thinking tokens, as they are generated
+        self._cost_said = False  # the estimate of single `rerank` calls was said
 
     def _fit_budget(self, budget: int) -> int:
         """The thinking budget that works with this context: "truncate" lowers one that would
@@ -212,6 +219,9 @@ class Rank1Reranker(BaseReranker):
         ]
         # batches of similar length (a batch is padded to its longest prompt), ties in order
         order = sorted(range(len(pairs)), key=lambda i: (len(prompts[i]), i))
+        pending = sum(record is None for record in cached)
+        meter = self._meter or self.cost_meter(pending, once=True)
+        meter.skip(len(pairs) - pending)
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             todo = [i for i in batch if cached[i] is None]
@@ -219,6 +229,10 @@ class Rank1Reranker(BaseReranker):
                 continue
             self._forget_engine_state()
             scores = self._score_prompts([prompts[i] for i in batch])
+            thought = sum(scores[batch.index(i)].thinking_tokens for i in todo)
+            if self._tokens_bar is not None:
+                self._tokens_bar.update(thought)
+            meter.update(len(todo), thought if self.thinking_budget else None)
             for i, score in zip(batch, scores, strict=True):
                 if cached[i] is not None:
                     continue  # scored by this same batch before a crash: the same numbers
@@ -330,7 +344,33 @@ class Rank1Reranker(BaseReranker):
     ) -> dict[str, list[Hit]]:
         """As BaseReranker.rerank_run, after checking that every query of the run fits."""
         self.check_queries({qid: queries[qid] for qid in run if qid in queries})
-        return super().rerank_run(run, queries, corpus, k, show_progress)
+        self._meter = self.cost_meter(sum(len(hits[:k] if k else hits) for hits in run.values()))
+        if self.thinking_budget and show_progress:
+            self._tokens_bar = progress(desc="Rank1 thinking", unit="token")
+        try:
+            return super().rerank_run(run, queries, corpus, k, show_progress)
+        finally:
+            if self._tokens_bar is not None:
+                self._tokens_bar.close()
+            self._meter = self._tokens_bar = None
+
+    def cost_meter(self, pairs: int, once: bool = False) -> CostMeter:
+        """The estimate of scoring `pairs` pairs, said once the first batch is scored: at the
+        measured thinking tokens per second, each pair up to the thinking budget. `once`: said
+        for the first call of this reranker only (one `rerank` call per query of an app)."""
+        faster = "fewer pairs (--k), a GPU engine (--engine vllm)"
+        options = {}
+        if self.thinking_budget:
+            faster = "a lower --thinking-budget (0 scores at once), " + faster
+            options = {"unit": "token", "per_item": self.thinking_budget}
+        if once:
+            options["write"] = self._say_once
+        return CostMeter("Rank1 reranking", pairs, "pair", faster, **options)
+
+    def _say_once(self, line: str) -> None:
+        if not self._cost_said:
+            self._cost_said = True
+            say(line)
 
 
 def engine_precision(engine: LLMEngine) -> str | None:

@@ -148,6 +148,11 @@ class EncodeTask:
     """Encodes one shard of passages into `work_dir/shard_NNNNN.npy` (atomically). Sent to
     workers without its model: `setup` loads the encoder there, once."""
 
+    # said with the estimated time of a long encoding (kirag.cost)
+    cost_hint = (
+        "--encoder-backend onnx or openvino on a CPU, --device cuda, Ray workers (--workers N)"
+    )
+
     def __init__(
         self,
         settings: dict[str, Any],

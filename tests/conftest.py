@@ -102,29 +102,26 @@ def enwiki_bm25(tmp_path_factory, enwiki_slice) -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_triple_index(tmp_path_factory, enwiki_slice) -> Path:
-    """A KiRAG triple index (spaCy triples; BM25 and dense document indexes inside, under bm25/
-    and dense/) over the slice's 18 passages of 6 articles, each with its own "source" metadata
-    field; built once through the CLI (about a minute on 2 cores)."""
+def slice_triple_index(tmp_path_factory, enwiki_slice) -> Path:
+    """THE KiRAG triple index of the tests (spaCy triples; BM25 and dense document indexes
+    inside, under bm25/ and dense/) over all 314 passages of the slice, each with its own
+    "source" metadata field; built once per session through the CLI, as `make demo` does, and
+    shared (read-only) by every test that needs a triple index."""
     from kirag.cli import main
 
-    articles = {
-        "Aristotle",
-        "Animal_Farm",
-        "Abraham_Lincoln",
-        "Alabama",
-        "Ayn_Rand",
-        "Aldous_Huxley",
-    }
-    root = tmp_path_factory.mktemp("small-kirag")
-    corpus = root / "small.jsonl"
+    root = tmp_path_factory.mktemp("slice-kirag")
+    corpus = root / "slice.jsonl"
     with open(enwiki_slice, encoding="utf-8") as source, open(corpus, "w") as out:
         for line in source:
-            record = json.loads(line)
-            if record["id"].split("#")[0] in articles:
-                out.write(json.dumps(record | {"source": "enwiki-slice"}) + "\n")
+            out.write(json.dumps(json.loads(line) | {"source": "enwiki-slice"}) + "\n")
     assert main(["-q", "index", "triples", "--corpus", str(corpus), "--index", str(root / "triples")]) == 0  # fmt: skip
     return root / "triples"
+
+
+@pytest.fixture(scope="session")
+def small_triple_index(slice_triple_index) -> Path:
+    """The shared triple index (kept under this name for the tests that asked for a small one)."""
+    return slice_triple_index
 
 
 @pytest.fixture(scope="session")
@@ -150,3 +147,25 @@ def tiny_cross_encoder(tmp_path_factory) -> Path:
     BertForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+# --- the fast lane: markers given by the fixtures a test uses ------------------------------------
+# A test that uses one of these fixtures (directly or through another fixture) is marked, so that
+# `make test-fast` (-m "not slow and not llm and not triple_index") can leave it out; `make test`
+# runs everything. A fixture parametrized by engine ("llamacpp" -> llamacpp_engine) counts as the
+# engine's fixture. A test that loads an LLM or builds a triple index without these fixtures
+# carries the marker itself.
+MARKING_FIXTURES = {
+    "llm": {"smollm2_gguf", "llamacpp_engine", "transformers_engine", "exact_llamacpp_engine"},
+    "triple_index": {"slice_triple_index"},
+}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        used |= {f"{value}_engine" for value in params.values() if isinstance(value, str)}
+        for marker, fixtures in MARKING_FIXTURES.items():
+            if used & fixtures:
+                item.add_marker(marker)

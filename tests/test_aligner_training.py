@@ -104,6 +104,7 @@ def test_malformed_files_name_file_and_line(tmp_path):
         read_aligner_file(bad)
 
 
+@pytest.mark.slow
 def test_cli_trains_saves_and_the_result_loads_as_an_aligner_with_new_scores(
     aligner_files, tmp_path, capsys
 ):
@@ -137,6 +138,7 @@ def test_cli_trains_saves_and_the_result_loads_as_an_aligner_with_new_scores(
     assert "bad.json:1:" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_resumes_from_its_own_checkpoint(aligner_files, tmp_path):
     examples = read_aligner_file(aligner_files[0])
     rows = build_rows(examples[:8], 3, seed=0)  # 16 rows: 4 steps an epoch
@@ -157,7 +159,9 @@ def test_resumes_from_its_own_checkpoint(aligner_files, tmp_path):
         first.train(rows, [], tmp_path / "d", tmp_path / "empty", resume=True)
 
 
-def test_from_questions_builds_silver_chains_from_gold_passages_and_trains(tmp_path, enwiki_slice):
+def test_from_questions_builds_silver_chains_from_gold_passages_and_trains(
+    tmp_path, slice_triple_index
+):
     from kirag.eval.datasets import load_questions
 
     from kirag.knowledge.triple_index import TripleIndex
@@ -169,14 +173,7 @@ def test_from_questions_builds_silver_chains_from_gold_passages_and_trains(tmp_p
     lines = [line for line in bundled.read_text().splitlines() if json.loads(line)["id"] in wanted]
     questions = tmp_path / "questions.jsonl"
     questions.write_text("\n".join(lines) + "\n")
-    titles = {"Apollo_8", "Apollo_11", "Arthur_Schopenhauer", "Albert_Einstein", "Angola",
-              "Angolan_Armed_Forces", "Economy_of_Angola"}  # fmt: skip
-    docs = [line for line in enwiki_slice.read_text().splitlines()
-            if json.loads(line)["id"].split("#")[0] in titles]  # fmt: skip
-    corpus = tmp_path / "corpus.jsonl"
-    corpus.write_text("\n".join(docs) + "\n")
-    index = tmp_path / "triples"
-    assert main(["-q", "index", "triples", "--corpus", str(corpus), "--index", str(index)]) == 0
+    index = slice_triple_index  # the session's triple index of the whole slice
     examples = silver_examples(load_questions(questions), TripleIndex(index))
     assert len(examples) == 4
     by_id = {q.id: q for q in load_questions(questions)}

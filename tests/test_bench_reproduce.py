@@ -50,6 +50,7 @@ def _prepared(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.llm
 def test_reproduce_scores_kirag_reference_and_baselines_with_every_setting(tmp_path, capsys):
     pytest.importorskip("llama_cpp")
     dataset = _prepared(tmp_path / "tiny")

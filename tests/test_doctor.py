@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from kirag.cli import main
 from kirag.doctor import Check, run_doctor, verdicts
 
@@ -19,6 +21,7 @@ def test_inventory_without_checks(tmp_path, capsys):
     assert llama["cpu_variant"] in llama["cpu_variants_shipped"]
 
 
+@pytest.mark.llm
 def test_live_sanity_run_and_verdicts():
     report = run_doctor(checks=True)
     names = [c["name"] for c in report["checks"]]

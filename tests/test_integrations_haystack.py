@@ -26,8 +26,8 @@ RANK1 = {"engine": "llamacpp", "thinking_budget": 0, "engine_options": {"reuse_p
 
 
 @pytest.fixture(scope="module")
-def indexes(tmp_path_factory, enwiki_slice_docs):
-    return build_indexes(tmp_path_factory.mktemp("hay"), enwiki_slice_docs)
+def indexes(tmp_path_factory, enwiki_slice_docs, slice_triple_index):
+    return build_indexes(tmp_path_factory.mktemp("hay"), enwiki_slice_docs, slice_triple_index)
 
 
 def pipeline(indexes) -> Pipeline:

@@ -21,8 +21,8 @@ HIDDEN = ("score", "rank", "retrieval_score", "p_true", "reasoning", "first_stag
 
 
 @pytest.fixture(scope="module")
-def indexes(tmp_path_factory, enwiki_slice_docs):
-    return build_indexes(tmp_path_factory.mktemp("li"), enwiki_slice_docs)
+def indexes(tmp_path_factory, enwiki_slice_docs, slice_triple_index):
+    return build_indexes(tmp_path_factory.mktemp("li"), enwiki_slice_docs, slice_triple_index)
 
 
 @pytest.fixture(scope="module")

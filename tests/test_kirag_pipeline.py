@@ -20,14 +20,11 @@ GOLD = {"Economy_of_Angola#1", "Angola#1"}
 
 
 @pytest.fixture(scope="module")
-def index_dir(tmp_path_factory, enwiki_slice):
-    from kirag.cli import main
-
-    root = tmp_path_factory.mktemp("kirag")  # built through the CLI, as `make demo` does
-    assert main(["-q", "index", "triples", "--corpus", str(enwiki_slice), "--index", str(root / "triples")]) == 0  # fmt: skip
-    counts = json.loads((root / "triples" / "manifest.json").read_text())["counts"]
+def index_dir(slice_triple_index):
+    """The session's triple index of the whole slice (built through the CLI, as `make demo` does)."""
+    counts = json.loads((slice_triple_index / "manifest.json").read_text())["counts"]
     assert counts["documents"] == 314 and counts["triples"] > 1000
-    return root / "triples"
+    return slice_triple_index
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,10 @@
-"""The README's "Use it in your RAG app" examples run as written: every ```python block placed
-right after a `<!-- readme-test -->` line in that section is run as a script of its own (each
-is self-contained: it builds its index in a temporary folder from the bundled sample and uses
-the packaged tiny models). A block whose framework is not installed is skipped, naming it."""
+"""The README's and the docs' examples run as written, and every command the README shows is a
+real one. A ```python block placed right after a `<!-- readme-test -->` line is run as a script
+of its own (each is self-contained: it builds its index in a temporary folder from the bundled
+sample and uses the packaged tiny models): the README's tour, and the examples of the "Use it in
+your RAG app" page (docs/frameworks.md). A block whose framework is not installed is skipped,
+naming it. Every `kirag ...` line of the README's shell blocks parses with the real parser (the
+quick ones also run), and every `make` target it names exists."""
 
 from __future__ import annotations
 
@@ -9,13 +12,16 @@ import ast
 import importlib
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-README = Path(__file__).parent.parent / "README.md"
+ROOT = Path(__file__).parent.parent
+README = ROOT / "README.md"
+FRAMEWORKS = ROOT / "docs" / "frameworks.md"  # the README's "Use it in your RAG app", moved
 SECTION = "## Use it in your RAG app"
 MARKER = "<!-- readme-test -->"
 
@@ -59,7 +65,8 @@ def missing_framework(code: str) -> str | None:
     return None
 
 
-BLOCKS = marked_blocks(section_text(README.read_text(encoding="utf-8"), SECTION))
+BLOCKS = marked_blocks(FRAMEWORKS.read_text(encoding="utf-8"))
+README_BLOCKS = marked_blocks(README.read_text(encoding="utf-8"))
 
 
 def _block_id(code: str) -> str:
@@ -69,12 +76,17 @@ def _block_id(code: str) -> str:
 
 
 def test_the_section_has_marked_examples():
-    assert BLOCKS, f"no python block after a {MARKER} line under {SECTION!r} in the README"
+    assert BLOCKS, f"no python block after a {MARKER} line in {FRAMEWORKS}"
     assert "langchain" in [_block_id(code) for code in BLOCKS]
+    assert README_BLOCKS, f"no python block after a {MARKER} line in the README"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("code", BLOCKS, ids=[_block_id(c) for c in BLOCKS])
+@pytest.mark.parametrize(
+    "code",
+    BLOCKS + README_BLOCKS,
+    ids=[_block_id(c) for c in BLOCKS] + [f"readme-{i}" for i, _ in enumerate(README_BLOCKS)],
+)
 def test_readme_example_runs(code, tmp_path):
     missing = missing_framework(code)
     if missing:
@@ -105,3 +117,56 @@ def test_only_marked_blocks_of_the_section_are_picked():
     assert _block_id(blocks[0]) == "llama_index"
     assert missing_framework("import kirag.no_such_adapter").startswith("kirag.no_such_adapter:")
     assert missing_framework("import json\nfrom kirag.integrations import common") is None
+
+
+# --- every command the README shows --------------------------------------------------------------
+
+
+def shell_commands(markdown: str) -> list[str]:
+    """The commands of the ```bash blocks: continuation lines joined, comments dropped."""
+    commands = []
+    for block in re.findall(r"^```bash\n(.*?)^```$", markdown, flags=re.MULTILINE | re.DOTALL):
+        for command in block.replace("\\\n", " ").splitlines():
+            command = command.split(" #")[0].strip()
+            if command and not command.startswith("#"):
+                commands.append(command)
+    return commands
+
+
+README_COMMANDS = shell_commands(README.read_text(encoding="utf-8"))
+# quick enough to run here (the rest run, on smaller data, in their own tests: test_rerank_cli.py,
+# test_kirag_pipeline.py, test_doctor.py)
+RUN_HERE = ("kirag index bm25", "kirag search")
+
+
+def test_every_readme_command_is_a_real_command():
+    from kirag.cli import build_parser
+
+    assert any(c.startswith("kirag ") for c in README_COMMANDS)
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    for command in README_COMMANDS:
+        words = shlex.split(command)
+        if words[0] == "kirag":
+            try:
+                build_parser().parse_args(words[1:])
+            except SystemExit as exc:
+                pytest.fail(f"the README's {command!r} does not parse (exit {exc.code})")
+        elif words[0] == "make":
+            for target in words[1:]:
+                assert re.search(rf"^{re.escape(target)}:", makefile, flags=re.MULTILINE), command
+        else:
+            pytest.fail(f"the README shows {command!r}: add a check for this kind of command")
+
+
+def test_the_readme_quick_commands_run(tmp_path, monkeypatch):
+    from kirag.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    data = str(ROOT / "kirag" / "data") + "/"
+    quick = [c for c in README_COMMANDS if c.startswith(RUN_HERE)]
+    assert len(quick) >= 3
+    for command in quick:
+        words = shlex.split(command.replace("kirag/data/", data))
+        assert main(["-q", *words[1:]]) == 0, command
+    run = (tmp_path / "runs" / "bm25.trec").read_text().splitlines()
+    assert len(run) == 31 * 20  # the 31 bundled questions, 20 hits each

@@ -91,6 +91,7 @@ def _lines(path: Path) -> int:
     return len(path.read_bytes().splitlines()) if path.exists() else 0
 
 
+@pytest.mark.llm
 def test_a_killed_rerank_resumes_to_the_uninterrupted_run_byte_for_byte(tmp_path, first_stage):
     index, topics, run = first_stage
     whole = tmp_path / "whole.trec"

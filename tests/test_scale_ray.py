@@ -246,6 +246,7 @@ def test_vllm_stages_build_on_cpu_with_kirag_prompts_and_parsers(ray_cluster, tm
     ]
 
 
+@pytest.mark.llm
 def test_kirag_rerank_on_ray_writes_the_serial_run(ray_cluster, enwiki_slice, tmp_path):
     """`kirag rerank --ray`: query shards on two workers, merged in query order, the run config
     records the executor. (The CLI's llama.cpp engine reuses KV prefixes, which moves scores by

@@ -27,6 +27,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from kirag.models import DEFAULT_LLM
 from kirag.ranges import COUNT, COUNT_OR_ZERO
 
 MATCH_F1 = 0.5
@@ -106,13 +107,13 @@ def bench_extraction(documents, llm_docs: int, spacy_docs: int, max_tokens: int)
         "spacy": (lambda: make_extractor("spacy"), spacy_docs),
         "llm-llamacpp": (
             lambda: LLMTripleExtractor(
-                engine=load_engine("smollm2-135m", "llamacpp"), max_tokens=max_tokens
+                engine=load_engine(DEFAULT_LLM, "llamacpp"), max_tokens=max_tokens
             ),
             llm_docs,
         ),
         "llm-transformers": (
             lambda: LLMTripleExtractor(
-                engine=load_engine("smollm2-135m", "transformers"), max_tokens=max_tokens
+                engine=load_engine(DEFAULT_LLM, "transformers"), max_tokens=max_tokens
             ),
             llm_docs,
         ),
@@ -191,7 +192,7 @@ def bench_precision(max_tokens: int) -> dict:
     extractors = {
         "spacy": make_extractor("spacy"),
         "llm-llamacpp": LLMTripleExtractor(
-            engine=load_engine("smollm2-135m", "llamacpp"), max_tokens=max_tokens
+            engine=load_engine(DEFAULT_LLM, "llamacpp"), max_tokens=max_tokens
         ),
     }
     for name, extractor in extractors.items():
@@ -237,7 +238,7 @@ class Rank1Rows:
             from kirag.rerank.rank1 import Rank1Reranker
 
             if self.reranker is None:
-                engine = load_engine("smollm2-135m", self.engine_name)
+                engine = load_engine(DEFAULT_LLM, self.engine_name)
                 self.reranker = Rank1Reranker(engine=engine, thinking_budget=0, batch_size=8)
             start = time.perf_counter()
             candidates = self.rrf.search(question, 20, with_documents=True)
@@ -279,7 +280,7 @@ def systems(
 
     bm25, dense = load_retriever(bm25_dir), load_retriever(dense_dir)
     rrf = HybridRetriever([bm25, dense], fusion="rrf", depth=50)
-    reader = Reader(load_engine("smollm2-135m", engine_name), max_tokens=16)
+    reader = Reader(load_engine(DEFAULT_LLM, engine_name), max_tokens=16)
 
     def single(retriever):
         def run(questions):
@@ -303,20 +304,20 @@ def systems(
         "retrieve-read-retrieve (RRF, 2 rounds)": iterative,
     }
     if rerank_rows:
-        rows["RRF top-20 -> Rank1 (smollm2-135m, budget 0)"] = rank1.row(None)
+        rows[f"RRF top-20 -> Rank1 ({DEFAULT_LLM}, budget 0)"] = rank1.row(None)
         rows["RRF top-20 -> Rank1, fused with RRF (weight 0.2)"] = rank1.row(0.2)
     return rows | {
         "KiRAG aligner chains (answer: chain tail)": kirag_system(
             index_dir, max_turns=3, beam_size=2
         ),
         "KiRAG aligner chains + reader": kirag_system(
-            index_dir, max_turns=3, beam_size=2, reader_model="smollm2-135m", engine=engine_name
+            index_dir, max_turns=3, beam_size=2, reader_model=DEFAULT_LLM, engine=engine_name
         ),
         "KiRAG LLM constructor + reader": kirag_system(
             index_dir,
             mode="llm",
-            constructor_model="smollm2-135m",
-            reader_model="smollm2-135m",
+            constructor_model=DEFAULT_LLM,
+            reader_model=DEFAULT_LLM,
             engine=engine_name,
             max_turns=2,
             beam_size=1,
@@ -324,8 +325,8 @@ def systems(
         ),
         # the paper's algorithm with its own numbers (5 turns, top-10 documents, aligner top-20,
         # up to 100 candidate lines, its prompts and reader): the machinery, with a tiny model
-        "KiRAG reference (smollm2-135m constructor + reader)": kirag_system(
-            index_dir, mode="reference", constructor_model="smollm2-135m", engine=engine_name
+        f"KiRAG reference ({DEFAULT_LLM} constructor + reader)": kirag_system(
+            index_dir, mode="reference", constructor_model=DEFAULT_LLM, engine=engine_name
         ),
     }
 
@@ -454,7 +455,7 @@ def run(args: argparse.Namespace) -> dict:
             from kirag.knowledge.triple_index import build_from_corpus
 
             build_from_corpus(
-                corpus, llm_index, extractor="llm", extractor_options={"model": "smollm2-135m", "engine_name": "llamacpp", "max_tokens": args.llm_max_tokens},
+                corpus, llm_index, extractor="llm", extractor_options={"model": DEFAULT_LLM, "engine_name": "llamacpp", "max_tokens": args.llm_max_tokens},
                 overwrite=True, cache=root / "extraction-cache.sqlite", batch_size=8,
             )  # fmt: skip
         extra = {
@@ -464,14 +465,14 @@ def run(args: argparse.Namespace) -> dict:
             "KiRAG on LLM-extracted triples, LLM constructor + reader": kirag_system(
                 llm_index,
                 mode="llm",
-                constructor_model="smollm2-135m",
-                reader_model="smollm2-135m",
+                constructor_model=DEFAULT_LLM,
+                reader_model=DEFAULT_LLM,
                 engine="llamacpp",
                 max_turns=2,
                 beam_size=1,
             ),
             "KiRAG on LLM-extracted triples, reference": kirag_system(
-                llm_index, mode="reference", constructor_model="smollm2-135m", engine="llamacpp"
+                llm_index, mode="reference", constructor_model=DEFAULT_LLM, engine="llamacpp"
             ),
         }
         out["multihop_subcorpus"] = {

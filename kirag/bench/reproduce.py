@@ -17,6 +17,7 @@ import re
 import sys
 from pathlib import Path
 
+from kirag.models import DEFAULT_LLM
 from kirag.ranges import COUNT, COUNT_OR_ZERO
 
 SYSTEMS = ("bm25", "dense", "iterative", "kirag")
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--systems", default=",".join(SYSTEMS), help=f"comma-separated, of: {', '.join(SYSTEMS)}"
     )
     parser.add_argument(
-        "--model", default="smollm2-135m", help="LLM of every role (constructor, reader)"
+        "--model", default=DEFAULT_LLM, help="LLM of every role (constructor, reader)"
     )
     parser.add_argument("--engine", default="auto", help="LLM engine (llamacpp, vllm, ...)")
     parser.add_argument("--extractor", choices=["spacy", "llm"], default="spacy")

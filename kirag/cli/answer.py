@@ -133,19 +133,19 @@ def register(subparsers) -> None:
         "--turns",
         type=COUNT,
         default=None,
-        help="maximum chain length (default per mode: aligner 2, llm 3, reference 5)",
+        help=f"maximum chain length ({per_mode_defaults('max_turns')})",
     )
     parser.add_argument(
         "--beam",
         type=COUNT,
         default=None,
-        help="chains kept per turn (default per mode: aligner 5, llm 1, reference 1)",
+        help=f"chains kept per turn ({per_mode_defaults('beam_size')})",
     )
     parser.add_argument(
         "--candidates",
         type=COUNT,
         default=None,
-        help="candidate triples per turn (default: 30; reference: aligner top 20)",
+        help=f"candidate triples per turn ({per_mode_defaults('num_candidates')})",
     )
     parser.add_argument(
         "--no-graph", action="store_true", help="no entity-graph expansion of the candidates"
@@ -167,6 +167,23 @@ def register(subparsers) -> None:
 
 
 BATCH = 16  # reference mode: questions whose turns share one engine call
+
+
+def per_mode_defaults(option: str) -> str:
+    """`option`'s default in each KiRAG mode, as the code sets it (MODE_DEFAULTS, else the
+    chain retriever's own default; reference mode: ReferenceSettings), for the help text."""
+    import inspect
+    from dataclasses import fields
+
+    from kirag.rag.chains import IterativeRetriever
+    from kirag.rag.pipeline import REFERENCE_OPTION_NAMES
+    from kirag.rag.reference import ReferenceSettings
+
+    generic = inspect.signature(IterativeRetriever).parameters[option].default
+    values = {mode: MODE_DEFAULTS[mode].get(option, generic) for mode in ("aligner", "llm")}
+    reference = {f.name: f.default for f in fields(ReferenceSettings)}
+    values["reference"] = reference[REFERENCE_OPTION_NAMES.get(option, option)]
+    return "default per mode: " + ", ".join(f"{mode} {value}" for mode, value in values.items())
 
 
 def build_kirag(args: argparse.Namespace):

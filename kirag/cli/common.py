@@ -61,7 +61,7 @@ def prepare_output(path: str | Path | None) -> None:
 
 def add_ray(parser: argparse.ArgumentParser) -> None:
     """The flags that run a command's sharded work on a Ray cluster (the `ray` extra)."""
-    group = parser.add_argument_group("Ray cluster (the ray extra; see the README)")
+    group = parser.add_argument_group("Ray cluster (the ray extra; see docs/scale.md)")
     group.add_argument(
         "--ray",
         action="store_true",

@@ -24,6 +24,7 @@ from kirag.cli.common import (
 )
 from kirag.knowledge.extraction import EXTRACTORS
 from kirag.llm.factory import ENGINES
+from kirag.models import DEFAULT_LLM
 from kirag.optional import check_extra
 from kirag.ranges import COUNT, FRACTION, NON_NEGATIVE
 from kirag.retrieval.bm25 import BACKENDS as BM25_BACKENDS
@@ -136,7 +137,7 @@ def _encoder_backend_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         choices=list(QUANTIZATIONS),
         help="int8: int8 weights for --encoder-backend onnx|openvino (faster, agrees less); bf16: "
-        "bfloat16 arithmetic for --encoder-backend openvino on CPUs that have it (see README)",
+        "bfloat16 arithmetic for --encoder-backend openvino on CPUs that have it (see docs/retrieval.md)",
     )
 
 
@@ -217,7 +218,7 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--model",
-        default="smollm2-135m",
+        default=DEFAULT_LLM,
         help="LLM for --extractor llm|reference (short name, .gguf or HF folder, hub id)",
     )
     parser.add_argument(

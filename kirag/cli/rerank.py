@@ -32,9 +32,10 @@ from kirag.fusion import METHODS as FUSION_METHODS
 from kirag.llm.convert import GGUF_TYPES
 from kirag.llm.factory import ENGINES
 from kirag.llm.transformers_engine import DTYPES
+from kirag.models import DEFAULT_LLM
 from kirag.ranges import COUNT, COUNT_OR_ZERO, FRACTION
 from kirag.rerank.factory import command_line_rerankers
-from kirag.rerank.rank1 import PASSAGE_POLICIES
+from kirag.rerank.rank1 import MIN_PASSAGE_ROOM, PASSAGE_POLICIES, REFERENCE_BUDGET
 
 EPILOG = """\
 examples:
@@ -130,7 +131,7 @@ def add_reranker_arguments(parser: argparse.ArgumentParser, optional: bool = Fal
     )
     parser.add_argument(
         "--model",
-        default="smollm2-135m",
+        default=DEFAULT_LLM,
         help="model: short name, path (.gguf or folder), hub id, or a preset such as rank1-7b",
     )
     parser.add_argument(
@@ -142,10 +143,12 @@ def add_reranker_arguments(parser: argparse.ArgumentParser, optional: bool = Fal
     parser.add_argument(
         "--thinking-budget",
         type=COUNT_OR_ZERO,
-        default=8192,
-        help="max reasoning tokens (0: answer at once); reference 8192. With --passage-policy "
-        "truncate a budget that leaves under 512 tokens of the context for query and passage is "
-        "lowered to leave that (said in a warning and in the settings)",
+        default=REFERENCE_BUDGET,
+        help=f"max reasoning tokens (0: answer at once); default: the reference's "
+        f"{REFERENCE_BUDGET}, sized for a GPU (minutes per pair on a CPU: try 64-512 there; the "
+        f"run prints its estimated time once it has started). With --passage-policy truncate a "
+        f"budget that leaves under {MIN_PASSAGE_ROOM} tokens of the context for query and passage "
+        "is lowered to leave that (said in a warning and in the settings)",
     )
     parser.add_argument("--batch-size", type=COUNT, default=8)
     parser.add_argument(
@@ -275,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
     if args.reranker == "rank1" and not args.model.startswith("rank1-") and not args.qrels:
         print(
             f"note: {args.model} is not a validated Rank1 reranker; pass --qrels to see its measured effect, "
-            "or --fusion to limit its influence (the packaged smollm2-135m lowers recall: see the README)"
+            "or --fusion to limit its influence (the packaged smollm2-135m lowers recall: see docs/measurements.md)"
         )
     with tempfile.TemporaryDirectory() as tmp:
         store = _corpus_store(args, run_hits, Path(tmp))

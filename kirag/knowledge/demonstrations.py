@@ -1,7 +1,7 @@
 """Demonstrations as data: the reference's two pools (chain construction, triple extraction),
 per dataset, with 5 chosen per input by embedding similarity, as jyfang6/kirag does.
 
-A pool file is JSON (documented in the README, "KiRAG demonstrations"):
+A pool file is JSON (documented in docs/kirag.md, "KiRAG demonstrations"):
 
     {"format": "kirag-demonstrations/1",
      "constructor": {"<dataset>": [{"question": str, "chain": [str, ...], "answer": str}, ...]},

@@ -12,12 +12,13 @@ import hashlib
 import json
 import shutil
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from kirag.atomic import WORK_MARK, atomic_write
+from kirag.cost import CostMeter
 from kirag.errors import KiragError
 from kirag.knowledge.triples import Triple
 from kirag.progress import progress
@@ -162,7 +163,10 @@ def extract_corpus(
             documents, extractor, store, executor, batch_size, total, shard_size, factory
         )
     stats = ExtractionStats()
+    if total is None and isinstance(documents, Sized):
+        total = len(documents)
     bar = progress(total=total, desc=f"extracting triples ({extractor.name})", unit="doc")
+    meter = extraction_meter(extractor, total) if total else None
     batch: list[Document] = []
 
     def flush() -> None:
@@ -174,6 +178,9 @@ def extract_corpus(
             store.put(zip(todo, results, strict=True), extractor.id)
             stats.extracted += len(todo)
             stats.triples += sum(len(r) for r in results)
+        if meter is not None:
+            meter.skip(len(batch) - len(todo))
+            meter.update(len(todo))
         bar.update(len(batch))
         batch.clear()
 
@@ -188,10 +195,21 @@ def extract_corpus(
     return stats
 
 
+def extraction_meter(extractor: TripleExtractor, passages: int) -> CostMeter:
+    """The estimate of extracting `passages` passages, said after the first batch."""
+    faster = "Ray workers (--workers N, --ray-address)"
+    if extractor.name != "spacy":
+        faster = "--extractor spacy (no LLM), " + faster
+    return CostMeter(f"triple extraction ({extractor.name})", passages, "passage", faster)
+
+
 class ExtractTask:
     """Extracts one shard of documents into `work_dir/shard_NNNNN.jsonl`: a header line naming
     the shard and the digest of its input, then one line per document (id, content hash,
     triples). Written atomically; a rerun skips a shard whose header matches its input."""
+
+    # said with the estimated time of a long extraction (kirag.cost)
+    cost_hint = "--extractor spacy (no LLM), more Ray workers (--workers N)"
 
     def __init__(
         self,

@@ -12,6 +12,7 @@ from importlib import resources
 from kirag.knowledge.sentences import SentenceSplitter, link_sentence
 from kirag.knowledge.triples import Triple, dedupe_triples, parse_triples
 from kirag.llm.base import LLMEngine, chat_generate, room_for_text
+from kirag.models import DEFAULT_LLM
 from kirag.types import Document
 
 PROMPT_FILE = "triple_extraction.json"
@@ -51,7 +52,7 @@ class LLMTripleExtractor:
     def __init__(
         self,
         engine: LLMEngine | None = None,
-        model: str = "smollm2-135m",
+        model: str = DEFAULT_LLM,
         engine_name: str = "auto",
         max_tokens: int = 256,
         num_examples: int = 2,

@@ -29,6 +29,7 @@ from kirag.knowledge.llm_extractor import LLMTripleExtractor
 from kirag.knowledge.sentences import punkt_sentences, reference_sentence_link
 from kirag.knowledge.triples import Triple, raw_triple, raw_triple_texts
 from kirag.llm.base import LLMEngine, chat_generate
+from kirag.models import DEFAULT_LLM
 from kirag.types import Document
 
 
@@ -79,7 +80,7 @@ class ReferenceTripleExtractor(LLMTripleExtractor):
     def __init__(
         self,
         engine: LLMEngine | None = None,
-        model: str = "smollm2-135m",
+        model: str = DEFAULT_LLM,
         engine_name: str = "auto",
         max_tokens: int = EXTRACTION_MAX_TOKENS,
         batch_size: int = 8,

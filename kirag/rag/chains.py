@@ -20,12 +20,11 @@ from kirag.fusion import reciprocal_rank_fusion
 from kirag.knowledge.sentences import words
 from kirag.knowledge.triple_index import TripleIndex, triple_embedding_text
 from kirag.knowledge.triples import Triple
-from kirag.rag.constructor import ChainConstructor
+from kirag.rag.constructor import PICK_BONUS, ChainConstructor
 from kirag.ranges import COUNT
 from kirag.retrieval.base import Retriever
 from kirag.types import Hit
 
-PICK_BONUS = 0.5
 # What a next triple must not share with the chain: its sentence (default: a triple from a
 # sentence already on the chain adds no evidence), its document, or nothing.
 NEW_EVIDENCE = ("sentence", "document", "none")

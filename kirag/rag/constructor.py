@@ -18,7 +18,11 @@ from kirag.answers import token_f1
 from kirag.knowledge.triples import Triple, parse_triples
 from kirag.llm.base import LLMEngine, chat_generate
 
+# The reference's numbers for a constructor's pick (jyfang6/kirag): a step is matched to the
+# candidate triple with the highest token F1 when that is at least MATCH_F1, and the pick gets
+# PICK_BONUS added to its score (the aligner and reference loops read them from here).
 MATCH_F1 = 0.6
+PICK_BONUS = 0.5
 _ANSWER = re.compile(r"answer\s+is\s*:?\s*(.+)", re.IGNORECASE)
 _NUMBER_PICK = re.compile(r"next\s+triple\s*:?\s*\[?(\d+)\]?(?!\s*[;|])", re.IGNORECASE)
 

@@ -25,6 +25,7 @@ from typing import Literal
 from kirag.concurrency import AsyncSearch, off_loop
 from kirag.errors import KiragError
 from kirag.knowledge.triple_index import TripleIndex
+from kirag.models import DEFAULT_LLM
 from kirag.rag.chains import ChainResult, IterativeRetriever
 from kirag.types import Hit
 
@@ -136,7 +137,7 @@ class KiRAG:
             return
         if mode == "llm" and not constructor_model:
             raise KiragError(
-                "mode 'llm' needs a constructor model (e.g. constructor_model='smollm2-135m')"
+                f"mode 'llm' needs a constructor model (e.g. constructor_model={DEFAULT_LLM!r})"
             )
         self.mode = mode
         constructor = None
@@ -194,7 +195,6 @@ class KiRAG:
             load_pools,
         )
         from kirag.llm.factory import load_engine
-        from kirag.models import DEFAULT_LLM
         from kirag.rag.aligner import Aligner
         from kirag.rag.reader import ReferenceReader
         from kirag.rag.reference import ReferenceRetriever, ReferenceSettings
@@ -211,8 +211,6 @@ class KiRAG:
                 )
             settings[name] = value
         settings = ReferenceSettings(**settings)
-        if settings.num_beams != 1:
-            raise KiragError("reference mode implements the reference's beam 1 only (--beam 1)")
         pool = load_pools(demonstrations).chains(dataset)  # before loading models: fail fast
         constructor_engine = load_engine(
             constructor_model or DEFAULT_LLM, engine=engine, **self.engine_options

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kirag.answers import token_f1
+from kirag.errors import SettingsError
 from kirag.knowledge.demonstrations import ChainDemonstration
 from kirag.knowledge.sentences import punkt_sentences
 from kirag.knowledge.triple_index import TripleIndex
@@ -37,14 +38,13 @@ from kirag.knowledge.triples import Triple, raw_triple_texts
 from kirag.llm.base import chat_generate
 from kirag.rag.aligner import aligner_query
 from kirag.rag.chains import Chain, ChainResult, TurnTrace
+from kirag.rag.constructor import MATCH_F1, PICK_BONUS
 from kirag.types import Hit
 
 CONSTRUCTOR_INSTRUCTION = (
     "Follow the examples to answer the input question by reasoning step-by-step. "
     "Output both reasoning steps and the answer."
 )
-BONUS = 0.5
-MATCH_F1 = 0.6
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,12 @@ class ReferenceSettings:
     max_new_tokens: int = 64
     num_demonstrations: int = 5
     num_beams: int = 1
-    bonus: float = BONUS
+    bonus: float = PICK_BONUS
     match_f1: float = MATCH_F1
+
+    def __post_init__(self) -> None:
+        if self.num_beams != 1:  # the one check, before any model is loaded
+            raise SettingsError("reference mode implements the reference's beam 1 only (--beam 1)")
 
 
 def constructor_messages(
@@ -102,7 +106,7 @@ def apply_bonuses(
     scores: dict,
     texts: dict,
     step: str,
-    bonus: float = BONUS,
+    bonus: float = PICK_BONUS,
     match_f1: float = MATCH_F1,
 ) -> list[int]:
     """Add the reference's bonuses for one generated step to the pool `scores` (in place);
@@ -234,8 +238,6 @@ class ReferenceRetriever:
         settings: ReferenceSettings | None = None,
     ):
         self.settings = settings or ReferenceSettings()
-        if self.settings.num_beams != 1:
-            raise ValueError("reference mode implements the reference's beam 1 only")
         self.index = index
         self.engine = engine
         self.aligner = aligner

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from kirag.cost import CostMeter
 from kirag.errors import KiragError, SettingsError
 from kirag.optional import require
 from kirag.progress import progress
@@ -43,13 +44,24 @@ class Executor(Protocol):
 
 
 class _Bar:
-    """A progress bar counted in rows, advanced shard by shard."""
+    """A progress bar counted in rows, advanced shard by shard; with the task's `cost_hint`
+    (the settings that make it faster), the estimated time of the rest once a shard is done."""
 
-    def __init__(self, total: int | None, desc: str, unit: str):
+    def __init__(self, total: int | None, desc: str, unit: str, task: ShardTask | None = None):
         self._bar = progress(total=total, desc=desc, unit=unit)
+        hint = getattr(task, "cost_hint", None)
+        self._meter = CostMeter(desc, total, unit, hint) if hint and total else None
+
+    def skip(self, shard: Shard) -> None:
+        """A shard finished by an earlier run."""
+        self._bar.update(shard.size)
+        if self._meter is not None:
+            self._meter.skip(shard.size)
 
     def advance(self, shard: Shard) -> None:
         self._bar.update(shard.size)
+        if self._meter is not None:
+            self._meter.update(shard.size)
 
     def close(self) -> None:
         self._bar.close()
@@ -71,10 +83,10 @@ class SerialExecutor:
         unit: str = "row",
     ) -> ShardReport:
         report = ShardReport()
-        bar = _Bar(total, desc, unit)
+        bar = _Bar(total, desc, unit, task)
         worker = _ShardWorker(task)  # the same lazy setup as each Ray actor's
         try:
-            for shard, rows in pending(task, pieces, report, bar.advance):
+            for shard, rows in pending(task, pieces, report, bar.skip):
                 report.results[shard.index] = worker.run(shard, rows)
                 report.computed.append(shard.index)
                 bar.advance(shard)
@@ -142,7 +154,7 @@ class RayExecutor:
             except ConnectionError as exc:
                 raise KiragError(
                     f"cannot reach the Ray cluster at {self.address or 'RAY_ADDRESS'}: {exc}; "
-                    "start it with `ray start --head` (see the README) or omit --ray-address "
+                    "start it with `ray start --head` (see docs/scale.md) or omit --ray-address "
                     "for a local cluster"
                 ) from None
             self._started = True
@@ -165,8 +177,8 @@ class RayExecutor:
         unit: str = "row",
     ) -> ShardReport:
         report = ShardReport()
-        bar = _Bar(total, desc, unit)
-        todo = pending(task, pieces, report, bar.advance)
+        bar = _Bar(total, desc, unit, task)
+        todo = pending(task, pieces, report, bar.skip)
         ray = None
         actors: list[Any] = []
         load: dict[int, int] = {}  # actor number -> shards in flight

@@ -14,10 +14,11 @@ from kirag.bench.memory import peak_rss_mb
 
 def main(argv: list[str]) -> None:
     from kirag.llm.factory import load_engine
+    from kirag.models import DEFAULT_LLM
     from kirag.rerank.rank1 import Rank1Reranker
 
     spec = json.loads(Path(argv[0]).read_text())
-    engine = load_engine("smollm2-135m", spec["engine"], **spec["options"])
+    engine = load_engine(DEFAULT_LLM, spec["engine"], **spec["options"])
     pairs = [tuple(p) for p in spec["pairs"]]
     reranker = Rank1Reranker(
         engine=engine, thinking_budget=spec["budget"], batch_size=spec["batch_size"]
