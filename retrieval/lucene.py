@@ -21,6 +21,8 @@ from kirag.optional import require
 log = logging.getLogger(__name__)
 
 DROPPED_JVM_OPTIONS = ("--add-modules=jdk.incubator.vector",)
+# what kirag adds: reduced signal use (Ctrl-C is handled by Python, not the JVM)
+JVM_OPTIONS = ("-Xrs",)
 _ready = False
 
 
@@ -43,6 +45,9 @@ def setup_java() -> None:
 
         add_options._kirag = True
         jnius_config.add_options = add_options
+        # -Xrs: the JVM installs no SIGINT/SIGTERM handlers, so Ctrl-C stays Python's (kirag
+        # ends as `kirag CMD: interrupted`) instead of starting the JVM's shutdown in-process
+        original(*JVM_OPTIONS)
     _ready = True
 
 

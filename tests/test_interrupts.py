@@ -175,3 +175,28 @@ def test_real_ctrl_c_at_timed_offsets(enwiki_bm25, tmp_path):
         assert output.read_text() == "q0 Q0 earlier 1 1.0 kept\n"
         assert leftovers(tmp_path) == []
     assert any(code == 130 for _, code, _ in outcomes), outcomes
+
+
+@pytest.mark.lucene
+def test_ctrl_c_stays_pythons_once_the_lucene_jvm_runs():
+    """The JVM behind Lucene starts with -Xrs: a SIGINT after it started is still a
+    KeyboardInterrupt (kirag's one line), not the JVM's own shutdown inside the process."""
+    pytest.importorskip("jnius", reason="the lucene extra (pyserini) is not installed")
+    script = (
+        "import signal, time\n"
+        "from kirag.retrieval.lucene import setup_java\n"
+        "setup_java()\n"
+        "from jnius import autoclass\n"
+        "autoclass('java.lang.String')\n"
+        "try:\n"
+        "    signal.raise_signal(signal.SIGINT)\n"
+        "    time.sleep(0.5)\n"
+        "    print('not interrupted')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('KeyboardInterrupt')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "KeyboardInterrupt"

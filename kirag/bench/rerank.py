@@ -73,10 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "smollm2-135m (default: start llama-cpp-python's server on loopback)",
     )
     parser.add_argument(
-        "--remote-budget", type=int, default=32, help="with --remote: the thinking budget"
+        "--remote-budget", type=COUNT_OR_ZERO, default=32, help="with --remote: the thinking budget"
     )
     parser.add_argument(
-        "--remote-questions", type=int, default=2, help="with --remote: questions measured"
+        "--remote-questions", type=COUNT, default=2, help="with --remote: questions measured"
     )
     parser.add_argument(
         "--speedup-questions",
