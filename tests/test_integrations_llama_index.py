@@ -65,9 +65,11 @@ def test_retriever_returns_the_index_hits_as_nodes(indexes):
 def test_fused_folders_and_a_loaded_retriever(indexes):
     from kirag.retrieval.factory import load_retrievers
 
-    hybrid = load_retrievers([indexes["bm25"], indexes["dense"]])
+    # the triple index's own BM25 and dense folders: one corpus (fusing two is refused)
+    folders = [indexes["triples"] / "bm25", indexes["triples"] / "dense"]
+    hybrid = load_retrievers(folders)
     expected = [h.doc_id for h in hybrid.search(QUERY, 5)]
-    by_folders = KiragRetriever(index=[indexes["bm25"], indexes["dense"]], similarity_top_k=5)
+    by_folders = KiragRetriever(index=folders, similarity_top_k=5)
     by_object = KiragRetriever(retriever=hybrid, similarity_top_k=5)
     assert [n.node.node_id for n in by_folders.retrieve(QUERY)] == expected
     assert [n.node.node_id for n in by_object.retrieve(QUERY)] == expected

@@ -288,7 +288,9 @@ def test_server_flags_need_the_openai_engine(tmp_path, enwiki_slice, capsys):
     assert main(args) == 2
     assert "--base-url only applies with --engine openai" in capsys.readouterr().err
     args = _rerank_args(tmp_path, enwiki_slice, "http://127.0.0.1:9/v1", tmp_path / "o.trec")
-    assert main([*args, "--concurrency", "0"]) == 2
+    with pytest.raises(SystemExit) as exited:  # argparse refuses it, before any work
+        main([*args, "--concurrency", "0"])
+    assert exited.value.code == 2
     assert "argument --concurrency: must be an integer >= 1" in capsys.readouterr().err
 
 

@@ -157,7 +157,7 @@ def test_report_errors_are_one_line(made, tmp_path, capsys):
     assert main(["report", str(made["bm25.trec"]), "--html", out]) == 2
     assert "--qrels" in capsys.readouterr().err
     assert main(["report", str(made["rank1.jsonl"]), "--html", str(made["rank1.jsonl"])]) == 2
-    assert "one of the inputs" in capsys.readouterr().err
+    assert "are the same file" in capsys.readouterr().err
     bad = tmp_path / "bad.jsonl"
     bad.write_text(made["answers.jsonl"].read_text().splitlines()[0] + "\n{broken\n")
     assert main(["report", str(bad), "--html", out]) == 2

@@ -207,8 +207,10 @@ def test_a_query_too_long_for_the_context_is_one_line_naming_it(sample, tmp_path
     assert not out.exists() and not (tmp_path / "rank1.trec.scores.jsonl").exists()
     assert main([*args, "--dataset-prompt", "nosuch", "--output", str(out)]) == 2
     assert "unknown dataset prompt 'nosuch'" in capsys.readouterr().err
-    assert main([*args, "--thinking-budget", "-1", "--output", str(out)]) == 2
-    assert "--thinking-budget must be >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:  # the argument layer refuses it before any work
+        main([*args, "--thinking-budget", "-1", "--output", str(out)])
+    assert exited.value.code == 2
+    assert "argument --thinking-budget: must be an integer >= 0" in capsys.readouterr().err
 
 
 def test_precision_defaults_float16_on_a_gpu_and_float32_on_the_cpu(transformers_engine):

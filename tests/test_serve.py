@@ -274,6 +274,7 @@ def test_graceful_shutdown_finishes_the_request_in_flight(enwiki_bm25):
 
 def test_mcp_tools_over_stdio(enwiki_bm25):
     import asyncio
+    import concurrent.futures
 
     mcp = pytest.importorskip("mcp")
     from kirag.retrieval.factory import load_retriever
@@ -287,7 +288,9 @@ def test_mcp_tools_over_stdio(enwiki_bm25):
             result = await client.call_tool("search", {"query": "Who wrote Animal Farm?", "k": 3})
             return tools, result
 
-    tools, result = asyncio.run(session())
+    # a thread of its own: an earlier test's sync Playwright may still hold this thread's loop
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        tools, result = pool.submit(asyncio.run, session()).result()
     assert tools == {"search"}
     hits = result.structured_content["hits"]
     direct = load_retriever(enwiki_bm25).search("Who wrote Animal Farm?", 3)
@@ -323,6 +326,8 @@ def test_serve_refuses_bad_flags_in_one_line(capsys, enwiki_bm25):
 
     assert main(["serve"]) == 2
     assert "nothing to serve" in capsys.readouterr().err
-    assert main(["serve", "--index", str(enwiki_bm25), "--model-queue", "0"]) == 2
-    assert "--model-queue must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:  # the argument layer, before anything loads
+        main(["serve", "--index", str(enwiki_bm25), "--model-queue", "0"])
+    assert exited.value.code == 2
+    assert "argument --model-queue: must be an integer >= 1" in capsys.readouterr().err
     assert sys.executable  # the server runs with this interpreter (kirag_command)

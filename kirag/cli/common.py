@@ -161,7 +161,8 @@ def server_options(args: argparse.Namespace) -> dict:
     from kirag.errors import SettingsError
 
     defaults = server_defaults()
-    values = {option: getattr(args, _dest(flag)) for flag, option, *_ in SERVER_FLAGS}
+    # a command without these flags (kirag serve's reranker) asks for the defaults
+    values = {o: getattr(args, _dest(flag), defaults[o]) for flag, o, *_ in SERVER_FLAGS}
     flags = {option: flag for flag, option, *_ in SERVER_FLAGS}
     given = {o: v for o, v in values.items() if v != defaults[o]}
     if getattr(args, "engine", None) != "openai":
