@@ -153,6 +153,7 @@ def add_server(parser: argparse.ArgumentParser) -> None:
     defaults = server_defaults()
     for flag, option, kind, text in SERVER_FLAGS:
         group.add_argument(flag, type=kind, default=defaults[option], help=text)
+    parser.set_defaults(server_flags=True)
 
 
 def server_options(args: argparse.Namespace) -> dict:
@@ -160,9 +161,10 @@ def server_options(args: argparse.Namespace) -> dict:
     given with another engine is refused (it would be silently ignored)."""
     from kirag.errors import SettingsError
 
+    if not getattr(args, "server_flags", False):  # a command without them (kirag serve)
+        return {}
     defaults = server_defaults()
-    # a command without these flags (kirag serve's reranker) asks for the defaults
-    values = {o: getattr(args, _dest(flag), defaults[o]) for flag, o, *_ in SERVER_FLAGS}
+    values = {option: getattr(args, _dest(flag)) for flag, option, *_ in SERVER_FLAGS}
     flags = {option: flag for flag, option, *_ in SERVER_FLAGS}
     given = {o: v for o, v in values.items() if v != defaults[o]}
     if getattr(args, "engine", None) != "openai":
