@@ -12,7 +12,7 @@ from kirag.cli.arguments import INPUT, OUTPUT
 from kirag.cli.common import add_command, add_seed
 from kirag.llm.quantize import CALIBRATIONS, FORMATS, CalibrationSettings
 from kirag.ranges import COUNT, COUNT_OR_ZERO, FRACTION
-from kirag.rerank.rank1 import PASSAGE_POLICIES
+from kirag.rerank.rank1 import PASSAGE_POLICIES, REFERENCE_BUDGET
 
 DEFAULTS = CalibrationSettings()
 
@@ -48,7 +48,7 @@ def register(subparsers) -> None:
     )
     domain.add_argument("--k", type=COUNT, default=20, help="first-stage passages per query")
     domain.add_argument(
-        "--thinking-budget", type=COUNT_OR_ZERO, default=8192, help="as kirag rerank's"
+        "--thinking-budget", type=COUNT_OR_ZERO, default=REFERENCE_BUDGET, help="as kirag rerank's"
     )
     domain.add_argument("--context", type=COUNT, default=4096, help="as kirag rerank's")
     domain.add_argument("--instruction", default=None, help="as kirag rerank's")
