@@ -53,3 +53,31 @@ def deferred_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
     if pending:
         raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def kept_signal_stack() -> Iterator[None]:
+    """Give this thread back its alternate signal stack after the body.
+
+    OpenVINO's CPU plugin installs a signal stack of its own when it compiles a model and puts
+    back the one it found when that model is freed; two models freed out of order leave a freed
+    stack installed, and the next Ctrl-C (CPython's handlers run on that stack) is a segfault."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        yield
+        return
+
+    class StackT(ctypes.Structure):  # glibc's stack_t
+        _fields_ = [("sp", ctypes.c_void_p), ("flags", ctypes.c_int), ("size", ctypes.c_size_t)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    saved = StackT()
+    if libc.sigaltstack(None, ctypes.byref(saved)) != 0:
+        yield
+        return
+    try:
+        yield
+    finally:
+        libc.sigaltstack(ctypes.byref(saved), None)  # EPERM only while on that stack: keep it

@@ -32,6 +32,7 @@ import numpy as np
 
 from kirag.atomic import atomic_directory
 from kirag.errors import InputError, OutputExistsError
+from kirag.interrupts import kept_signal_stack
 from kirag.optional import require
 
 BACKENDS = ("torch", "onnx", "openvino")
@@ -227,12 +228,13 @@ def _quantize_openvino(st_model, source: Path, out: Path) -> None:
             return_tensors="np",
         )
         items.append({name: encoded[name].astype(np.int64) for name in names})
-    quantized = nncf.quantize(
-        ov.Core().read_model(str(source)),
-        nncf.Dataset(items),
-        model_type=nncf.ModelType.TRANSFORMER,
-        subset_size=len(items),
-    )
+    with kept_signal_stack():  # nncf compiles the model to collect its statistics
+        quantized = nncf.quantize(
+            ov.Core().read_model(str(source)),
+            nncf.Dataset(items),
+            model_type=nncf.ModelType.TRANSFORMER,
+            subset_size=len(items),
+        )
     ov.save_model(quantized, str(out), compress_to_fp16=False)
 
 
@@ -335,18 +337,19 @@ class OpenVinoTransformer(ExportedTransformer):
     def __init__(self, path: Path, config, names: list[str], precision: str = "f32"):
         super().__init__(config, names)
         ov = require("openvino", "openvino", "the OpenVINO encoder backend")
-        self.compiled = ov.Core().compile_model(
-            str(path),
-            "CPU",
-            {
-                "INFERENCE_NUM_THREADS": _threads(),
-                "INFERENCE_PRECISION_HINT": precision,
-                # no per-shape executor cache: with it, RSS kept growing with every new input
-                # shape (int8 MiniLM, +560 MB over 6k passages after the first 2k); without it
-                # +120 MB, at the same speed (measured on 2,800 passages: 29.7 s vs 30.5 s)
-                "CPU_RUNTIME_CACHE_CAPACITY": "0",
-            },
-        )
+        with kept_signal_stack():  # see there: a freed signal stack turns Ctrl-C into a segfault
+            self.compiled = ov.Core().compile_model(
+                str(path),
+                "CPU",
+                {
+                    "INFERENCE_NUM_THREADS": _threads(),
+                    "INFERENCE_PRECISION_HINT": precision,
+                    # no per-shape executor cache: with it, RSS kept growing with every new input
+                    # shape (int8 MiniLM, +560 MB over 6k passages after the first 2k); without
+                    # it +120 MB, at the same speed (measured on 2,800 passages: 29.7 s vs 30.5 s)
+                    "CPU_RUNTIME_CACHE_CAPACITY": "0",
+                },
+            )
         ran = self.compiled.get_property("INFERENCE_PRECISION_HINT")
         self.precision = ran.get_type_name() if hasattr(ran, "get_type_name") else str(ran)
         if precision == "bf16" and self.precision != "bf16":

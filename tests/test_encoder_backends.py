@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -147,6 +148,39 @@ def test_openvino_fp32_agrees_with_torch(torch_vectors, texts):
     encoder = Encoder("minilm", device="cpu", backend="openvino", max_length=MAX_LENGTH)
     assert isinstance(encoder.model[0].model.runtime, OpenVinoTransformer)
     assert np.abs(encoder.encode(texts[:32]) - torch_vectors[:32]).max() < 1e-4
+
+
+@needs_openvino
+def test_openvino_models_freed_out_of_order_leave_ctrl_c_working():
+    """OpenVINO's CPU plugin swaps the thread's signal stack per compiled model; two models
+    freed out of order left a freed stack installed and the next Ctrl-C segfaulted (it crashed
+    the suite at the interrupt tests). Real models, real SIGINT, in a process of its own."""
+    script = f"""
+import ctypes, gc, signal
+from kirag.retrieval.dense import Encoder
+class StackT(ctypes.Structure):
+    _fields_ = [("sp", ctypes.c_void_p), ("flags", ctypes.c_int), ("size", ctypes.c_size_t)]
+def stack():
+    s = StackT(); ctypes.CDLL(None).sigaltstack(None, ctypes.byref(s)); return (s.sp, s.size)
+before = stack()
+first = Encoder("minilm", device="cpu", backend="openvino", max_length={MAX_LENGTH})
+second = Encoder("minilm", device="cpu", backend="openvino", max_length={MAX_LENGTH})
+del first; gc.collect()
+del second; gc.collect()
+print("stack kept" if stack() == before else "stack changed")
+try:
+    signal.raise_signal(signal.SIGINT)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt")
+"""
+    done = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["stack", "kept", "KeyboardInterrupt"], done.stdout
 
 
 def _cpu_has_bf16() -> bool:
