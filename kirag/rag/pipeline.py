@@ -246,7 +246,8 @@ class KiRAG:
     def _doc_retriever(self, name: str):
         """A first stage from the document indexes kept inside the triple index folder: one of
         them by name ("bm25", "dense"), or "rrf" — RRF of all of them; "NAME+hop": that first
-        stage plus the entity hop (HopSettings' defaults)."""
+        stage plus the entity hop (HopSettings' defaults); "NAME+routes": that first stage with
+        the entity routes (RouteSettings' defaults, scored by the BM25 index inside)."""
         from kirag.retrieval.hybrid import HybridRetriever
 
         if name.endswith("+hop"):  # a first stage + the entity hop (kirag.rag.entity_hop)
@@ -254,6 +255,13 @@ class KiRAG:
 
             return hop_retriever(self.index, self._doc_retriever(name.removesuffix("+hop")))
         documents = self.index.document_retrievers()
+        if name.endswith("+routes"):  # kirag.rag.entity_routes
+            from kirag.rag.entity_routes import routes_retriever
+
+            if "bm25" not in documents:
+                raise KiragError(f"{self.index.path} has no 'bm25' document index for the routes")
+            base = self._doc_retriever(name.removesuffix("+routes"))
+            return routes_retriever(documents["bm25"], base)
         if name == "rrf":
             found = list(documents.values())
             if len(found) > 1:
