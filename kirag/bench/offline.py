@@ -32,6 +32,13 @@ STAGE_FAMILY = {
     "rrf-trained": "RRF(BM25, trained dense)",
     "routes": "BM25 + entity routes (RouteSettings' defaults)",
 }
+# The name `KiRAG(index, doc_retriever=...)` takes for each first stage here.
+STAGE_RETRIEVER = {
+    "bm25": "bm25",
+    "dense": "dense",
+    "rrf": "rrf",
+    "routes": "bm25+routes",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

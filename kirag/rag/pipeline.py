@@ -34,7 +34,7 @@ Mode = Literal["auto", "aligner", "llm", "reference"]
 # Defaults per mode. The aligner mode's (the offline default) were chosen by leave-one-out
 # cross-validation on the bundled bridge questions (`kirag bench kirag-cv`, results in
 # benchmarks/results/kirag-settings-cv.json): 3 turns, beam 2, the chain documents fused at half
-# the first stage's weight, the first stage RRF(BM25, dense) — chosen in 30 of 31 folds. Its
+# the first stage's weight (chosen in 30 of 31 folds; its first stage: FIRST_STAGE below). Its
 # untrained aligner picks first hops among the triples of the first-stage documents (searching
 # all triples adds near-duplicates of the question it cannot tell apart). The LLM constructor
 # gets the reference's candidate search.
@@ -65,8 +65,12 @@ REFERENCE_OPTION_NAMES = {
 
 
 # The first stage each mode fuses with its chains ("auto"): "rrf" of the document indexes inside
-# the triple index, or one of them by name.
-FIRST_STAGE: dict[str, str] = {"aligner": "rrf", "llm": "rrf"}
+# the triple index, one of them by name, or a first stage with the entity routes ("+routes").
+# The aligner mode's: `kirag bench kirag --sections offline` on the 96 dev questions of the
+# sample — chains over BM25 + entity routes above chains over RRF, BM25 or BM25 + hop
+# (benchmarks/results/kirag-offline-chains.json; docs/kirag-offline.md). The LLM mode's was not
+# measured there and stays RRF.
+FIRST_STAGE: dict[str, str] = {"aligner": "bm25+routes", "llm": "rrf"}
 
 
 @dataclass
