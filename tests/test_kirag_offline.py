@@ -202,3 +202,15 @@ def test_kirag_takes_a_first_stage_with_the_entity_hop_by_name(small_triple_inde
     assert isinstance(pipeline.retriever.doc_retriever, EntityHopRetriever)
     result = pipeline.retrieve("Which philosopher influenced Ayn Rand?", k=5)
     assert len(result.hits) == 5
+
+
+def test_kirag_takes_a_first_stage_with_the_entity_routes_by_name(small_triple_index):
+    from kirag.rag.entity_routes import EntityRoutesRetriever
+    from kirag.rag.pipeline import KiRAG
+
+    pipeline = KiRAG(small_triple_index, doc_retriever="bm25+routes")
+    routes = pipeline.retriever.doc_retriever
+    assert isinstance(routes, EntityRoutesRetriever)
+    assert type(routes.first_stage).__name__ == "BM25Retriever"
+    result = pipeline.retrieve("Which philosopher influenced Ayn Rand?", k=5)
+    assert len(result.hits) == 5

@@ -30,6 +30,14 @@ STAGE_FAMILY = {
     "rrf": "RRF(BM25, dense)",
     "dense-trained": "dense (trained encoder)",
     "rrf-trained": "RRF(BM25, trained dense)",
+    "routes": "BM25 + entity routes (RouteSettings' defaults)",
+}
+# The name `KiRAG(index, doc_retriever=...)` takes for each first stage here.
+STAGE_RETRIEVER = {
+    "bm25": "bm25",
+    "dense": "dense",
+    "rrf": "rrf",
+    "routes": "bm25+routes",
 }
 
 
@@ -173,6 +181,8 @@ def build_settings(
     (None: the chain families are left out) and the trained models, when given. Chain settings
     record (setting, question) -> (last tail, typed answer) in `answers`."""
     from kirag.fusion import reciprocal_rank_fusion
+    from kirag.knowledge.mentions import MentionLookup
+    from kirag.knowledge.titles import TitleLookup
     from kirag.rag.answer_type import typed_answer
     from kirag.rag.entity_hop import (
         DenseScorer,
@@ -181,11 +191,14 @@ def build_settings(
         HopSettings,
         LexicalScorer,
     )
+    from kirag.rag.entity_routes import EntityRoutesRetriever, RouteSettings
     from kirag.rag.pipeline import KiRAG
     from kirag.retrieval.hybrid import HybridRetriever
 
     stages = {"bm25": Memo(bm25)}
     hop_dense = {"bm25": LexicalScorer(stages["bm25"])}
+    lookups = {"titles": TitleLookup(bm25.docstore), "mentions": MentionLookup(bm25.docstore)}
+    stages["routes"] = Memo(EntityRoutesRetriever(stages["bm25"], hop_dense["bm25"], **lookups))
     if dense is not None:
         stages["dense"] = Memo(dense)
         stages["rrf"] = Memo(HybridRetriever([bm25, dense], "rrf", depth=50))
@@ -224,6 +237,23 @@ def build_settings(
                 )
             )
 
+    def routes_family(family: str):
+        scorer = hop_dense["bm25"]
+        grid = itertools.product((0.4, 1.0), (False, True), (1, 2), (1, 2), (2, 3, 4), (1, 2))
+        for n, (named_lead, titles, sources, named_at, hop_at, count) in enumerate(grid):
+            settings = RouteSettings(
+                named_lead=named_lead,
+                named_at=named_at,
+                hop_sources=sources,
+                hop_at=hop_at,
+                hop_count=count,
+                hop_titles=titles,
+            )
+            retriever = EntityRoutesRetriever(stages["bm25"], scorer, settings, **lookups)
+            name = f"bm25 + routes {settings.label()}"
+            run = lambda q, r=retriever: ids(r.search(q, 10))  # noqa: E731
+            out.append(Setting(family, name, run, "bm25", n))
+
     def chain_family(family: str, stage_names, aligner_path, hop_scorer=None, lead=0.05):
         for n, stage in enumerate(stage_names):
             first = stages[stage]
@@ -251,6 +281,7 @@ def build_settings(
 
             out.append(Setting(family, label, run, stage, 100 + n))
 
+    routes_family("BM25 + entity routes, no chains")
     if dense is None:
         hop_family("first stage + entity hop, no chains", ("bm25",), ("bm25",))
         return out
@@ -261,10 +292,10 @@ def build_settings(
         )
     if index is None:
         return out  # no triple index: no chains
-    chain_family("chains, untrained aligner", ("bm25", "rrf"), None)
+    chain_family("chains, untrained aligner", ("bm25", "rrf", "routes"), None)
     chain_family("chains + entity hop, untrained", ("bm25", "rrf"), None, "minilm")
     if aligner:
-        chain_family("trained aligner: chains", ("bm25", "rrf"), aligner)
+        chain_family("trained aligner: chains", ("bm25", "rrf", "routes"), aligner)
         chain_family("trained aligner: chains + entity hop", ("bm25", "rrf"), aligner, "minilm")
     if encoder and aligner:
         chain_family(

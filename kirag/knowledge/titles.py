@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 MAX_TITLE_WORDS = 8
+# what a word carries around it in running text ("Huxley?", "(Alberta),"): not part of a title
+_PUNCTUATION = ".,;:'\"()?!"
 
 
 class TitleLookup:
@@ -28,7 +30,7 @@ class TitleLookup:
             tokens = mention.lower().split()
             for size in range(min(len(tokens), MAX_TITLE_WORDS), 0, -1):
                 for start in range(len(tokens) - size + 1):
-                    gram = " ".join(tokens[start : start + size]).strip(".,;:'\"()")
+                    gram = " ".join(tokens[start : start + size]).strip(_PUNCTUATION)
                     if len(gram) >= 3 and gram in self._titles:
                         doc_ids += self._titles[gram]
         return list(dict.fromkeys(doc_ids))

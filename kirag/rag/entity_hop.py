@@ -48,6 +48,22 @@ def passage_ordinal(doc_id: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def rank_for(scorer, query: str, doc_ids: Sequence[str], lead_weight: float = 0.0) -> list[Hit]:
+    """`doc_ids` ordered by `scorer`'s similarity to `query`, plus the lead prior
+    `lead_weight / (1 + ordinal)` for a passage's place in its article (ties keep the order)."""
+    if not doc_ids:
+        return []
+    known = list(doc_ids)
+    scores = scorer.score(query, known)
+    if lead_weight:
+        ordinals = [passage_ordinal(d) for d in known]
+        scores = scores + np.asarray(
+            [lead_weight / (1 + o) if o is not None else 0.0 for o in ordinals]
+        )
+    order = np.argsort(-scores, kind="stable")
+    return [Hit(known[i], float(scores[i]), r) for r, i in enumerate(order, 1)]
+
+
 class DenseScorer:
     """Similarity of a query to passages through their stored dense vectors (the index's
     encoder: the aligner's role here), none re-encoded."""
@@ -118,17 +134,9 @@ class EntityHop:
 
     def rank(self, query: str, doc_ids: Sequence[str], k: int | None = None) -> list[Hit]:
         """The candidate documents ordered by the scorer's similarity to `query` (+ lead prior)."""
-        if not doc_ids:
-            return []
-        known = list(doc_ids)  # from this corpus's titles and triples
-        scores = self.scorer.score(query, known)
-        if self.settings.lead_weight:
-            ordinals = [passage_ordinal(d) for d in known]
-            scores = scores + np.asarray(
-                [self.settings.lead_weight / (1 + o) if o is not None else 0.0 for o in ordinals]
-            )
-        order = np.argsort(-scores, kind="stable")[: k or self.settings.depth]
-        return [Hit(known[i], float(scores[i]), r) for r, i in enumerate(order, 1)]
+        return rank_for(self.scorer, query, doc_ids, self.settings.lead_weight)[
+            : k or self.settings.depth
+        ]
 
     def hop(self, question: str, sources: Sequence[str], entities: Iterable[str] = ()) -> list[Hit]:
         """Passages about the entities the `sources` documents name (plus `entities`, plus the

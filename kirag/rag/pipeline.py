@@ -34,7 +34,7 @@ Mode = Literal["auto", "aligner", "llm", "reference"]
 # Defaults per mode. The aligner mode's (the offline default) were chosen by leave-one-out
 # cross-validation on the bundled bridge questions (`kirag bench kirag-cv`, results in
 # benchmarks/results/kirag-settings-cv.json): 3 turns, beam 2, the chain documents fused at half
-# the first stage's weight, the first stage RRF(BM25, dense) — chosen in 30 of 31 folds. Its
+# the first stage's weight (chosen in 30 of 31 folds; its first stage: FIRST_STAGE below). Its
 # untrained aligner picks first hops among the triples of the first-stage documents (searching
 # all triples adds near-duplicates of the question it cannot tell apart). The LLM constructor
 # gets the reference's candidate search.
@@ -65,8 +65,12 @@ REFERENCE_OPTION_NAMES = {
 
 
 # The first stage each mode fuses with its chains ("auto"): "rrf" of the document indexes inside
-# the triple index, or one of them by name.
-FIRST_STAGE: dict[str, str] = {"aligner": "rrf", "llm": "rrf"}
+# the triple index, one of them by name, or a first stage with the entity routes ("+routes").
+# The aligner mode's: `kirag bench kirag --sections offline` on the 96 dev questions of the
+# sample — chains over BM25 + entity routes above chains over RRF, BM25 or BM25 + hop
+# (benchmarks/results/kirag-offline-chains.json; docs/kirag-offline.md). The LLM mode's was not
+# measured there and stays RRF.
+FIRST_STAGE: dict[str, str] = {"aligner": "bm25+routes", "llm": "rrf"}
 
 
 @dataclass
@@ -246,7 +250,8 @@ class KiRAG:
     def _doc_retriever(self, name: str):
         """A first stage from the document indexes kept inside the triple index folder: one of
         them by name ("bm25", "dense"), or "rrf" — RRF of all of them; "NAME+hop": that first
-        stage plus the entity hop (HopSettings' defaults)."""
+        stage plus the entity hop (HopSettings' defaults); "NAME+routes": that first stage with
+        the entity routes (RouteSettings' defaults, scored by the BM25 index inside)."""
         from kirag.retrieval.hybrid import HybridRetriever
 
         if name.endswith("+hop"):  # a first stage + the entity hop (kirag.rag.entity_hop)
@@ -254,6 +259,13 @@ class KiRAG:
 
             return hop_retriever(self.index, self._doc_retriever(name.removesuffix("+hop")))
         documents = self.index.document_retrievers()
+        if name.endswith("+routes"):  # kirag.rag.entity_routes
+            from kirag.rag.entity_routes import routes_retriever
+
+            if "bm25" not in documents:
+                raise KiragError(f"{self.index.path} has no 'bm25' document index for the routes")
+            base = self._doc_retriever(name.removesuffix("+routes"))
+            return routes_retriever(documents["bm25"], base)
         if name == "rrf":
             found = list(documents.values())
             if len(found) > 1:
