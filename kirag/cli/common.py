@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from kirag.cli.arguments import INPUT
+from kirag.cli.arguments import INPUT, passes_to
 from kirag.ranges import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, SEED
 from kirag.seeding import DEFAULT_SEED
 
@@ -153,6 +153,7 @@ def add_server(parser: argparse.ArgumentParser) -> None:
     defaults = server_defaults()
     for flag, option, kind, text in SERVER_FLAGS:
         group.add_argument(flag, type=kind, default=defaults[option], help=text)
+    passes_to(parser, {_dest(flag): option for flag, option, *_ in SERVER_FLAGS})
     parser.set_defaults(server_flags=True)
 
 
