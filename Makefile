@@ -163,9 +163,10 @@ $(VLLM_VENV)/.installed: pyproject.toml
 
 vllm-venv: $(VLLM_VENV)/.installed
 
-# The vLLM-engine tests: they compare P(true) with the transformers fp32 engine on the same pairs.
+# The vLLM tests: the in-process engine and the openai engine through `vllm serve`, each compared
+# with the transformers fp32 engine on the same pairs.
 test-vllm: vllm-venv
-	VLLM_CPU_KVCACHE_SPACE=1 VLLM_CPU_NUM_OF_RESERVED_CPU=0 $(VLLM_PY) -m pytest -p no:cacheprovider -m vllm tests/test_llm_vllm.py $(PYTEST_ARGS)
+	VLLM_CPU_KVCACHE_SPACE=1 VLLM_CPU_NUM_OF_RESERVED_CPU=0 $(VLLM_PY) -m pytest -p no:cacheprovider -m vllm tests/test_llm_vllm.py tests/test_openai_vllm.py $(PYTEST_ARGS)
 
 lint: install
 	$(PY) -m ruff check .

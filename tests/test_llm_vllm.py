@@ -4,9 +4,6 @@ not installed (the main venv)."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 pytestmark = pytest.mark.vllm
@@ -20,21 +17,11 @@ from kirag.rerank.rank1 import Rank1Reranker  # noqa: E402
 from kirag.errors import KiragError  # noqa: E402
 
 QUESTIONS = ["Who wrote Animal Farm?", "Which king was taught by Aristotle?"]
-HF_FOLDER = Path(
-    os.environ.get(
-        "KIRAG_SMOLLM2_HF", Path.home() / ".cache" / "kirag" / "models" / "smollm2-135m-hf"
-    )
-)
 
 
 @pytest.fixture(scope="module")
-def hf_folder(smollm2_gguf):
-    """The packaged GGUF dequantized to an HF folder once (vLLM cannot read GGUF here)."""
-    from kirag.llm.convert import gguf_to_hf
-
-    if not (HF_FOLDER / "config.json").exists():
-        gguf_to_hf(smollm2_gguf, HF_FOLDER, overwrite=True)
-    return HF_FOLDER
+def hf_folder(smollm2_hf_folder):
+    return smollm2_hf_folder
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,6 +22,8 @@ def free_port() -> int:
 
 class LlamaServer:
     """`python -m llama_cpp.server` on 127.0.0.1:`port`, serving `model` as `alias`."""
+
+    name = "llama_cpp.server"
 
     def __init__(
         self,
@@ -38,9 +41,8 @@ class LlamaServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self, timeout: float = 120.0) -> LlamaServer:
-        import httpx
-
+    def command(self) -> list[str]:
+        """The server's command line."""
         command = [
             sys.executable, "-m", "llama_cpp.server",
             "--model", str(self.model), "--model_alias", self.alias,
@@ -51,14 +53,24 @@ class LlamaServer:
         ]  # fmt: skip
         if self.api_key:  # on the command line: a test key, never a real one
             command += ["--api_key", self.api_key]
+        return command
+
+    def start(self, timeout: float = 120.0) -> LlamaServer:
+        import httpx
+
+        # the server's log in a file: a pipe nobody reads would block a talkative server
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (one per start, kept for output())
         self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            self.command(),
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited: {self.process.stderr.read()[-2000:]}")
+                raise RuntimeError(f"{self.name} exited: {self.output()}")
             try:
                 if httpx.get(f"{self.url}/models", headers=headers, timeout=2).status_code == 200:
                     return self
@@ -66,7 +78,12 @@ class LlamaServer:
                 pass
             time.sleep(0.3)
         self.stop()
-        raise RuntimeError("llama_cpp.server did not start")
+        raise RuntimeError(f"{self.name} did not start in {timeout:.0f} s")
+
+    def output(self) -> str:
+        """The end of the server's log."""
+        self.log.seek(0)
+        return self.log.read().decode("utf-8", errors="replace")[-2000:]
 
     def kill(self) -> None:
         """SIGKILL, as a crash would (no clean shutdown)."""

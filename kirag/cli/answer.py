@@ -71,23 +71,7 @@ def register(subparsers) -> None:
         choices=["auto", *QA_TARGETS],
         help="prediction format (auto: the dataset's)",
     )
-    parser.add_argument(
-        "--mode",
-        default="auto",
-        choices=["auto", *MODE_DEFAULTS],
-        help="auto: llm when --constructor is given, else aligner; reference: the paper's "
-        "algorithm (jyfang6/kirag), constructor and reader default to the packaged tiny model",
-    )
-    parser.add_argument(
-        "--constructor",
-        default=None,
-        help="LLM that writes each next step (llm and reference modes)",
-    )
-    parser.add_argument(
-        "--reader",
-        default=None,
-        help="LLM that answers from the top documents (default: the chain's answer)",
-    )
+    add_kirag_models(parser)
     parser.add_argument(
         "--engine",
         default="auto",
@@ -169,12 +153,29 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def add_kirag_models(parser) -> None:
+    """KiRAG's mode and LLMs (kirag answer, kirag serve --kirag)."""
+    parser.add_argument(
+        "--mode",
+        default="auto",
+        choices=["auto", *MODE_DEFAULTS],
+        help="auto: llm when --constructor is given, else aligner; reference: the paper's "
+        "algorithm (jyfang6/kirag), constructor and reader default to the packaged tiny model",
+    )
+    parser.add_argument(
+        "--constructor",
+        default=None,
+        help="LLM that writes each next step (llm and reference modes)",
+    )
+    parser.add_argument(
+        "--reader",
+        default=None,
+        help="LLM that answers from the top documents (default: the chain's answer)",
+    )
+
+
 # the flags (dests) that set the chain retriever's options, by the options' names
-CHAIN_OPTIONS = {
-    "turns": "max_turns",
-    "beam": "beam_size",
-    "candidates": "num_candidates",
-}  # reference mode: questions whose turns share one engine call
+CHAIN_OPTIONS = {"turns": "max_turns", "beam": "beam_size", "candidates": "num_candidates"}
 
 
 def per_mode_defaults(option: str) -> str:

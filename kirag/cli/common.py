@@ -147,14 +147,18 @@ def server_defaults() -> dict:
     return {option: parameters[option].default for _, option, *_ in SERVER_FLAGS}
 
 
-def add_server(parser: argparse.ArgumentParser) -> None:
-    """The flags of `--engine openai`: a model behind an OpenAI-compatible server."""
+def add_server(parser: argparse.ArgumentParser, rename: dict[str, str] | None = None) -> None:
+    """The flags of `--engine openai`: a model behind an OpenAI-compatible server. `rename`
+    gives a flag another name where the command has one of the same name for another purpose
+    (kirag serve's own --api-key-env: --engine-api-key-env there)."""
     group = parser.add_argument_group("--engine openai (an OpenAI-compatible server)")
     defaults = server_defaults()
+    names = {}
     for flag, option, kind, text in SERVER_FLAGS:
-        group.add_argument(flag, type=kind, default=defaults[option], help=text)
-    passes_to(parser, {_dest(flag): option for flag, option, *_ in SERVER_FLAGS})
-    parser.set_defaults(server_flags=True)
+        names[option] = (rename or {}).get(flag, flag)
+        group.add_argument(names[option], type=kind, default=defaults[option], help=text)
+    passes_to(parser, {_dest(name): option for option, name in names.items()})
+    parser.set_defaults(server_flags=names)
 
 
 def server_options(args: argparse.Namespace) -> dict:
@@ -162,11 +166,11 @@ def server_options(args: argparse.Namespace) -> dict:
     given with another engine is refused (it would be silently ignored)."""
     from kirag.errors import SettingsError
 
-    if not getattr(args, "server_flags", False):  # a command without them (kirag serve)
+    flags = getattr(args, "server_flags", None)  # option -> the flag the command declared
+    if not flags:  # a command without them
         return {}
     defaults = server_defaults()
-    values = {option: getattr(args, _dest(flag)) for flag, option, *_ in SERVER_FLAGS}
-    flags = {option: flag for flag, option, *_ in SERVER_FLAGS}
+    values = {option: getattr(args, _dest(flag)) for option, flag in flags.items()}
     given = {o: v for o, v in values.items() if v != defaults[o]}
     if getattr(args, "engine", None) != "openai":
         if given:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import os
 
+from kirag.cli.answer import add_kirag_models
 from kirag.cli.arguments import INPUT
-from kirag.cli.common import add_command, add_seed
+from kirag.cli.common import add_command, add_seed, add_server
 from kirag.cli.rerank import add_reranker_arguments
 from kirag.fusion import FUSIONS
 from kirag.ranges import COUNT
@@ -20,6 +21,8 @@ examples:
       --reranker rank1 --model smollm2-135m --engine llamacpp --thinking-budget 32
   {API_KEY_ENV}=secret kirag serve --index indexes/enwiki-bm25 --port 9000   # an API key
   kirag serve --index indexes/enwiki-bm25 --mcp                  # MCP tools on stdio
+  kirag serve --kirag indexes/enwiki-triples --reader Llama-3-8B --reranker rank1 --model rank1-7b \\
+      --engine openai --base-url http://127.0.0.1:8000/v1 --engine-api-key-env VLLM_KEY
 Rerank APIs: POST /rerank (text-embeddings-inference), POST /v1/rerank (Cohere / Jina).
 Binds {DEFAULT_HOST} unless --host says otherwise; set {API_KEY_ENV} before exposing it.
 """
@@ -41,6 +44,9 @@ def register(subparsers) -> None:
         "--kirag", type=INPUT, default=None, help="triple index folder: enables POST /answer"
     )
     add_reranker_arguments(parser, optional=True)
+    add_kirag_models(parser.add_argument_group("--kirag answers (same --engine as the reranker)"))
+    # --api-key-env below is this server's own key; the model server's is --engine-api-key-env
+    add_server(parser, rename={"--api-key-env": "--engine-api-key-env"})
     parser.add_argument(
         "--host", default=DEFAULT_HOST, help="address to bind (loopback by default)"
     )
@@ -87,6 +93,7 @@ def settings_from(args: argparse.Namespace) -> ServeSettings:
 def load_services(args: argparse.Namespace):
     """The components the flags ask for, loaded once."""
     from kirag import __version__
+    from kirag.cli.common import served_settings
     from kirag.errors import SettingsError
     from kirag.serve.services import Services
 
@@ -105,11 +112,19 @@ def load_services(args: argparse.Namespace):
         reranker = make_reranker(args, None)  # no pair cache: serving writes nothing
         names["reranker"] = f"{args.reranker}:{args.model}"
     if args.kirag:
+        from kirag.cli.common import server_options
         from kirag.rag.pipeline import KiRAG
 
-        kirag = KiRAG(args.kirag)
+        kirag = KiRAG(
+            args.kirag,
+            mode=args.mode,
+            constructor_model=args.constructor,
+            reader_model=args.reader,
+            engine=args.engine,
+            engine_options=server_options(args),
+        )
         names["kirag"] = args.kirag
-    return Services(retriever, reranker, kirag, names)
+    return Services(retriever, reranker, kirag, names | served_settings())
 
 
 def run(args: argparse.Namespace) -> int:

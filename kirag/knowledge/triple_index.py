@@ -327,7 +327,12 @@ def build_triple_index(
         docstore = DocStore.build(tmp / DocStore.FILENAME, documents)
         table = _write_triple_tables(tmp, triples_by_doc)
         if not table.triples:
-            raise IndexLoadError("no triples were extracted from the corpus: nothing to index")
+            raise IndexLoadError(
+                f"no triples were extracted from the corpus by {extractor_id}: nothing to index "
+                "(the LLM wrote none that the triple parser reads; a small LLM may not follow "
+                "the prompt: try another extractor or a larger model)",
+                parameters=("extractor", "model"),
+            )
         dimension = _build_triple_faiss(
             tmp,
             index_dir,
