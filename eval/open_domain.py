@@ -100,7 +100,8 @@ def split_train_dev(train: list, num_dev: int, seed: int = DEFAULT_SEED) -> tupl
 
     if not 0 < num_dev < len(train):
         raise SettingsError(
-            f"--num-dev {num_dev}: needs 0 < num_dev < the {len(train)} train questions"
+            f"num_dev={num_dev}: needs 0 < num_dev < the {len(train)} train questions",
+            parameters=("num_dev",),
         )
     order = np.random.RandomState(seed).permutation(len(train))
     return [train[i] for i in order[:-num_dev]], [train[i] for i in order[-num_dev:]]
@@ -365,8 +366,9 @@ def _dump_members(dump: Path) -> Iterator[tuple[str, Callable[[], IO[bytes]]]]:
     if not dump.is_file():
         raise InputError(
             f"no abstracts dump here (the {HOTPOT_ABSTRACTS}.tar.bz2 download, or the folder it "
-            "extracts to); pass it with --abstracts",
+            "extracts to); pass it as abstracts",
             dump,
+            parameters=("abstracts",),
         )
     try:
         with tarfile.open(dump, mode="r|*") as tar:
@@ -456,7 +458,8 @@ def check_prepared(path: Path) -> None:
     if kind != KIND:
         raise OutputExistsError(
             f"{path} is not a prepared dataset folder (no manifest.json of kind {KIND}); "
-            "--overwrite only replaces those: choose another folder or remove it yourself"
+            "overwrite=True only replaces those: choose another folder or remove it yourself",
+            parameters=("overwrite",),
         )
 
 
@@ -489,12 +492,15 @@ def prepare_dataset(
         if not (raw / name).is_file():
             raise InputError(f"missing {name}, one of {dataset}'s official files", raw)
     if num_dev <= 0:
-        raise SettingsError(f"--num-dev {num_dev}: must be positive")
+        raise SettingsError(f"num_dev={num_dev}: must be positive", parameters=("num_dev",))
     stats = PrepareStats(dataset)
     with build_lock(output):
         if output.exists():  # decided before the (long) staging of a dump
             if not overwrite:
-                raise OutputExistsError(f"{output} already exists; pass --overwrite to replace it")
+                raise OutputExistsError(
+                    f"{output} already exists; pass overwrite=True to replace it",
+                    parameters=("overwrite",),
+                )
             check_prepared(output)
         if dataset == "hotpotqa":
             dump = Path(abstracts) if abstracts else _default_dump(raw)
@@ -548,6 +554,7 @@ def _default_dump(raw: Path) -> Path:
             return candidate
     raise InputError(
         f"no abstracts dump: expected {HOTPOT_ABSTRACTS}.tar.bz2 (or the folder it extracts to) "
-        "here, or pass --abstracts PATH",
+        "here, or pass abstracts=PATH",
         raw,
+        parameters=("abstracts",),
     )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from kirag.eval.metrics import EvalResult
@@ -70,6 +71,59 @@ def comparisons(
                 }
             )
     return out
+
+
+EFFECT_TRIALS = 2000  # randomisation trials of a reranking's effect (printed with every rerank)
+
+
+@dataclass(frozen=True, slots=True)
+class RerankEffect:
+    """A reranking measured against its first stage on the same judgements: nDCG@10, MRR@10 and
+    R@min(k, 10) of each ("first stage", cut at k, and "reranked"), with paired significance."""
+
+    results: dict[str, EvalResult]
+    comparisons: list[dict]
+
+    @property
+    def ndcg_change(self) -> tuple[float, float]:
+        """nDCG@10 before and after the reranking."""
+        return (
+            self.results["first stage"].aggregate["nDCG@10"],
+            self.results["reranked"].aggregate["nDCG@10"],
+        )
+
+    @property
+    def lowers_ndcg(self) -> bool:
+        before, after = self.ndcg_change
+        return after < before
+
+    def to_dict(self) -> dict:
+        """As the run record keeps it (`results.effect` of a `kirag rerank --qrels` run)."""
+        return {
+            "aggregate": {name: r.aggregate for name, r in self.results.items()},
+            "comparisons": self.comparisons,
+        }
+
+
+def rerank_effect(
+    first_stage: Mapping[str, Sequence],
+    reranked: Mapping[str, Sequence],
+    qrels: Mapping[str, Mapping[str, int]],
+    k: int,
+    trials: int = EFFECT_TRIALS,
+) -> RerankEffect:
+    """The effect of reranking the top `k` of `first_stage` into `reranked` (same queries, same
+    judgements), so that a reranker that makes results worse is seen at once."""
+    from kirag.eval.metrics import evaluate
+
+    metrics = ["nDCG@10", "MRR@10", f"R@{min(k, 10)}"]
+    results = {
+        "first stage": evaluate(
+            {q: h[:k] for q, h in first_stage.items() if q in reranked}, qrels, metrics
+        ),
+        "reranked": evaluate(reranked, qrels, metrics),
+    }
+    return RerankEffect(results, comparisons(results, trials=trials))
 
 
 def plot_differences(

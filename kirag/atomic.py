@@ -171,7 +171,7 @@ def atomic_directory(
         if path.exists():
             if not overwrite:
                 raise OutputExistsError(
-                    f"{path} already exists; pass overwrite=True (CLI: --overwrite)"
+                    f"{path} already exists; pass overwrite=True", parameters=("overwrite",)
                 )
             (check_replace or check_overwritable)(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,7 +222,9 @@ def check_overwritable(path: Path) -> None:
     if kind not in OVERWRITABLE_KINDS:
         raise OutputExistsError(
             f"{path} is not a kirag index (no manifest.json of kind {', '.join(OVERWRITABLE_KINDS)}); "
-            "--overwrite only replaces kirag indexes: choose another folder or remove it yourself"
+            "overwrite=True only replaces kirag indexes: choose another folder or remove it "
+            "yourself",
+            parameters=("overwrite",),
         )
 
 

@@ -1,12 +1,25 @@
-"""Errors kirag raises on purpose: each one says what went wrong and what to do about it."""
+"""Errors kirag raises on purpose: each one says what went wrong and what to do about it.
+
+The library speaks library: a message names Python parameters (`thinking_budget`,
+`overwrite=True`), never command-line flags, and lists the parameters it names in `parameters`;
+the CLI prints each as its flag (`--thinking-budget`, `--overwrite`), see kirag.cli.arguments."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 
 class KiragError(Exception):
-    """Base class of kirag's own errors (the CLI prints these without a traceback)."""
+    """Base class of kirag's own errors (the CLI prints these without a traceback).
+    `parameters`: the Python parameters the message names, as `name` or `name=value`."""
+
+    parameters: tuple[str, ...] = ()
+
+    def __init__(self, *args, parameters: Sequence[str] = ()):
+        super().__init__(*args)
+        if parameters:
+            self.parameters = tuple(parameters)
 
 
 class InputError(KiragError, ValueError):
@@ -16,14 +29,20 @@ class InputError(KiragError, ValueError):
     and terminals can jump to it.
     """
 
-    def __init__(self, message: str, path: str | Path | None = None, line: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        path: str | Path | None = None,
+        line: int | None = None,
+        parameters: Sequence[str] = (),
+    ):
         self.path = str(path) if path is not None else None
         self.line = line
         self.reason = message
         where = ""
         if self.path is not None:
             where = f"{self.path}:{line}: " if line is not None else f"{self.path}: "
-        super().__init__(where + message)
+        super().__init__(where + message, parameters=parameters)
 
 
 class MissingExtraError(KiragError, ImportError):
@@ -50,16 +69,16 @@ class UnknownPromptError(KiragError, ValueError):
 
 class ContextError(KiragError, ValueError):
     """A prompt, query or setting does not fit the model's context; the message names what to
-    change (the query id, --context, --thinking-budget)."""
+    change (the query id, `context_length`, `thinking_budget`)."""
 
 
 class SettingsError(KiragError, ValueError):
-    """A setting that cannot work (a negative budget, an unknown policy); names the flag."""
+    """A setting that cannot work (a negative budget, an unknown policy); names the parameter."""
 
 
 class ServerError(KiragError, ConnectionError):
     """An OpenAI-compatible LLM server that cannot be reached, does not serve the model, or
-    refuses a request; the message names the URL and the flag to change."""
+    refuses a request; the message names the URL and the parameter to change."""
 
 
 class ServerAuthError(ServerError):

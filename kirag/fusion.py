@@ -12,7 +12,7 @@ from typing import Literal
 
 from kirag.errors import InputError, KiragError
 from kirag.ranges import FRACTION
-from kirag.types import Hit
+from kirag.types import FIRST_STAGE_RANK, FIRST_STAGE_SCORE, Hit
 
 Normalization = Literal["minmax", "zscore", "none"]
 FUSIONS = ("rrf", "linear")
@@ -122,8 +122,8 @@ def fuse_with_first_stage(
         (
             Hit(
                 h.doc_id,
-                float(h.metadata["first_stage_score"]),
-                int(h.metadata["first_stage_rank"]),
+                float(h.metadata[FIRST_STAGE_SCORE]),
+                int(h.metadata[FIRST_STAGE_RANK]),
             )
             for h in reranked
         ),
@@ -154,7 +154,7 @@ def _check_finite(hits: Sequence[Hit], qid: str | None) -> None:
     for hit in hits:
         for name, score in (
             ("reranker", hit.score),
-            ("first-stage", hit.metadata["first_stage_score"]),
+            ("first-stage", hit.metadata[FIRST_STAGE_SCORE]),
         ):
             if not math.isfinite(float(score)):
                 raise InputError(

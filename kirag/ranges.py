@@ -70,7 +70,9 @@ class Range:
         """`value` unchanged when in range; else SettingsError("NAME must be ... (got ...)")."""
         problem = self.problem(value)
         if problem:
-            raise SettingsError(f"{name} {problem}")
+            raise SettingsError(
+                f"{name} {problem}", parameters=(name,) if name.isidentifier() else ()
+            )
         return int(value) if self.integer and value is not None else value
 
     def parse(self, text: str) -> int | float:

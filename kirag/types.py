@@ -6,6 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# the Hit.metadata keys under which a reranked hit keeps its first-stage score and rank
+FIRST_STAGE_SCORE = "first_stage_score"
+FIRST_STAGE_RANK = "first_stage_rank"
+
 
 @dataclass(slots=True)
 class Document:

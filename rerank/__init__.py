@@ -12,6 +12,7 @@ from kirag.lazy import lazy_exports
 _LAZY = {
     "Rank1Reranker": "kirag.rerank.rank1",
     "Rank1Score": "kirag.rerank.rank1",
+    "Rank1Judgement": "kirag.rerank.records",
     "CrossEncoderReranker": "kirag.rerank.cross_encoder",
     "FusedReranker": "kirag.rerank.fused",
     "ScoreCache": "kirag.rerank.cache",

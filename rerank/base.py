@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 from kirag.errors import InputError
 from kirag.interrupts import checkpoint
 from kirag.io.docstore import DocStore
-from kirag.types import Document, Hit, Query
+from kirag.types import FIRST_STAGE_RANK, FIRST_STAGE_SCORE, Document, Hit, Query
 
 
 @runtime_checkable
@@ -114,12 +114,12 @@ def apply_scores(
     rescored = []
     for i, (hit, score) in enumerate(zip(hits, scores, strict=True)):
         data = dict(hit.metadata)
-        data.setdefault("first_stage_score", hit.score)
-        data.setdefault("first_stage_rank", hit.rank)
+        data.setdefault(FIRST_STAGE_SCORE, hit.score)
+        data.setdefault(FIRST_STAGE_RANK, hit.rank)
         if metadata is not None:
             data.update(metadata[i])
         rescored.append(Hit(hit.doc_id, float(score), 0, hit.document, data))
-    rescored.sort(key=lambda h: (-h.score, h.metadata["first_stage_rank"]))
+    rescored.sort(key=lambda h: (-h.score, h.metadata[FIRST_STAGE_RANK]))
     for rank, hit in enumerate(rescored, 1):
         hit.rank = rank
     return rescored[:k] if k else rescored

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import replace
 from pathlib import Path
 
 from kirag.rerank import rank1_scoring as rs
 from kirag.rerank.base import BaseReranker, apply_scores, as_hits
 from kirag.rerank.cache import ScoreCache, config_fingerprint, pair_key
+from kirag.rerank.records import FALLBACKS, Rank1Judgement
 
 from kirag.cost import CostMeter, say
 from kirag.errors import ContextError, SettingsError
@@ -46,15 +47,8 @@ PASSAGE_POLICIES = ("truncate", "reference")
 MIN_PASSAGE_ROOM = 512
 
 
-@dataclass(slots=True)
-class Rank1Score:
-    """P(true) for one pair, with its reasoning and how it was obtained."""
-
-    p_true: float
-    reasoning: str
-    fallback: str  # "none" | "rethink" | "default"
-    thinking_tokens: int = 0
-    truncated: bool = False
+# the name of a judgement before the typed records (kirag.rerank.records): still exported
+Rank1Score = Rank1Judgement
 
 
 class Rank1Reranker(BaseReranker):
@@ -76,7 +70,10 @@ class Rank1Reranker(BaseReranker):
         """`dataset_prompt`: a name of the reference's per-dataset prompts ("scifact", "arguana",
         ... see `rank1_scoring.dataset_prompt_names()`) or a prompt text with FILL_QUERY_HERE."""
         if thinking_budget < 0:
-            raise SettingsError("the thinking budget must be >= 0 (--thinking-budget)")
+            raise SettingsError(
+                f"thinking_budget must be >= 0 (got {thinking_budget})",
+                parameters=("thinking_budget",),
+            )
         if passage_policy not in PASSAGE_POLICIES:
             raise SettingsError(
                 f"unknown passage policy {passage_policy!r}; known: {', '.join(PASSAGE_POLICIES)}"
@@ -113,7 +110,7 @@ class Rank1Reranker(BaseReranker):
             self.settings["server"] = server
         self.fingerprint = config_fingerprint(self.settings)
         self.truncated_passages = 0
-        self.fallbacks = {"none": 0, "rethink": 0, "default": 0}
+        self.fallbacks = dict.fromkeys(FALLBACKS, 0)
         self._meter: CostMeter | None = None  # the estimate of the run being reranked
         self._tokens_bar = None  # its thinking tokens, as they are generated
         self._cost_said = False  # the estimate of single `rerank` calls was said
@@ -168,11 +165,12 @@ class Rank1Reranker(BaseReranker):
                 continue
             wrapped = " with its dataset prompt" if self.dataset_prompt else ""
             thinking = f" and a thinking budget of {budget}" if budget else ""
-            fixes = "shorten it" + (", lower --thinking-budget" if budget else "")
+            fixes = "shorten it" + (", lower thinking_budget" if budget else "")
             raise ContextError(
                 f"query {qid!r} is {tokens} tokens{wrapped}: with the Rank1 prompt{thinking} "
                 f"it leaves no room for a passage in the {context}-token context; {fixes} "
-                "or raise --context"
+                "or raise context_length (an engine option)",
+                parameters=("thinking_budget", "context_length"),
             )
 
     # ---------------------------------------------------------------- scoring
@@ -187,7 +185,7 @@ class Rank1Reranker(BaseReranker):
 
     def score(
         self, pairs: Sequence[tuple[str, str]], query_ids: Sequence[str] | None = None
-    ) -> list[Rank1Score]:
+    ) -> list[Rank1Judgement]:
         """Scores for (query, passage) pairs in fixed batches, reusing cached scores.
 
         A pair's score depends on its batch-mates (llama.cpp's quantized kernels and padding
@@ -205,7 +203,7 @@ class Rank1Reranker(BaseReranker):
         texts = [(self.query_text(query), passage) for query, passage in pairs]
         return [rs.build_prompt(q, self._fit_passage(q, p)[0]) for q, p in texts]
 
-    def _score(self, pairs: Sequence[tuple[str, str]]) -> list[Rank1Score]:
+    def _score(self, pairs: Sequence[tuple[str, str]]) -> list[Rank1Judgement]:
         """`score` for pairs whose query is already the prompt's query string."""
         keys = [pair_key(self.fingerprint, query, passage) for query, passage in pairs]
         cached = [self.cache.get(key) if self.cache is not None else None for key in keys]
@@ -214,8 +212,8 @@ class Rank1Reranker(BaseReranker):
             rs.build_prompt(query, text)
             for (query, _), (text, _) in zip(pairs, fitted, strict=True)
         ]
-        results: list[Rank1Score | None] = [
-            None if record is None else _from_record(record) for record in cached
+        results: list[Rank1Judgement | None] = [
+            None if record is None else Rank1Judgement.from_metadata(record) for record in cached
         ]
         # batches of similar length (a batch is padded to its longest prompt), ties in order
         order = sorted(range(len(pairs)), key=lambda i: (len(prompts[i]), i))
@@ -236,12 +234,12 @@ class Rank1Reranker(BaseReranker):
             for i, score in zip(batch, scores, strict=True):
                 if cached[i] is not None:
                     continue  # scored by this same batch before a crash: the same numbers
-                score.truncated = fitted[i][1]
+                score = replace(score, truncated=fitted[i][1])
                 self.truncated_passages += score.truncated
                 results[i] = score
                 self.fallbacks[score.fallback] += 1
             if self.cache is not None:
-                self.cache.put_many((keys[i], asdict(results[i])) for i in todo)
+                self.cache.put_many((keys[i], results[i].to_record()) for i in todo)
         if self.truncated_passages:
             log.warning(
                 "%d passages truncated to fit the context of %d tokens",
@@ -257,7 +255,7 @@ class Rank1Reranker(BaseReranker):
         if reset is not None:
             reset()
 
-    def _score_prompts(self, prompts: list[str]) -> list[Rank1Score]:
+    def _score_prompts(self, prompts: list[str]) -> list[Rank1Judgement]:
         if self.thinking_budget == 0:
             reasonings = [""] * len(prompts)
             scores: list[float | None] = [None] * len(prompts)
@@ -293,11 +291,11 @@ class Rank1Reranker(BaseReranker):
         out = []
         for i, reasoning in enumerate(reasonings):
             if scores[i] is not None:
-                out.append(Rank1Score(scores[i], reasoning, "none", tokens[i]))
+                out.append(Rank1Judgement(scores[i], reasoning, "none", tokens[i]))
             elif forced.get(i) is not None:
                 # budget 0 is the direct path, not a failure
                 out.append(
-                    Rank1Score(
+                    Rank1Judgement(
                         forced[i],
                         reasoning,
                         "none" if self.thinking_budget == 0 else "rethink",
@@ -305,7 +303,7 @@ class Rank1Reranker(BaseReranker):
                     )
                 )
             else:
-                out.append(Rank1Score(rs.DEFAULT_SCORE, reasoning, "default", tokens[i]))
+                out.append(Rank1Judgement(rs.DEFAULT_SCORE, reasoning, "default", tokens[i]))
         return out
 
     # ---------------------------------------------------------------- reranking
@@ -322,16 +320,7 @@ class Rank1Reranker(BaseReranker):
         text = self.query_text(query)
         hits = as_hits(candidates)
         scores = self._score([(text, rs.passage_text(h.document)) for h in hits])
-        details = [
-            {
-                "p_true": s.p_true,
-                "reasoning": s.reasoning,
-                "fallback": s.fallback,
-                "thinking_tokens": s.thinking_tokens,
-            }
-            | ({"truncated": True} if s.truncated else {})
-            for s in scores
-        ]
+        details = [s.to_metadata() for s in scores]
         return apply_scores(hits, [s.p_true for s in scores], details, k)
 
     def rerank_run(
@@ -377,14 +366,3 @@ def engine_precision(engine: LLMEngine) -> str | None:
     """The engine's numeric precision as it describes it (dtype, quantization, KV cache type)."""
     precision = getattr(engine, "precision", None)
     return precision or getattr(engine, "quantize", None) or getattr(engine, "dtype", None)
-
-
-def _from_record(record: Mapping) -> Rank1Score:
-    """A cached score back as a Rank1Score."""
-    return Rank1Score(
-        record["p_true"],
-        record["reasoning"],
-        record["fallback"],
-        record.get("thinking_tokens", 0),
-        record.get("truncated", False),
-    )

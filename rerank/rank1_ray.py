@@ -11,7 +11,8 @@ from typing import Any
 
 from kirag.rerank import rank1_scoring as rs
 from kirag.rerank.base import BaseReranker, apply_scores, with_documents
-from kirag.rerank.rank1 import REFERENCE_BUDGET, Rank1Score
+from kirag.rerank.rank1 import REFERENCE_BUDGET
+from kirag.rerank.records import Rank1Judgement
 
 from kirag.errors import InputError
 from kirag.io.docstore import DocStore
@@ -112,7 +113,7 @@ class RayVLLMRank1Reranker(BaseReranker):
     def _parse(self) -> Rank1Parse:
         return Rank1Parse(self.true_id, self.false_id)
 
-    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[Rank1Score]:
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[Rank1Judgement]:
         """Rank1 scores of (query, passage) pairs, in order: one generation pass, one forced
         pass for the pairs whose final position lacks " true" or " false"."""
         rows = run_rows(self.generate, [{"query": q, "passage": p} for q, p in pairs])
@@ -131,7 +132,7 @@ class RayVLLMRank1Reranker(BaseReranker):
                 fallback, p = "rethink", forced[row["_row"]]
             else:
                 fallback, p = "default", rs.DEFAULT_SCORE
-            scores.append(Rank1Score(p, row["reasoning"], fallback, row["thinking_tokens"]))
+            scores.append(Rank1Judgement(p, row["reasoning"], fallback, row["thinking_tokens"]))
         return scores
 
     def rerank(self, query, candidates, k=None):
@@ -166,11 +167,7 @@ class RayVLLMRank1Reranker(BaseReranker):
         out = {}
         for qid, hits in groups.items():
             got = [next(scores) for _ in hits]
-            details = [
-                {"p_true": s.p_true, "reasoning": s.reasoning, "fallback": s.fallback,
-                 "thinking_tokens": s.thinking_tokens}
-                for s in got
-            ]  # fmt: skip
+            details = [s.to_metadata() for s in got]
             out[qid] = apply_scores(hits, [s.p_true for s in got], details)
         return out
 

@@ -74,12 +74,14 @@ class EncoderBackend:
         if self.quantize and self.backend == "torch":
             raise InputError(
                 "int8 quantisation runs on the onnx or openvino encoder backend "
-                "(CLI: --encoder-backend onnx|openvino --quantize int8)"
+                "(backend=onnx|openvino with quantize=int8)",
+                parameters=("backend", "quantize"),
             )
         if self.quantize in ARITHMETIC_ONLY and self.backend != "openvino":
             raise InputError(
                 f"{self.quantize} arithmetic runs on the openvino encoder backend "
-                f"(CLI: --encoder-backend openvino --quantize {self.quantize})"
+                f"(backend=openvino with quantize={self.quantize})",
+                parameters=("backend", "quantize"),
             )
 
     @property

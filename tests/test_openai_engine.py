@@ -126,7 +126,7 @@ def test_prefilled_turns_use_the_local_template_where_the_server_cannot_continue
         {"role": "user", "content": "Question: Who wrote Animal Farm?"},
     ]
     plain = remote(llama_server.url)
-    with pytest.raises(SettingsError, match="--tokenizer"):
+    with pytest.raises(SettingsError, match="as tokenizer"):  # the parameter, not a flag
         chat_generate(plain, [messages], 16, prefills=["Thought: "])
     templated = remote(llama_server.url, tokenizer=str(smollm2_gguf))
     expected = chat_generate(exact_llamacpp_engine, [messages], 16, prefills=["Thought: "])
@@ -139,7 +139,7 @@ def test_prefilled_turns_use_the_local_template_where_the_server_cannot_continue
 def test_wrong_url_model_and_key_are_one_line_errors(llama_server, monkeypatch, caplog):
     from kirag.llm.server_client import ServerClient
 
-    with pytest.raises(ServerError, match=r"cannot be reached.*--base-url"):
+    with pytest.raises(ServerError, match=r"cannot be reached.*check base_url"):
         remote("http://127.0.0.1:9/v1", retries=0)
     with pytest.raises(ServerError, match=r"does not serve model 'nope'.*smollm2-135m"):
         from kirag.llm.openai_engine import OpenAIEngine
@@ -151,7 +151,7 @@ def test_wrong_url_model_and_key_are_one_line_errors(llama_server, monkeypatch, 
     assert KEY_ENV in str(error.value) and "wrong-key" not in str(error.value)
     assert "\n" not in str(error.value)
     assert "wrong-key" not in caplog.text
-    with pytest.raises(ServerError, match="--base-url"):  # the root, not the API: 404
+    with pytest.raises(ServerError, match="check base_url"):  # the root, not the API: 404
         ServerClient(llama_server.url.removesuffix("/v1") + "/nothing", API_KEY, 5, 0).get("x")
 
 

@@ -65,10 +65,10 @@ def test_cross_calibration_takes_its_shares_and_is_seeded(vocab, texts):
     assert again == text and other != text
 
 
-def test_domain_calibration_without_domain_text_names_the_flags(vocab, texts):
-    with pytest.raises(SettingsError, match="--queries, --run and --index"):
+def test_domain_calibration_without_domain_text_names_the_parameters(vocab, texts):
+    with pytest.raises(SettingsError, match="give domain"):
         calibration_text(CalibrationSettings("domain"), vocab.count, (), texts[1])
-    with pytest.raises(SettingsError, match="lower --calibration-chunks"):
+    with pytest.raises(SettingsError, match="lower chunks"):
         calibration_text(CalibrationSettings("general", chunks=400), vocab.count, (), texts[1][:3])
     assert calibration_text(CalibrationSettings("none"), vocab.count) == ("", {})
 

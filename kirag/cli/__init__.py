@@ -10,7 +10,13 @@ import sys
 from collections.abc import Sequence
 
 from kirag import __version__
-from kirag.cli.arguments import KiragArgumentParser, check_paths, given_paths
+from kirag.cli.arguments import (
+    KiragArgumentParser,
+    as_flags,
+    check_paths,
+    given_paths,
+    leaf_parser,
+)
 from kirag.errors import KiragError
 
 # Subcommand -> module in kirag.cli that defines register(subparsers). Modules import their heavy
@@ -97,7 +103,9 @@ def _main(argv: list[str]) -> int:
         with collect_reports():
             return int(args.func(args) or 0)
     except KiragError as exc:
-        print(f"kirag {args.command}: error: {_with_notes(str(exc), exc)}", file=sys.stderr)
+        # the library names its parameters; the user gave flags
+        message = as_flags(str(exc), exc.parameters, leaf_parser(parser, args))
+        print(f"kirag {args.command}: error: {_with_notes(message, exc)}", file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as exc:
         # the user's path and what to change, not a traceback (DEBUG logging still shows it)

@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from kirag.cli.arguments import INPUT, OUTPUT
+from kirag.cli.arguments import INPUT, OUTPUT, passes_to
 from kirag.cli.common import (
     add_command,
     add_seed,
@@ -25,7 +25,7 @@ from kirag.cli.common import (
 from kirag.cli.report import add_html, write_report
 from kirag.eval.submission import QA_TARGETS
 from kirag.llm.factory import ENGINES
-from kirag.rag.pipeline import MODE_DEFAULTS
+from kirag.rag.pipeline import MODE_DEFAULTS, REFERENCE_OPTION_NAMES
 from kirag.ranges import COUNT, COUNT_OR_ZERO
 
 EPILOG = """\
@@ -147,6 +147,9 @@ def register(subparsers) -> None:
     add_html(parser)
     add_server(parser)
     add_seed(parser)
+    passes_to(parser, CHAIN_OPTIONS)
+    passes_to(parser, {dest: REFERENCE_OPTION_NAMES[name] for dest, name in CHAIN_OPTIONS.items()})
+    passes_to(parser, {"rerank_budget": "thinking_budget"})
     parser.set_defaults(func=run)
 
 
@@ -171,7 +174,8 @@ def add_kirag_models(parser) -> None:
     )
 
 
-BATCH = 16  # reference mode: questions whose turns share one engine call
+# the flags (dests) that set the chain retriever's options, by the options' names
+CHAIN_OPTIONS = {"turns": "max_turns", "beam": "beam_size", "candidates": "num_candidates"}
 
 
 def per_mode_defaults(option: str) -> str:
@@ -229,13 +233,9 @@ def build_kirag(args: argparse.Namespace):
         ),
         engine_options=options,
         **{
-            name: value
-            for name, value in (
-                ("max_turns", args.turns),
-                ("beam_size", args.beam),
-                ("num_candidates", args.candidates),
-            )
-            if value is not None
+            name: getattr(args, dest)
+            for dest, name in CHAIN_OPTIONS.items()
+            if getattr(args, dest) is not None
         },
     )
 
@@ -287,20 +287,18 @@ def print_answer(answer, documents: int = 3) -> None:
             print(f"  {step}. {' '.join(text.split()) or '(empty: stop)'}")
     elif chain is not None and chain.triples:
         print("chain:")
-        for step, (triple, score) in enumerate(
-            zip(chain.triples, chain.step_scores, strict=True), 1
-        ):
-            print(f"  {step}. {triple.text}  ({triple.doc_id}, {score:.3f})")
+        for step in chain.records:
+            print(f"  {step.step}. {step.triple}  ({step.doc_id}, {step.score:.3f})")
     print("documents:")
     for hit in answer.hits[:documents]:
         print(f"  {hit.rank}. {hit.doc_id}")
 
 
 def _answer_file(args: argparse.Namespace, kirag) -> int:
-    from kirag.atomic import atomic_write
     from kirag.eval.datasets import detect_qa_format, load_questions
+    from kirag.eval.qa_answers import answer_predictions, answer_scores, write_answers
     from kirag.eval.submission import write_qa_predictions
-    from kirag.progress import progress
+    from kirag.rag.answering import answer_questions
     from kirag.runconfig import RunConfig
 
     examples = load_questions(args.questions)
@@ -309,22 +307,9 @@ def _answer_file(args: argparse.Namespace, kirag) -> int:
         args.format if args.format != "auto" else ("hotpotqa" if dataset == "kirag" else dataset)
     )
     started = time.perf_counter()
-    if kirag.mode == "reference":  # each turn of a chunk of questions is one engine batch
-        chunks = [examples[i : i + BATCH] for i in range(0, len(examples), BATCH)]
-        answers = [
-            a
-            for chunk in progress(chunks, desc=f"answering ({BATCH} at a time)", unit="batch")
-            for a in kirag.answer_many([e.question for e in chunk], k=args.k)
-        ]
-    else:
-        answers = [
-            kirag.answer(e.question, k=args.k)
-            for e in progress(examples, desc="answering", unit="q")
-        ]
+    answers = answer_questions(kirag, [e.question for e in examples], k=args.k)
     seconds = time.perf_counter() - started
-    predictions = [
-        to_prediction(e, a, args.reader_k) for e, a in zip(examples, answers, strict=True)
-    ]
+    predictions = answer_predictions(examples, answers, args.reader_k)
     results = {
         "questions": len(examples),
         "seconds": round(seconds, 2),
@@ -335,14 +320,11 @@ def _answer_file(args: argparse.Namespace, kirag) -> int:
         "mode": kirag.mode,
     }
     if all(e.answers for e in examples):
-        results["scores"] = summary_scores(examples, answers)
+        results["scores"] = answer_scores(examples, answers)
         print(json.dumps(results["scores"]))
     outputs = []
     if args.answers:
-        with atomic_write(args.answers) as fh:
-            for example, answer, prediction in zip(examples, answers, predictions, strict=True):
-                record = {"id": example.id, **answer.to_dict(), **_prediction_fields(prediction)}
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        write_answers(args.answers, examples, answers, predictions)
         outputs.append(args.answers)
     if args.output:
         write_qa_predictions(target, predictions, args.output, [e.id for e in examples])
@@ -358,58 +340,3 @@ def _answer_file(args: argparse.Namespace, kirag) -> int:
         f"answered {len(examples)} questions in {seconds:.1f}s ({results['questions_per_minute']} questions/min); wrote {', '.join(outputs) or 'nothing (no --output / --answers)'}"
     )
     return 0
-
-
-def to_prediction(example, answer, reader_k: int):
-    """The official prediction of one answer: supporting documents are the top `reader_k`,
-    supporting facts the (title, sentence) pairs of the best chain's triples, evidence its
-    triples, MuSiQue paragraph indices from "{id}#{idx}" document ids."""
-    from kirag.eval.submission import QAPrediction
-
-    chain = answer.result.best_chain
-    triples = chain.triples if chain else []
-    facts = list(dict.fromkeys((t.title or t.doc_id, max(t.sentence_index, 0)) for t in triples))
-    docs = [h.doc_id for h in answer.hits[:reader_k]]
-    idxs = [
-        int(d.rsplit("#", 1)[1])
-        for d in docs
-        if d.startswith(f"{example.id}#") and d.rsplit("#", 1)[1].isdigit()
-    ]
-    return QAPrediction(
-        example.id,
-        answer.answer,
-        facts,
-        docs,
-        idxs,
-        [[t.head, t.relation, t.tail] for t in triples],
-        bool(answer.answer),
-    )
-
-
-def _prediction_fields(prediction) -> dict:
-    return {
-        "supporting_doc_ids": prediction.supporting_doc_ids,
-        "supporting_facts": [list(f) for f in prediction.supporting_facts],
-        "support_idxs": prediction.support_idxs,
-        "evidence": prediction.evidence,
-        "answerable": prediction.answerable,
-    }
-
-
-def summary_scores(examples, answers) -> dict:
-    from kirag.eval.qa_metrics import exact_match, f1_score, support_recall
-
-    n = len(examples)
-    out = {
-        "EM": sum(exact_match(a.answer, e.answers) for e, a in zip(examples, answers, strict=True))
-        / n,
-        "F1": sum(f1_score(a.answer, e.answers) for e, a in zip(examples, answers, strict=True))
-        / n,
-    }
-    with_gold = [(e, a) for e, a in zip(examples, answers, strict=True) if e.gold_doc_ids]
-    for k in (3, 5, 10):
-        if with_gold:
-            out[f"support_R@{k}"] = sum(
-                support_recall([h.doc_id for h in a.hits], e.gold_doc_ids, k) for e, a in with_gold
-            ) / len(with_gold)
-    return {k: round(v, 4) for k, v in out.items()}

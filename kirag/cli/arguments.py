@@ -8,14 +8,18 @@ right after it, before any file is read or model loaded.
   is the same file as any other path of the command (hard links and symlinks included), and an
   existing output that is not writable.
 - `KiragArgumentParser` prints argparse's errors as one line, `kirag CMD: error: ...`.
+- Library errors name Python parameters (kirag.errors); `as_flags` prints them as the flags of
+  the command: a flag's dest is the parameter it sets, and a flag that passes its value on
+  under another name declares it once with `passes_to`.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +81,49 @@ def flag_name(action: argparse.Action) -> str:
     """How a user writes the flag: its long option, or the positional's name."""
     longs = [o for o in action.option_strings if o.startswith("--")]
     return (longs or action.option_strings or [action.metavar or action.dest])[0]
+
+
+def passes_to(parser: argparse.ArgumentParser, renames: Mapping[str, str]) -> Mapping[str, str]:
+    """Declare that flags pass their values to library parameters of other names (`{dest:
+    parameter}`, e.g. `{"context": "context_length"}`), so that an error naming the parameter
+    is printed with the flag. Returns `renames`: the command passes its values with it too."""
+    known = dict(getattr(parser, "kirag_parameters", {}))
+    known.update({parameter: dest for dest, parameter in renames.items()})
+    parser.kirag_parameters = known
+    return renames
+
+
+def parameter_flags(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """The flag (its action) that sets each library parameter of one (sub)command: by dest,
+    then the renames declared with `passes_to`."""
+    flags = {a.dest: a for a in parser._actions if a.option_strings}
+    for parameter, dest in getattr(parser, "kirag_parameters", {}).items():
+        if dest in flags:
+            flags.setdefault(parameter, flags[dest])
+    return flags
+
+
+def as_flags(message: str, parameters, parser: argparse.ArgumentParser) -> str:
+    """A library message with the parameters it names written as the command's flags:
+    `name` -> `--flag`, `name=value` -> `--flag value`, `name=True` -> `--flag` (a switch).
+    A parameter the command has no flag for stays as written."""
+    flags = parameter_flags(parser)
+    for name in parameters:
+        action = flags.get(name)
+        if action is None:
+            continue
+        flag = flag_name(action)
+
+        def write(match: re.Match, flag: str = flag, switch: bool = action.nargs == 0) -> str:
+            value = match.group(1)
+            if value is None or (switch and value in ("True", "False")):
+                return flag
+            return f"{flag} {value}"
+
+        message = re.sub(
+            rf"(?<![\w./-]){re.escape(name)}(?:=([^\s,;:)]+))?(?![\w/-])", write, message
+        )
+    return message
 
 
 def numeric_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:

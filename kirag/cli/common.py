@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from kirag.cli.arguments import INPUT
+from kirag.cli.arguments import INPUT, passes_to
 from kirag.ranges import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, SEED
 from kirag.seeding import DEFAULT_SEED
 
@@ -157,6 +157,7 @@ def add_server(parser: argparse.ArgumentParser, rename: dict[str, str] | None = 
     for flag, option, kind, text in SERVER_FLAGS:
         names[option] = (rename or {}).get(flag, flag)
         group.add_argument(names[option], type=kind, default=defaults[option], help=text)
+    passes_to(parser, {_dest(name): option for option, name in names.items()})
     parser.set_defaults(server_flags=names)
 
 

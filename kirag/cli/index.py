@@ -10,7 +10,7 @@ import argparse
 import time
 from dataclasses import asdict
 
-from kirag.cli.arguments import CACHE, INPUT, OUTPUT
+from kirag.cli.arguments import CACHE, INPUT, OUTPUT, passes_to
 from kirag.cli.common import (
     add_command,
     add_on_error,
@@ -139,6 +139,7 @@ def _encoder_backend_arguments(parser: argparse.ArgumentParser) -> None:
         help="int8: int8 weights for --encoder-backend onnx|openvino (faster, agrees less); bf16: "
         "bfloat16 arithmetic for --encoder-backend openvino on CPUs that have it (see docs/retrieval.md)",
     )
+    passes_to(parser, {"encoder_backend": "backend"})  # EncoderBackend's field
 
 
 def _dense_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kirag.cli.arguments import INPUT, OUTPUT
+from kirag.cli.arguments import INPUT, OUTPUT, passes_to
 from kirag.cli.common import add_command, add_seed
 from kirag.llm.quantize import CALIBRATIONS, FORMATS, CalibrationSettings
 from kirag.ranges import COUNT, COUNT_OR_ZERO, FRACTION
@@ -71,6 +71,16 @@ def register(subparsers) -> None:
         "--tools", type=INPUT, default=None, help="folder of llama-imatrix/llama-quantize"
     )
     add_seed(parser)
+    # CalibrationSettings' fields and quantize_gguf's texts, by the flags that set them
+    passes_to(
+        parser,
+        {
+            "calibration": "kind",
+            "calibration_chunks": "chunks",
+            "calibration_file": "general",
+            "context": "context_length",  # the vocabulary's, as kirag rerank's --context
+        },
+    )
     parser.set_defaults(func=run)
 
 
@@ -85,8 +95,6 @@ def domain_prompts(args: argparse.Namespace, source: Path) -> tuple[list[str], s
     from kirag.rerank.rank1 import Rank1Reranker
 
     given = [args.queries, args.run, args.index]
-    if not any(given):
-        return [], set()
     if not all(given):
         raise SettingsError("domain calibration needs --queries, --run and --index together")
     topics = read_topics(args.queries)

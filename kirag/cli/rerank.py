@@ -9,11 +9,10 @@ results worse; `--fusion` combines the reranker's score with the first-stage sco
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
-from kirag.cli.arguments import CACHE, INPUT, OUTPUT, check_paths
+from kirag.cli.arguments import CACHE, INPUT, OUTPUT, check_paths, passes_to
 from kirag.cli.common import (
     add_command,
     add_on_error,
@@ -36,6 +35,13 @@ from kirag.models import DEFAULT_LLM
 from kirag.ranges import COUNT, COUNT_OR_ZERO, FRACTION
 from kirag.rerank.factory import command_line_rerankers
 from kirag.rerank.rank1 import MIN_PASSAGE_ROOM, PASSAGE_POLICIES, REFERENCE_BUDGET
+from kirag.rerank.records import (
+    Rank1Judgement,
+    explanation_rows,
+    rank1_counts,
+    write_explanations,
+)
+from kirag.types import FIRST_STAGE_RANK
 
 EPILOG = """\
 examples:
@@ -197,6 +203,11 @@ def add_reranker_arguments(parser: argparse.ArgumentParser, optional: bool = Fal
         help="long passages: truncate (cut the passage so the whole thinking budget fits) or "
         "reference (orionw/rank1: keep the whole passage, the context ends the thinking)",
     )
+    passes_to(parser, ENGINE_OPTIONS)
+
+
+# the flags (dests) that pass their value to an engine option of another name
+ENGINE_OPTIONS = {"tensor_parallel": "tensor_parallel_size", "context": "context_length"}
 
 
 def engine_options(args: argparse.Namespace) -> dict:
@@ -204,16 +215,10 @@ def engine_options(args: argparse.Namespace) -> dict:
     on anyway, so that the engine factory refuses them with a clear error instead of ignoring
     them (e.g. --quantization awq with the llama.cpp engine)."""
     options: dict = {}
-    if args.dtype:
-        options["dtype"] = args.dtype
-    if args.quantize:
-        options["quantize"] = args.quantize
-    if args.quantization:
-        options["quantization"] = args.quantization
-    if args.tensor_parallel > 1:
-        options["tensor_parallel_size"] = args.tensor_parallel
-    if args.context:
-        options["context_length"] = args.context
+    for dest in ("dtype", "quantize", "quantization", "tensor_parallel", "context"):
+        value = getattr(args, dest)
+        if value and (dest != "tensor_parallel" or value > 1):
+            options[ENGINE_OPTIONS.get(dest, dest)] = value
     return options | server_options(args)
 
 
@@ -297,7 +302,7 @@ def run(args: argparse.Namespace) -> int:
         }
     write_run(reranked, args.output, tag=args.tag)
     if args.explanations:
-        _write_explanations(reranked, args.explanations)
+        write_explanations(reranked, args.explanations)
     if args.html:
         _write_html(args, reranked, topics)
     results = {
@@ -310,7 +315,7 @@ def run(args: argparse.Namespace) -> int:
         if hasattr(reranker, name):
             results[name] = getattr(reranker, name)
     if args.ray and args.reranker == "rank1":
-        results.update(_counts_from_hits(reranked))
+        results.update(rank1_counts(reranked))
     if args.qrels:
         results["effect"] = report_effect(run_hits, reranked, args.qrels, args.k)
     settings = {k: v for k, v in vars(args).items() if k != "func"}
@@ -404,17 +409,6 @@ def _ray_vllm_reranker(args: argparse.Namespace):
     )
 
 
-def _counts_from_hits(run) -> dict:
-    """Rank1's fallback and truncation counts, read back from the hits' metadata."""
-    fallbacks = {"none": 0, "rethink": 0, "default": 0}
-    truncated = 0
-    for hits in run.values():
-        for hit in hits:
-            fallbacks[hit.metadata.get("fallback", "none")] += 1
-            truncated += bool(hit.metadata.get("truncated"))
-    return {"fallbacks": fallbacks, "truncated_passages": truncated}
-
-
 def show_top(run, topics, n: int, width: int = 100) -> None:
     """Print the top `n` hits of each query with P(true), the fallback used and the reasoning
     (the explanation of the score)."""
@@ -424,50 +418,17 @@ def show_top(run, topics, n: int, width: int = 100) -> None:
         query = topics[qid]
         print(f"\n{qid}: {query.text}")
         for hit in hits[:n]:
-            data = hit.metadata
+            judgement = Rank1Judgement.from_metadata(hit.metadata)
             title = hit.document.title if hit.document is not None and hit.document.title else ""
-            moved = (
-                f", first stage #{data['first_stage_rank']}" if "first_stage_rank" in data else ""
-            )
-            fallback = f", fallback: {data['fallback']}" if "fallback" in data else ""
+            first = hit.metadata.get(FIRST_STAGE_RANK)
+            moved = f", first stage #{first}" if first is not None else ""
+            fallback = f", fallback: {judgement.fallback}" if judgement else ""
             print(f"  #{hit.rank} {hit.doc_id} {title!r} score {hit.score:.4f}{moved}{fallback}")
-            if "reasoning" in data:
+            if judgement:
                 reasoning = (
-                    " ".join(data["reasoning"].split()) or "(thinking budget 0: no reasoning)"
+                    " ".join(judgement.reasoning.split()) or "(thinking budget 0: no reasoning)"
                 )
                 print(textwrap.indent(textwrap.fill(f"reasoning: {reasoning}", width), "    "))
-
-
-def _explanations(run):
-    """Each reranked pair with what the reranker said (the --explanations records)."""
-    for qid, hits in run.items():
-        for hit in hits:
-            record = {"qid": qid, "docid": hit.doc_id, "rank": hit.rank, "score": hit.score}
-            record.update(
-                {
-                    k: v
-                    for k, v in hit.metadata.items()
-                    if k
-                    in (
-                        "p_true",
-                        "fallback",
-                        "first_stage_rank",
-                        "first_stage_score",
-                        "reasoning",
-                        "thinking_tokens",
-                        "truncated",
-                    )
-                }
-            )
-            yield record
-
-
-def _write_explanations(run, path: str) -> None:
-    from kirag.atomic import atomic_write
-
-    with atomic_write(path) as fh:
-        for record in _explanations(run):
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def _write_html(args: argparse.Namespace, run, topics) -> None:
@@ -479,7 +440,7 @@ def _write_html(args: argparse.Namespace, run, topics) -> None:
     store = DocStore(Path(args.index) / DocStore.FILENAME) if args.index else None
     try:
         payload = rank1_payload(
-            _explanations(run),
+            explanation_rows(run),
             {qid: q.text for qid, q in topics.items()},
             read_qrels(args.qrels) if args.qrels else None,
             store_documents(store) if store is not None else no_documents,
@@ -491,30 +452,16 @@ def _write_html(args: argparse.Namespace, run, topics) -> None:
 
 
 def report_effect(first_stage, reranked, qrels_path: str, k: int) -> dict:
-    """nDCG@10 / MRR@10 / R@k of the first stage (cut at k) and of the reranking, with
-    significance: printed so that a reranker that makes results worse is seen at once."""
-    from kirag.eval.metrics import evaluate
-    from kirag.eval.report import comparisons, metrics_table
+    """Print the reranking's measured effect (kirag.eval.report.rerank_effect) and a warning when
+    it lowers nDCG@10; the effect as the run record keeps it."""
+    from kirag.eval.report import EFFECT_TRIALS, metrics_table, rerank_effect
     from kirag.io.qrels import read_qrels
 
-    qrels = read_qrels(qrels_path)
-    metrics = ["nDCG@10", "MRR@10", f"R@{min(k, 10)}"]
-    results = {
-        "first stage": evaluate(
-            {q: h[:k] for q, h in first_stage.items() if q in reranked}, qrels, metrics
-        ),
-        "reranked": evaluate(reranked, qrels, metrics),
-    }
-    print(metrics_table(results, trials=2000))
-    before, after = (
-        results["first stage"].aggregate["nDCG@10"],
-        results["reranked"].aggregate["nDCG@10"],
-    )
-    if after < before:
+    effect = rerank_effect(first_stage, reranked, read_qrels(qrels_path), k)
+    print(metrics_table(effect.results, trials=EFFECT_TRIALS))
+    if effect.lowers_ndcg:
+        before, after = effect.ndcg_change
         print(
             f"warning: this reranker LOWERS nDCG@10 here ({before:.4f} -> {after:.4f}); consider --fusion or a stronger model"
         )
-    return {
-        "aggregate": {n: r.aggregate for n, r in results.items()},
-        "comparisons": comparisons(results, trials=2000),
-    }
+    return effect.to_dict()

@@ -9,7 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from kirag.errors import KiragError
+from kirag.rerank.records import EXPLANATION_KEYS
 from kirag.types import Document, Hit
+
+# metadata keys a KiRAG pipeline adds to each document (see chain_hits)
+CHAIN_KEY = "chain"  # the best chain of the query, "<h; r; t>" strings: a trace, kept from the LLM
+CHAIN_FACTS_KEY = "chain_facts"  # the chain's triples read from this document: evidence for the LLM
 
 # metadata keys that describe scoring, never the document: kept out of LLM/embedding text
 SCORE_KEYS = (
@@ -17,14 +22,9 @@ SCORE_KEYS = (
     "rank",
     "relevance_score",
     "retrieval_score",
-    "p_true",
-    "reasoning",
-    "fallback",
-    "thinking_tokens",
-    "first_stage_score",
-    "first_stage_rank",
+    *EXPLANATION_KEYS,  # the first stage's score and rank, Rank1's judgement
     "scores",
-    "chain",
+    CHAIN_KEY,
 )
 
 
@@ -56,11 +56,6 @@ def with_texts(retriever, hits: list[Hit]) -> list[Hit]:
     return hits
 
 
-# metadata keys a KiRAG pipeline adds to each document (see chain_hits)
-CHAIN_KEY = "chain"  # the best chain of the query, "<h; r; t>" strings: a trace, kept from the LLM
-CHAIN_FACTS_KEY = "chain_facts"  # the chain's triples read from this document: evidence for the LLM
-
-
 def kirag_pipeline(retriever):
     """The KiRAG pipeline behind `retriever` (a `KiRAG`, or the `KiRAGRetriever` a triple index
     folder opens as), else None: its searches can return the reasoning chains too."""
@@ -76,13 +71,15 @@ def kirag_pipeline(retriever):
 def chain_hits(result) -> list[Hit]:
     """A KiRAG ChainResult's ranked hits, each with the best chain (`chain`) and the chain's
     triples taken from that document (`chain_facts`, absent when none) in its metadata."""
+    from kirag.rag.records import chain_steps
+
     chain = result.best_chain
-    triples = list(chain.triples) if chain is not None else []
-    steps = [t.text for t in triples]
+    steps = chain_steps(chain) if chain is not None else []
+    texts = [s.triple for s in steps]
     out = []
     for hit in result.hits:
-        facts = ". ".join(t.text for t in triples if t.doc_id == hit.doc_id)
-        metadata = {**hit.metadata, CHAIN_KEY: steps}
+        facts = ". ".join(s.triple for s in steps if s.doc_id == hit.doc_id)
+        metadata = {**hit.metadata, CHAIN_KEY: texts}
         if facts:
             metadata[CHAIN_FACTS_KEY] = facts
         out.append(Hit(hit.doc_id, hit.score, hit.rank, hit.document, metadata))

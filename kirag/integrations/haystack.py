@@ -39,7 +39,7 @@ from kirag.integrations.common import (  # noqa: E402
     rescored_metadata,
     search_hits,
 )
-from kirag.types import Hit  # noqa: E402
+from kirag.types import FIRST_STAGE_RANK, Hit  # noqa: E402
 
 __all__ = ["KiragRanker", "KiragRetriever", "hits_to_documents"]
 
@@ -214,7 +214,7 @@ class KiragRanker:
     def _documents(documents: Sequence[Document], reranked: Sequence[Hit]) -> dict:
         out = []
         for hit in reranked:
-            original = documents[hit.metadata["first_stage_rank"] - 1]
+            original = documents[hit.metadata[FIRST_STAGE_RANK] - 1]
             meta = {**original.meta, "retrieval_score": original.score, **hit.metadata}
             rescored_metadata(meta, hit)  # a kirag retriever's document
             out.append(dataclasses.replace(original, meta=meta, score=float(hit.score)))

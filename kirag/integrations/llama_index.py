@@ -40,7 +40,7 @@ from kirag.integrations.common import (  # noqa: E402
     rescored_metadata,
     search_hits,
 )
-from kirag.types import Hit  # noqa: E402
+from kirag.types import FIRST_STAGE_RANK, Hit  # noqa: E402
 
 __all__ = ["KiragRerank", "KiragRetriever", "hits_to_nodes"]
 
@@ -191,7 +191,7 @@ class KiragRerank(BaseNodePostprocessor):
         by_id = {item.node.node_id: item for item in nodes}
         out = []
         for hit in reranked:
-            position = hit.metadata.get("first_stage_rank")
+            position = hit.metadata.get(FIRST_STAGE_RANK)
             original = nodes[position - 1] if position else by_id[hit.doc_id]
             node = original.node.model_copy(deep=True)
             node.metadata["retrieval_score"] = original.score

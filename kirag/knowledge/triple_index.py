@@ -90,8 +90,9 @@ class TripleIndex:
         if version != FORMAT_VERSION:
             raise IndexLoadError(
                 f"{self.path}: a triple index in format {version}, this kirag reads format "
-                f"{FORMAT_VERSION}; rebuild it: kirag index triples --corpus CORPUS --index "
-                f"{self.path} --overwrite (the extraction cache makes it quick)"
+                f"{FORMAT_VERSION}; rebuild it with overwrite=True (`kirag index triples "
+                f"--corpus CORPUS --index {self.path} --overwrite`; the extraction cache makes "
+                "it quick)"
             )
         check_extra("kirag", "a KiRAG triple index")
         self.faiss = load_faiss_index(self.path / "triples.faiss")
@@ -328,8 +329,9 @@ def build_triple_index(
         if not table.triples:
             raise IndexLoadError(
                 f"no triples were extracted from the corpus by {extractor_id}: nothing to index "
-                "(the model wrote none the extractor parses; a small model may not follow the "
-                "prompt: try another --extractor or a larger --model)"
+                "(the LLM wrote none that the triple parser reads; a small LLM may not follow "
+                "the prompt: try another extractor or a larger model)",
+                parameters=("extractor", "model"),
             )
         dimension = _build_triple_faiss(
             tmp,
@@ -415,7 +417,7 @@ def build_from_corpus(
         if index_dir.exists():
             if not overwrite:
                 raise OutputExistsError(
-                    f"{index_dir} already exists; pass overwrite=True (CLI: --overwrite)"
+                    f"{index_dir} already exists; pass overwrite=True", parameters=("overwrite",)
                 )
             check_overwritable(index_dir)
         return _build_from_corpus(

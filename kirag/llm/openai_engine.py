@@ -70,7 +70,8 @@ def probe_server(client: ServerClient, model: str) -> ServerInfo:
     if model not in ids:
         raise ServerError(
             f"{client.base_url} does not serve model {model!r}; it serves: "
-            f"{', '.join(map(str, ids)) or 'nothing'} (pass one of them as --model)"
+            f"{', '.join(map(str, ids)) or 'nothing'} (pass one of them as model)",
+            parameters=("model",),
         )
     entry = listed[ids.index(model)]
     max_len = entry.get("max_model_len")
@@ -116,11 +117,12 @@ class OpenAIEngine(EngineTokens):
         base_url = base_url or os.environ.get(BASE_URL_ENV)
         if not base_url:
             raise SettingsError(
-                f"the openai engine needs the server's URL: --base-url (or {BASE_URL_ENV}), "
-                "e.g. http://127.0.0.1:8000/v1"
+                f"the openai engine needs the server's URL: base_url (or {BASE_URL_ENV}), "
+                "e.g. http://127.0.0.1:8000/v1",
+                parameters=("base_url",),
             )
         if concurrency < 1:
-            raise SettingsError("--concurrency must be >= 1")
+            raise SettingsError("concurrency must be >= 1", parameters=("concurrency",))
         self.client = ServerClient(
             base_url, os.environ.get(api_key_env) or None, timeout, retries, api_key_env
         )
@@ -185,7 +187,8 @@ class OpenAIEngine(EngineTokens):
             return self.client.post_root("tokenize", body)["tokens"]
         raise SettingsError(
             f"the {self.server.kind} server has no tokenize endpoint kirag knows: pass the "
-            "model's tokenizer (a GGUF file or Hugging Face folder) as --tokenizer"
+            "model's tokenizer (a GGUF file or Hugging Face folder) as tokenizer",
+            parameters=("tokenizer",),
         )
 
     def token_ids(self, text: str) -> list[int]:
@@ -204,7 +207,7 @@ class OpenAIEngine(EngineTokens):
         if self.server.kind == "vllm":
             body = {"model": self.served_model, "tokens": list(ids)}
             return self.client.post_root("detokenize", body)["prompt"]
-        return self._server_tokenize("")  # raises the --tokenizer error
+        return self._server_tokenize("")  # raises the error asking for a tokenizer
 
     def _token_id(self, text: str) -> int | None:
         """The id of a token string from a log-probability list (None: not one token)."""
@@ -384,8 +387,9 @@ class OpenAIEngine(EngineTokens):
                     raise SettingsError(
                         f"the {self.server.kind} server cannot continue a prefilled assistant "
                         "turn: pass the model's tokenizer (its GGUF file or Hugging Face "
-                        "folder) as --tokenizer, so kirag applies the chat template and uses "
-                        "/v1/completions"
+                        "folder) as tokenizer, so kirag applies the chat template and uses "
+                        "/v1/completions",
+                        parameters=("tokenizer",),
                     )
                 prompt = self.apply_chat_template(messages) + prefill
                 return self._complete(prompt, max_tokens, stop, None).get("text", "")

@@ -78,9 +78,13 @@ class CalibrationSettings:
                 f"unknown calibration {self.kind!r}; known: {', '.join(CALIBRATIONS)}"
             )
         if self.chunks < 2:
-            raise SettingsError("--calibration-chunks must be at least 2 (llama-imatrix needs 2)")
+            raise SettingsError(
+                "chunks must be at least 2 (llama-imatrix needs 2)", parameters=("chunks",)
+            )
         if not 0.0 < self.domain_share < 1.0:
-            raise SettingsError("--domain-share must be between 0 and 1 (exclusive)")
+            raise SettingsError(
+                "domain_share must be between 0 and 1 (exclusive)", parameters=("domain_share",)
+            )
 
     @property
     def tokens(self) -> int:
@@ -278,11 +282,11 @@ def calibration_text(
             raise SettingsError(
                 f"calibration {settings.kind!r} needs {part} text: "
                 + (
-                    "give --queries, --run and --index (the Rank1 prompts of your queries and "
-                    "their first-stage passages)"
+                    "give domain (the Rank1 prompts of your queries and their first-stage passages)"
                     if part == "domain"
-                    else "give --calibration-file (plain text) or leave the default"
-                )
+                    else "give general (plain text paragraphs)"
+                ),
+                parameters=(part,),
             )
         order = list(range(len(pool)))
         rng.shuffle(order)
@@ -295,7 +299,8 @@ def calibration_text(
         if tokens < wanted[part]:
             raise SettingsError(
                 f"the {part} calibration text has {tokens} tokens, {wanted[part]} are needed: "
-                "give more text or lower --calibration-chunks"
+                "give more text or lower chunks",
+                parameters=("chunks",),
             )
         units.extend(taken)
         info[part] = {"texts": len(taken), "tokens": tokens, "available": len(pool)}
@@ -331,7 +336,8 @@ def quantize_gguf(
         raise SettingsError(f"unknown GGUF format {fmt!r}; known: {', '.join(FORMATS)}")
     if fmt in NEEDS_IMATRIX and settings.kind == "none":
         raise SettingsError(
-            f"{fmt} needs an importance matrix: choose a --calibration other than none"
+            f"{fmt} needs an importance matrix: choose a calibration kind other than none",
+            parameters=("kind",),
         )
     source = Path(source)
     if not source.is_file() or source.suffix.lower() != ".gguf":

@@ -43,9 +43,9 @@ class ServerClient:
     ):
         httpx = require("httpx", "openai", "the openai engine")
         if timeout <= 0:
-            raise ServerError("--request-timeout must be > 0 seconds")
+            raise ServerError("timeout must be > 0 seconds", parameters=("timeout",))
         if retries < 0:
-            raise ServerError("--retries must be >= 0")
+            raise ServerError("retries must be >= 0", parameters=("retries",))
         self.base_url = base_url.rstrip("/")
         self.root_url = self.base_url.removesuffix("/v1")
         self.retries = retries
@@ -89,7 +89,9 @@ class ServerClient:
                 response = self._http.request(method, url, json=body)
             except (httpx.TimeoutException, httpx.ConnectError, httpx.RemoteProtocolError) as exc:
                 if last:
-                    raise ServerError(_unreachable(url, exc, self.retries)) from None
+                    raise ServerError(
+                        _unreachable(url, exc, self.retries), parameters=("base_url", "timeout")
+                    ) from None
                 self._wait(attempt, None, type(exc).__name__)
                 continue
             except httpx.HTTPError as exc:
@@ -111,12 +113,14 @@ class ServerClient:
         if status in (401, 403):
             raise ServerAuthError(
                 f"{url} refused the API key (HTTP {status}): set the right key in the "
-                f"environment variable {self.api_key_env} (or name another with --api-key-env)"
+                f"environment variable {self.api_key_env} (or name another as api_key_env)",
+                parameters=("api_key_env",),
             )
         if status == 404:
             raise ServerError(
-                f"{url} does not exist (HTTP 404): check --base-url (the API root, usually "
-                "ending in /v1)"
+                f"{url} does not exist (HTTP 404): check base_url (the API root, usually "
+                "ending in /v1)",
+                parameters=("base_url",),
             )
         if status >= 400:
             raise ServerError(f"{url} answered HTTP {status}: {_detail(response)}")
@@ -124,7 +128,8 @@ class ServerClient:
             return response.json()
         except ValueError:
             raise ServerError(
-                f"{url} did not answer JSON: is --base-url an OpenAI-compatible API?"
+                f"{url} did not answer JSON: is base_url an OpenAI-compatible API?",
+                parameters=("base_url",),
             ) from None
 
 
@@ -143,6 +148,6 @@ def _detail(response) -> str:
 def _unreachable(url: str, exc: Exception, retries: int) -> str:
     what = "timed out" if "Timeout" in type(exc).__name__ else "cannot be reached"
     return (
-        f"{url} {what} after {retries + 1} attempts ({type(exc).__name__}): check --base-url "
-        "and that the server is running (raise --request-timeout for long generations)"
+        f"{url} {what} after {retries + 1} attempts ({type(exc).__name__}): check base_url "
+        "and that the server is running (raise timeout for long generations)"
     )

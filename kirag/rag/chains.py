@@ -21,6 +21,7 @@ from kirag.knowledge.sentences import words
 from kirag.knowledge.triple_index import TripleIndex, triple_embedding_text
 from kirag.knowledge.triples import Triple
 from kirag.rag.constructor import PICK_BONUS, ChainConstructor
+from kirag.rag.records import STEP_DECIMALS, ChainStep, chain_steps, steps_json
 from kirag.ranges import COUNT
 from kirag.retrieval.base import Retriever
 from kirag.types import Hit
@@ -61,12 +62,16 @@ class Chain:
             + "."
         )
 
+    @property
+    def records(self) -> list[ChainStep]:
+        """The chain's steps as typed records (triple, score, source document and sentence)."""
+        return chain_steps(self)
+
     def to_dict(self) -> dict:
+        """The chain as the answers JSONL keeps it (steps as parallel lists, see rag.records)."""
         out = {
-            "triples": [t.text for t in self.triples],
-            "documents": [t.doc_id for t in self.triples],
-            "step_scores": [round(s, 6) for s in self.step_scores],
-            "score": round(self.score, 6),
+            **steps_json(self.records),
+            "score": round(self.score, STEP_DECIMALS),
             "finished": self.finished,
             "answer": self.answer,
         }

@@ -63,7 +63,10 @@ class ReferenceSettings:
 
     def __post_init__(self) -> None:
         if self.num_beams != 1:  # the one check, before any model is loaded
-            raise SettingsError("reference mode implements the reference's beam 1 only (--beam 1)")
+            raise SettingsError(
+                "reference mode implements the reference's beam 1 only (num_beams=1)",
+                parameters=("num_beams",),
+            )
 
 
 def constructor_messages(

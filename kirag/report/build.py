@@ -15,6 +15,7 @@ from typing import Literal
 
 from kirag.errors import InputError, KiragError
 from kirag.io.lines import head_bytes, parse_json_object, read_numbered_records
+from kirag.rerank.records import EXPLANATION_KEYS
 
 Kind = Literal["kirag", "rank1", "per-query", "runs"]
 
@@ -45,7 +46,7 @@ def detect_kind(path: str | Path) -> Kind:
         if isinstance(record, dict) and "chains" in record:
             return "kirag"
         if isinstance(record, dict) and {"qid", "docid"} <= set(record) and "rank" in record:
-            if {"p_true", "reasoning", "first_stage_rank"} & set(record):
+            if set(EXPLANATION_KEYS) & set(record):  # a reranker's explanations
                 return "rank1"
             return "runs"  # a JSONL run
         return "per-query"  # one JSON document, maybe pretty-printed
@@ -65,7 +66,10 @@ def _documents(options: ReportOptions):
 
     file = Path(options.index) / DocStore.FILENAME
     if not file.is_file():
-        raise KiragError(f"--index {options.index}: no {DocStore.FILENAME} there (an index folder)")
+        raise KiragError(
+            f"index={options.index}: no {DocStore.FILENAME} there (an index folder)",
+            parameters=("index",),
+        )
     store = DocStore(file)
     return store_documents(store), store
 
@@ -140,7 +144,7 @@ def _eval_payload(inputs: list[str], kind: Kind, options: ReportOptions) -> dict
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
                 raise InputError(
-                    "expected kirag eval --per-query JSON: {run: {qid: {metric: value}}}", path
+                    "expected `kirag eval --per-query` JSON: {run: {qid: {metric: value}}}", path
                 )
             for name, per_query in data.items():
                 metrics = list(dict.fromkeys(m for row in per_query.values() for m in row))
@@ -154,7 +158,10 @@ def _eval_payload(inputs: list[str], kind: Kind, options: ReportOptions) -> dict
                 )
         return records.eval_payload(results, None, _queries(options), options.trials, title)
     if not options.qrels:
-        raise KiragError("run files make an evaluation report: give --qrels (the judgments)")
+        raise KiragError(
+            "run files make an evaluation report: give qrels (the judgments)",
+            parameters=("qrels",),
+        )
     from kirag.eval.runs import read_run
     from kirag.io.qrels import read_qrels
 

@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from kirag.answers import exact_match, f1
 from kirag.knowledge.sentences import link_sentence
-from kirag.knowledge.triples import parse_triples
-from kirag.types import Document
+from kirag.rag.records import chain_steps
+from kirag.rerank.records import Rank1Judgement
+from kirag.types import FIRST_STAGE_RANK, FIRST_STAGE_SCORE, Document
 
 # a light sentence split for highlighting when the triple's own sentence is not recorded
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -53,25 +54,20 @@ def sentence_span(text: str, sentence: str, triple: str) -> list[int] | None:
 
 
 def _steps(chain: dict, documents: Mapping[str, Document]) -> list[dict]:
-    sentences = chain.get("sentences") or [""] * len(chain.get("triples", []))
     steps = []
-    for text, doc_id, score, sentence in zip(
-        chain.get("triples", []), chain.get("documents", []), chain.get("step_scores", []),
-        sentences, strict=False,
-    ):  # fmt: skip
-        parsed = parse_triples(text, loose=True)
-        head, relation, tail = parsed[0] if parsed else (text, "", "")
-        doc = documents.get(doc_id)
+    for step in chain_steps(chain):
+        head, relation, tail = step.parts()
+        doc = documents.get(step.doc_id)
         passage = doc.text if doc else ""
         steps.append(
             {
                 "head": head,
                 "relation": relation,
                 "tail": tail,
-                "score": score,
-                "doc_id": doc_id,
+                "score": step.score,
+                "doc_id": step.doc_id,
                 "passage": passage,
-                "span": sentence_span(passage, sentence, f"{head} {relation} {tail}"),
+                "span": sentence_span(passage, step.sentence, f"{head} {relation} {tail}"),
             }
         )
     return steps
@@ -86,12 +82,9 @@ def kirag_item(record: dict, documents: Documents = no_documents, example=None) 
     docs = documents(sorted(wanted)) if wanted else {}
     why: dict[str, dict[str, float]] = {}
     for chain in chains:
-        for text, doc_id, score in zip(
-            chain.get("triples", []), chain.get("documents", []), chain.get("step_scores", []),
-            strict=False,
-        ):  # fmt: skip
-            best = why.setdefault(doc_id, {})
-            best[text] = max(score, best.get(text, float("-inf")))
+        for step in chain_steps(chain):
+            best = why.setdefault(step.doc_id, {})
+            best[step.triple] = max(step.score, best.get(step.triple, float("-inf")))
     gold = set(example.gold_doc_ids) if example is not None and example.gold_doc_ids else None
     item = {
         "id": str(record.get("id", "")),
@@ -141,7 +134,7 @@ def answer_record(answer, id: str = "") -> dict:
     JSONL does not keep) so the report highlights exactly it."""
     record = {"id": id, **answer.to_dict()}
     for chain, out in zip(answer.result.chains, record["chains"], strict=True):
-        out["sentences"] = [t.sentence for t in chain.triples]
+        out["sentences"] = [s.sentence for s in chain_steps(chain)]
     return record
 
 
@@ -177,20 +170,21 @@ def rank1_payload(
         judged = (qrels or {}).get(qid)
         out = []
         for h in hits:
-            first = h.get("first_stage_rank")
+            first = h.get(FIRST_STAGE_RANK)
             doc = docs.get(str(h["docid"]))
+            judgement = Rank1Judgement.from_metadata(h)  # None: another reranker's row
             out.append(
                 {
                     "docid": str(h["docid"]),
                     "rank": h["rank"],
                     "score": h.get("score"),
-                    "p_true": h.get("p_true", h.get("score")),
+                    "p_true": judgement.p_true if judgement else h.get("score"),
                     "first_stage_rank": first,
-                    "first_stage_score": h.get("first_stage_score"),
+                    "first_stage_score": h.get(FIRST_STAGE_SCORE),
                     "move": None if first is None else first - h["rank"],
-                    "fallback": h.get("fallback"),
-                    "truncated": bool(h.get("truncated")),
-                    "reasoning": h.get("reasoning"),
+                    "fallback": judgement.fallback if judgement else None,
+                    "truncated": bool(judgement and judgement.truncated),
+                    "reasoning": judgement.reasoning if judgement else None,
                     "title": doc.title if doc else None,
                     "relevance": None if judged is None else judged.get(str(h["docid"]), 0),
                 }

@@ -128,9 +128,12 @@ class RayExecutor:
         gpus_per_worker: float = 0.0,
     ):
         if workers < 1:
-            raise SettingsError(f"--workers must be >= 1 (got {workers})")
+            raise SettingsError(f"workers must be >= 1 (got {workers})", parameters=("workers",))
         if cpus_per_worker < 0 or gpus_per_worker < 0:
-            raise SettingsError("--cpus-per-worker and --gpus-per-worker must be >= 0")
+            raise SettingsError(
+                "cpus_per_worker and gpus_per_worker must be >= 0",
+                parameters=("cpus_per_worker", "gpus_per_worker"),
+            )
         self.address = address
         self.workers = workers
         self.cpus_per_worker = cpus_per_worker
@@ -147,14 +150,14 @@ class RayExecutor:
         }
 
     def _ray(self):
-        ray = require("ray", "ray", "running on a Ray cluster (--ray)")
+        ray = require("ray", "ray", "running on a Ray cluster (the ray executor)")
         if not ray.is_initialized():
             try:
                 ray.init(address=self.address)
             except ConnectionError as exc:
                 raise KiragError(
                     f"cannot reach the Ray cluster at {self.address or 'RAY_ADDRESS'}: {exc}; "
-                    "start it with `ray start --head` (see docs/scale.md) or omit --ray-address "
+                    "start it with `ray start --head` (see docs/scale.md) or give no address "
                     "for a local cluster"
                 ) from None
             self._started = True

@@ -27,9 +27,11 @@ class VLLMStage:
 
     def config(self):
         """The `vLLMEngineProcessorConfig` of this stage."""
-        llm = require("ray.data.llm", "ray", "vLLM stages on Ray (--ray --engine vllm)")
+        llm = require("ray.data.llm", "ray", "vLLM stages on Ray (the ray executor, engine vllm)")
         if self.workers < 1 or self.batch_size < 1:
-            raise SettingsError("--workers and --batch-size must be >= 1")
+            raise SettingsError(
+                "workers and batch_size must be >= 1", parameters=("workers", "batch_size")
+            )
         engine_kwargs = {"enable_prefix_caching": True, **self.engine_kwargs}
         return llm.vLLMEngineProcessorConfig(
             model_source=self.model,
@@ -47,7 +49,7 @@ class VLLMStage:
         postprocess: Callable[[Mapping[str, Any]], dict[str, Any]],
     ):
         """A Ray Data processor: dataset in, dataset out (rows keep their own columns)."""
-        llm = require("ray.data.llm", "ray", "vLLM stages on Ray (--ray --engine vllm)")
+        llm = require("ray.data.llm", "ray", "vLLM stages on Ray (the ray executor, engine vllm)")
         return llm.build_processor(self.config(), preprocess=preprocess, postprocess=postprocess)
 
 

@@ -9,7 +9,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from kirag.errors import KiragError
+from kirag.rag.records import chain_steps
 from kirag.report.records import answer_record, kirag_item, store_documents
+from kirag.rerank.records import Rank1Judgement
 from kirag.types import Document, Hit
 
 
@@ -43,7 +45,9 @@ class Services:
     def search(self, query: str, k: int) -> list[dict]:
         """The top-k hits with ids, scores, titles and texts."""
         if self.retriever is None:
-            raise NotLoaded("this server has no index to search (start it with --index DIR)")
+            raise NotLoaded(
+                "this server has no index to search (start it with `kirag serve --index DIR`)"
+            )
         hits = self.retriever.search(query, k)
         store = getattr(self.retriever, "docstore", None)
         if store is not None:
@@ -55,15 +59,17 @@ class Services:
         """The texts scored against the query, best first: index (position in `texts`), score,
         and what the reranker explains (P(true), reasoning, fallback)."""
         if self.reranker is None:
-            raise NotLoaded("this server has no reranker (start it with --reranker ...)")
+            raise NotLoaded(
+                "this server has no reranker (start it with `kirag serve --reranker ...`)"
+            )
         documents = [Document(str(i), text) for i, text in enumerate(texts)]
         hits = self.reranker.rerank(query, documents, k=top_n)
         out = []
         for hit in hits:
             row = {"index": int(hit.doc_id), "score": float(hit.score)}
-            for name in ("p_true", "reasoning", "fallback", "truncated"):
-                if name in hit.metadata:
-                    row[name] = hit.metadata[name]
+            judgement = Rank1Judgement.from_metadata(hit.metadata)
+            if judgement is not None:
+                row.update(judgement.to_metadata(thinking_tokens=False))
             out.append(row)
         return out
 
@@ -72,7 +78,9 @@ class Services:
         (the report's record shape); `on_turn` gets each turn's chains as they are kept.
         Call it holding the model lock."""
         if self.kirag is None:
-            raise NotLoaded("this server has no KiRAG index (start it with --kirag TRIPLE_INDEX)")
+            raise NotLoaded(
+                "this server has no KiRAG index (start it with `kirag serve --kirag TRIPLE_INDEX`)"
+            )
         retriever = getattr(self.kirag, "retriever", None)
         documents = store_documents(self.kirag.index.docstore)
         hook = None
@@ -99,7 +107,7 @@ class Services:
 def chain_json(chain) -> dict:
     """A chain as its answers-JSONL dict, with each triple's own sentence."""
     out = chain.to_dict()
-    out["sentences"] = [t.sentence for t in chain.triples]
+    out["sentences"] = [step.sentence for step in chain_steps(chain)]
     return out
 
 
