@@ -36,28 +36,12 @@ TIMEOUT = 120
 
 @pytest.fixture(scope="module")
 def cross_encoder(tmp_path_factory):
-    """The session's tiny cross-encoder recipe with wide initial weights (no cross-encoder
-    weights ship offline; the session's own gives scores within 1e-6 of each other)."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+    """The session's tiny cross-encoder recipe with wide initial weights (its own gives scores
+    within 1e-6 of each other)."""
+    from conftest import build_tiny_cross_encoder
 
-    from kirag.models import packaged_path
-
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(str(packaged_path("minilm")))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=1,
-        initializer_range=0.5,
-    )
     folder = tmp_path_factory.mktemp("cross-encoder") / "spread-cross-encoder"
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return build_tiny_cross_encoder(folder, initializer_range=0.5)
 
 
 @pytest.fixture(scope="module")
