@@ -141,6 +141,11 @@ def small_triple_index(slice_triple_index) -> Path:
 def tiny_cross_encoder(tmp_path_factory) -> Path:
     """A cross-encoder folder built here (1-layer BERT, random weights seeded, MiniLM's
     tokenizer): no cross-encoder weights ship offline, so this runs the real code path."""
+    return build_tiny_cross_encoder(tmp_path_factory.mktemp("cross-encoder") / "tiny-cross-encoder")
+
+
+def build_tiny_cross_encoder(folder: Path, initializer_range: float = 0.02) -> Path:
+    """The tiny cross-encoder's recipe; a wider `initializer_range` spreads its scores."""
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
@@ -155,8 +160,8 @@ def tiny_cross_encoder(tmp_path_factory) -> Path:
         num_attention_heads=2,
         intermediate_size=64,
         num_labels=1,
+        initializer_range=initializer_range,
     )
-    folder = tmp_path_factory.mktemp("cross-encoder") / "tiny-cross-encoder"
     BertForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

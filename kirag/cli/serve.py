@@ -11,7 +11,8 @@ from kirag.cli.arguments import INPUT
 from kirag.cli.common import add_command, add_seed, add_server
 from kirag.cli.rerank import add_reranker_arguments
 from kirag.fusion import FUSIONS
-from kirag.ranges import COUNT
+from kirag.ranges import COUNT, NON_NEGATIVE
+from kirag.serve.ray_serve import RaySettings
 from kirag.serve.settings import API_KEY_ENV, DEFAULT_HOST, DEFAULT_PORT, PORT, ServeSettings
 
 EPILOG = f"""\
@@ -21,6 +22,7 @@ examples:
       --reranker rank1 --model smollm2-135m --engine llamacpp --thinking-budget 32
   {API_KEY_ENV}=secret kirag serve --index indexes/enwiki-bm25 --port 9000   # an API key
   kirag serve --index indexes/enwiki-bm25 --mcp                  # MCP tools on stdio
+  kirag serve --index indexes/enwiki-bm25 --ray --replicas 2 --replica-cpus 1   # Ray Serve
   kirag serve --kirag indexes/enwiki-triples --reader Llama-3-8B --reranker rank1 --model rank1-7b \\
       --engine openai --base-url http://127.0.0.1:8000/v1 --engine-api-key-env VLLM_KEY
 Rerank APIs: POST /rerank (text-embeddings-inference), POST /v1/rerank (Cohere / Jina).
@@ -28,6 +30,7 @@ Binds {DEFAULT_HOST} unless --host says otherwise; set {API_KEY_ENV} before expo
 """
 
 LIMITS = ServeSettings()
+RAY = RaySettings()
 
 
 def register(subparsers) -> None:
@@ -75,6 +78,21 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--mcp", action="store_true", help="serve search, rerank and answer as MCP tools on stdio"
     )
+    ray = parser.add_argument_group("Ray Serve (the ray extra, ray[serve])")
+    ray.add_argument(
+        "--ray",
+        action="store_true",
+        help="serve the same app as a Ray Serve deployment: each replica loads its own copy",
+    )
+    ray.add_argument(
+        "--ray-address",
+        default=RAY.address,
+        help="auto or HOST:PORT of a running cluster; default: RAY_ADDRESS, else a local one",
+    )
+    ray.add_argument("--replicas", type=COUNT, default=RAY.replicas, help="replicas of the app")
+    ray.add_argument(
+        "--replica-cpus", type=NON_NEGATIVE, default=RAY.replica_cpus, help="CPUs per replica"
+    )
     add_seed(parser)
     parser.set_defaults(func=run)
 
@@ -90,15 +108,39 @@ def settings_from(args: argparse.Namespace) -> ServeSettings:
     )
 
 
+def check_something(args: argparse.Namespace) -> None:
+    """Refuse a server with nothing loaded (before Ray or a model starts)."""
+    from kirag.errors import SettingsError
+
+    if not (args.index or args.kirag or args.reranker):
+        raise SettingsError("nothing to serve: give --index, --kirag and/or --reranker")
+
+
+def ray_settings_from(args: argparse.Namespace) -> RaySettings | None:
+    """The Ray Serve settings with --ray; a Ray flag without it (or with --mcp) is refused."""
+    from kirag.errors import SettingsError
+
+    given = RaySettings(args.replicas, args.replica_cpus, args.ray_address)
+    if not args.ray:
+        if given != RAY:
+            raise SettingsError(
+                "--ray-address, --replicas and --replica-cpus only apply with --ray"
+            )
+        return None
+    if args.mcp:
+        raise SettingsError("--ray serves HTTP; --mcp serves stdio: give one of them")
+    if args.port == 0:
+        raise SettingsError("--ray needs a fixed --port (Ray's proxy binds it)")
+    return given
+
+
 def load_services(args: argparse.Namespace):
     """The components the flags ask for, loaded once."""
     from kirag import __version__
     from kirag.cli.common import served_settings
-    from kirag.errors import SettingsError
     from kirag.serve.services import Services
 
-    if not (args.index or args.kirag or args.reranker):
-        raise SettingsError("nothing to serve: give --index, --kirag and/or --reranker")
+    check_something(args)
     names: dict = {"version": __version__}
     retriever = reranker = kirag = None
     if args.index:
@@ -134,6 +176,19 @@ def run(args: argparse.Namespace) -> int:
     set_seed(args.seed)
     check_extra("serve")
     settings = settings_from(args)
+    ray_settings = ray_settings_from(args)
+    if ray_settings is not None:
+        import functools
+
+        from kirag.serve.ray_serve import serve_ray
+
+        check_something(args)
+        _warn_exposed(args, settings)
+        # the replicas load the components; this process only deploys them
+        serve_ray(
+            functools.partial(load_services, args), settings, args.host, args.port, ray_settings
+        )
+        return 0
     services = load_services(args)
     if args.mcp:
         from kirag.serve.mcp_tools import serve_mcp
@@ -142,11 +197,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from kirag.serve.server import serve_http
 
+    _warn_exposed(args, settings)
+    serve_http(services, settings, args.host, args.port)
+    return 0
+
+
+def _warn_exposed(args: argparse.Namespace, settings: ServeSettings) -> None:
     if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_key:
         print(
             f"warning: serving on {args.host} without an API key; set {args.api_key_env} "
             "to require one",
             flush=True,
         )
-    serve_http(services, settings, args.host, args.port)
-    return 0

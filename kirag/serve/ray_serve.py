@@ -1,0 +1,99 @@
+"""`kirag serve --ray`: the same FastAPI app as a Ray Serve deployment. Each replica loads the
+components itself (its own index and model copy, the same model lock and queues per replica);
+Ray's HTTP proxy binds the host and port and spreads requests over the replicas. The driver
+keeps the deployment up until SIGTERM / Ctrl-C, then shuts Serve and the Ray it started down."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from kirag.errors import KiragError
+from kirag.optional import require
+from kirag.ranges import COUNT, NON_NEGATIVE, check_fields
+
+if TYPE_CHECKING:  # the CLI imports RaySettings at start: keep this module light
+    from kirag.serve.services import Services
+    from kirag.serve.settings import ServeSettings
+
+APP_NAME = "kirag"
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """Where and how wide the deployment runs."""
+
+    replicas: int = field(default=1, metadata={"range": COUNT})
+    replica_cpus: float = field(default=1.0, metadata={"range": NON_NEGATIVE})
+    address: str | None = None  # None: RAY_ADDRESS, else a local cluster
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+class KiragReplica:
+    """One replica: loads the components once, then serves `create_app` over them."""
+
+    def __init__(self, load: Callable[[], Services], settings: ServeSettings):
+        self._services = load()
+        self._settings = settings
+
+    def __serve_build_asgi_app__(self):
+        from kirag.serve.app import create_app
+
+        return create_app(self._services, self._settings)
+
+
+def serve_ray(
+    load: Callable[[], Services],
+    settings: ServeSettings,
+    host: str,
+    port: int,
+    ray_settings: RaySettings,
+    stop: threading.Event | None = None,
+) -> None:
+    """Deploy, print the URL, block until SIGTERM / SIGINT (or `stop`), shut down."""
+    ray = require("ray", "ray", "kirag serve --ray")
+    serve = require("ray.serve", "ray", "kirag serve --ray (ray[serve])")
+    started = not ray.is_initialized()
+    if started:
+        try:
+            ray.init(address=ray_settings.address, include_dashboard=False, log_to_driver=False)
+        except ConnectionError as exc:
+            raise KiragError(
+                f"cannot reach the Ray cluster at {ray_settings.address or 'RAY_ADDRESS'}: "
+                f"{exc}; start it with `ray start --head` or omit --ray-address for a local one"
+            ) from None
+    try:
+        serve.start(http_options={"host": host, "port": port})
+        deployment = serve.deployment(
+            serve.ingress()(KiragReplica),
+            name=APP_NAME,
+            num_replicas=ray_settings.replicas,
+            ray_actor_options={"num_cpus": ray_settings.replica_cpus},
+        )
+        serve.run(deployment.bind(load, settings), name=APP_NAME, route_prefix="/")
+        print(
+            f"kirag serve: http://{host}:{port}/ on Ray Serve "
+            f"({ray_settings.replicas} replica(s), {ray_settings.replica_cpus} CPU each)",
+            flush=True,
+        )
+        _wait(stop or threading.Event())
+    finally:
+        serve.shutdown()
+        if started:
+            ray.shutdown()
+
+
+def _wait(stop: threading.Event) -> None:
+    """Block until `stop` is set or the process gets SIGTERM / SIGINT."""
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
