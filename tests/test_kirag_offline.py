@@ -5,6 +5,7 @@ config is recorded, a run resumes)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -214,3 +215,34 @@ def test_kirag_takes_a_first_stage_with_the_entity_routes_by_name(small_triple_i
     assert type(routes.first_stage).__name__ == "BM25Retriever"
     result = pipeline.retrieve("Which philosopher influenced Ayn Rand?", k=5)
     assert len(result.hits) == 5
+
+
+def test_offline_bench_runs_the_routes_family_end_to_end(enwiki_slice, enwiki_bm25, tmp_path):
+    """`kirag bench kirag --sections offline` over a real BM25 index of the slice and the dev
+    questions whose gold passages it holds: every family chosen on dev, scored on test, the
+    routes' defaults among the settings, and no partial file left behind."""
+    from kirag.rag.entity_routes import RouteSettings
+
+    held = {json.loads(line)["id"] for line in enwiki_slice.read_text().splitlines()}
+    rows = [
+        line
+        for line in (Path(__file__).resolve().parents[1] / "kirag/data/multihop_enwiki_dev.jsonl")
+        .read_text()
+        .splitlines()
+        if set(json.loads(line)["supporting_ids"]) <= held
+    ]
+    assert len(rows) >= 6
+    dev, test = tmp_path / "dev.jsonl", tmp_path / "test.jsonl"
+    dev.write_text("\n".join(rows[:-3]) + "\n")
+    test.write_text("\n".join(rows[-3:]) + "\n")
+    output = tmp_path / "offline.json"
+    (tmp_path / "offline.json.partial.json").write_text("{}")
+    argv = ["-q", "bench", "kirag", "--sections", "offline", "--index", str(tmp_path / "none")]
+    argv += ["--bm25", str(enwiki_bm25), "--dev", str(dev), "--test", str(test)]
+    assert main([*argv, "--output", str(output), "--workdir", str(tmp_path / "w")]) == 0
+    offline = json.loads(output.read_text())["offline"]
+    routes = offline["families"]["BM25 + entity routes, no chains"]
+    assert routes["settings"] == 96 and set(routes["test"]) == {"R@3", "R@5", "R@10"}
+    names = {s["setting"] for s in offline["all_settings_dev"]}
+    assert f"bm25 + routes {RouteSettings().label()}" in names
+    assert not (tmp_path / "offline.json.partial.json").exists()

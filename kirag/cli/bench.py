@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+from pathlib import Path
 
 from kirag.bench import BENCHMARKS
 from kirag.cli.arguments import OUTPUT
@@ -47,4 +48,6 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.output, results)
         settings = {k: v for k, v in vars(args).items() if k != "func"}
         RunConfig(f"bench {args.benchmark}", settings, results=results).write(args.output)
+        # the sections a crash would have kept (`<output>.partial.json`) are in the output now
+        Path(f"{args.output}.partial.json").unlink(missing_ok=True)
     return 0

@@ -56,8 +56,8 @@ def serve_ray(
     stop: threading.Event | None = None,
 ) -> None:
     """Deploy, print the URL, block until SIGTERM / SIGINT (or `stop`), shut down."""
-    ray = require("ray", "ray", "kirag serve --ray")
-    serve = require("ray.serve", "ray", "kirag serve --ray (ray[serve])")
+    ray = require("ray", "ray", "serving on Ray")
+    serve = require("ray.serve", "ray", "serving on Ray Serve (ray[serve])")
     started = not ray.is_initialized()
     if started:
         try:
@@ -65,7 +65,8 @@ def serve_ray(
         except ConnectionError as exc:
             raise KiragError(
                 f"cannot reach the Ray cluster at {ray_settings.address or 'RAY_ADDRESS'}: "
-                f"{exc}; start it with `ray start --head` or omit --ray-address for a local one"
+                f"{exc}; start it with `ray start --head` or give no ray_address for a local one",
+                parameters=("ray_address",),
             ) from None
     try:
         serve.start(http_options={"host": host, "port": port})
