@@ -28,10 +28,11 @@ def main_takes_over() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def checkpoint(name: str) -> None:
-    """Send this process SIGINT when KIRAG_TEST_INTERRUPT_AT names this point (tests only)."""
+def checkpoint(name: str, sent: signal.Signals = signal.SIGINT) -> None:
+    """Send this process `sent` (SIGINT unless told) when KIRAG_TEST_INTERRUPT_AT names this
+    point (tests only)."""
     if os.environ.get(TEST_ENV) == name:
-        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(sent)
 
 
 @contextlib.contextmanager

@@ -45,6 +45,29 @@ def test_serve_on_ray_answers_search_like_the_python_api(enwiki_bm25, monkeypatc
     assert "on Ray Serve (1 replica(s), 0.5 CPU each)" in output
 
 
+def test_sigterm_while_the_deployment_starts_is_a_clean_exit(enwiki_bm25, monkeypatch):
+    """Ray's own SIGTERM handler aborts the process: a SIGTERM before /health settles (in CI the
+    proxy answered /health while `serve.run` still slept) must end it with 0, not SIGABRT."""
+    import os
+    import subprocess
+
+    from kirag.bench.serve import free_port, kirag_command
+    from kirag.interrupts import TEST_ENV
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    args = ["--index", str(enwiki_bm25), "--ray", "--port", str(free_port())]
+    done = subprocess.run(
+        kirag_command("-q", "serve", *args),
+        env={**os.environ, TEST_ENV: "ray-serve-deploying"},
+        capture_output=True,
+        text=True,
+        timeout=RAY_START_S,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "stopped before the deployment started" in done.stdout
+    assert "SIGTERM received" not in done.stderr
+
+
 def test_ray_flags_without_ray_are_refused(capsys, enwiki_bm25):
     from kirag.cli import main
 

@@ -1,7 +1,11 @@
 """`kirag serve --ray`: the same FastAPI app as a Ray Serve deployment. Each replica loads the
 components itself (its own index and model copy, the same model lock and queues per replica);
 Ray's HTTP proxy binds the host and port and spreads requests over the replicas. The driver
-keeps the deployment up until SIGTERM / Ctrl-C, then shuts Serve and the Ray it started down."""
+keeps the deployment up until SIGTERM / Ctrl-C, then shuts Serve and the Ray it started down.
+
+`ray.init` installs Ray's own C++ handler for SIGTERM, which aborts the process: the driver puts
+its handlers in right after it, so a SIGTERM while the deployment is still starting (the proxy
+may answer /health before `serve.run` returns) is a clean shutdown too."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kirag.errors import KiragError
+from kirag.interrupts import checkpoint
 from kirag.optional import require
 from kirag.ranges import COUNT, NON_NEGATIVE, check_fields
 
@@ -68,7 +73,13 @@ def serve_ray(
                 f"{exc}; start it with `ray start --head` or give no ray_address for a local one",
                 parameters=("ray_address",),
             ) from None
+    stop = stop or threading.Event()
+    signals = _StopSignals(stop)
     try:
+        checkpoint("ray-serve-deploying", signal.SIGTERM)
+        if stop.is_set():
+            print("kirag serve: stopped before the deployment started", flush=True)
+            return
         serve.start(http_options={"host": host, "port": port})
         deployment = serve.deployment(
             serve.ingress()(KiragReplica),
@@ -77,24 +88,42 @@ def serve_ray(
             ray_actor_options={"num_cpus": ray_settings.replica_cpus},
         )
         serve.run(deployment.bind(load, settings), name=APP_NAME, route_prefix="/")
+        if stop.is_set():
+            print("kirag serve: stopped while the deployment started", flush=True)
+            return
         print(
             f"kirag serve: http://{host}:{port}/ on Ray Serve "
             f"({ray_settings.replicas} replica(s), {ray_settings.replica_cpus} CPU each)",
             flush=True,
         )
-        _wait(stop or threading.Event())
+        signals.serving = True
+        while not stop.wait(0.5):
+            pass
     finally:
+        signals.restore()
         serve.shutdown()
         if started:
             ray.shutdown()
 
 
-def _wait(stop: threading.Event) -> None:
-    """Block until `stop` is set or the process gets SIGTERM / SIGINT."""
-    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        for sig, handler in previous.items():
+class _StopSignals:
+    """SIGTERM sets `stop` (a graceful shutdown, whenever it comes); SIGINT does too once the
+    deployment serves, and before that interrupts the start (a replica may never load)."""
+
+    def __init__(self, stop: threading.Event):
+        self.stop = stop
+        self.serving = False
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():  # only it may set handlers
+            self._previous = {
+                sig: signal.signal(sig, self._received) for sig in (signal.SIGTERM, signal.SIGINT)
+            }
+
+    def _received(self, number: int, frame: object) -> None:
+        self.stop.set()
+        if number == signal.SIGINT and not self.serving:
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
             signal.signal(sig, handler)
