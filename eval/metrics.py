@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Literal
 
+from kirag.core.ranges import CUTOFF
 from kirag.errors import InputError, SettingsError
-from kirag.ranges import CUTOFF
 from kirag.types import Hit
 
 Qrels = Mapping[str, Mapping[str, int]]

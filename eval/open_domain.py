@@ -33,12 +33,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from kirag.atomic import WORK_MARK, atomic_directory, build_lock, write_json
+from kirag.core.atomic import WORK_MARK, atomic_directory, build_lock, write_json
+from kirag.core.progress import progress
 from kirag.errors import InputError, OutputExistsError, SettingsError
 from kirag.io.ids import check_id
 from kirag.io.json_array import iter_json_array
 from kirag.io.lines import parse_json_object, read_numbered_records
-from kirag.progress import progress
 
 KIND = "open-domain-qa"
 DEFAULT_NUM_DEV = 500

@@ -88,7 +88,7 @@ def write_answers(
 ) -> None:
     """The answers JSONL (`kirag answer --answers`, what `kirag submit qa` reads): per question
     its id, the answer record (documents, chains) and its prediction's parts."""
-    from kirag.atomic import atomic_write
+    from kirag.core.atomic import atomic_write
 
     with atomic_write(path) as fh:
         for example, answer, prediction in zip(examples, answers, predictions, strict=True):

@@ -8,15 +8,15 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-# re-exported: the evaluation's public names; the rules live in kirag.answers (shared with KiRAG)
-from kirag.answers import F1 as F1
-from kirag.answers import PUNCTUATION
-from kirag.answers import exact_match as exact_match
-from kirag.answers import f1 as f1
-from kirag.answers import f1_score as f1_score
-from kirag.answers import normalize_answer as normalize_answer
-from kirag.answers import token_f1 as token_f1
-from kirag.answers import token_f1_prf as token_f1_prf
+# re-exported: the evaluation's public names; the rules live in kirag.core.answers (shared with KiRAG)
+from kirag.core.answers import F1 as F1
+from kirag.core.answers import PUNCTUATION
+from kirag.core.answers import exact_match as exact_match
+from kirag.core.answers import f1 as f1
+from kirag.core.answers import f1_score as f1_score
+from kirag.core.answers import normalize_answer as normalize_answer
+from kirag.core.answers import token_f1 as token_f1
+from kirag.core.answers import token_f1_prf as token_f1_prf
 
 
 def squad_f1(prediction: str, gold: str) -> float:

@@ -131,7 +131,7 @@ def plot_differences(
 ) -> Path:
     """A bar per query of metric(B) - metric(A), sorted, written as a PNG (matplotlib, the
     `plot` extra)."""
-    from kirag.optional import require
+    from kirag.core.optional import require
 
     matplotlib = require("matplotlib", "plot", "plotting per-query differences")
     matplotlib.use("Agg")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from kirag.atomic import atomic_write
+from kirag.core.atomic import atomic_write
 from kirag.errors import InputError
 from kirag.io.ids import check_id
 from kirag.io.lines import (

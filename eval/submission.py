@@ -19,7 +19,7 @@ from pathlib import Path
 
 from kirag.eval.runs import check_hits, format_score, read_run, validate_run
 
-from kirag.atomic import atomic_write
+from kirag.core.atomic import atomic_write
 from kirag.errors import InputError
 from kirag.types import Hit
 

@@ -7,7 +7,7 @@ The light names (types, readers, model resolution) import at once; the heavy com
 from __future__ import annotations
 
 from kirag import _startup  # noqa: F401  (first: the `kirag` command's Ctrl-C while importing)
-from kirag.lazy import lazy_exports
+from kirag.core.lazy import lazy_exports
 
 __version__ = "0.1.0"
 

@@ -1,7 +1,7 @@
 """Imported first by kirag/__init__.py. In the `kirag` console command (only there: never when a
 program imports kirag), Ctrl-C while Python is still importing kirag ends as
 `kirag CMD: interrupted`, exit 130, not as a traceback from the middle of an import; nothing is
-written yet. The CLI's main() hands SIGINT back to Python (kirag.interrupts.main_takes_over).
+written yet. The CLI's main() hands SIGINT back to Python (kirag.core.interrupts.main_takes_over).
 Only modules Python has loaded before any user code are used, so the window before this runs is
 Python's own start-up."""
 

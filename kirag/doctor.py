@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from kirag.core.optional import is_available
 from kirag.models import DEFAULT_LLM
-from kirag.optional import is_available
 
 RANK1_CHECK = f"Rank1 ({DEFAULT_LLM}, budget 0)"
 RELEVANT_QUERY = "Who wrote the novella Animal Farm?"

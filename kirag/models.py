@@ -235,7 +235,7 @@ def hub_offline() -> Iterator[None]:
 
 def load_sentence_transformer(name_or_path: str = DEFAULT_EMBEDDER, device: str | None = None):
     """A SentenceTransformer from a short name, path or hub id (offline-safe for local files)."""
-    from kirag.optional import require
+    from kirag.core.optional import require
 
     st = require("sentence_transformers", "dense", "a sentence-transformers encoder")
     spec = resolve_model(name_or_path, "embedder")
@@ -278,7 +278,7 @@ def read_gguf_header(path: str | Path) -> GGUFHeader:
     if len(head) < 24 or head[:4] != b"GGUF":
         raise ModelNotFoundError(f"{path} is not a GGUF file (bad magic {head[:4]!r})")
     version, tensors, kvs = struct.unpack("<IQQ", head[4:24])
-    from kirag.optional import require
+    from kirag.core.optional import require
 
     fields = require("gguf", "rerank", "reading GGUF metadata").GGUFReader(path).fields
 

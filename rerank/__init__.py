@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from kirag.rerank.base import Reranker
 
-from kirag.lazy import lazy_exports
+from kirag.core.lazy import lazy_exports
 
 _LAZY = {
     "Rank1Reranker": "kirag.rerank.rank1",

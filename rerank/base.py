@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
+from kirag.core.interrupts import checkpoint
 from kirag.errors import InputError
-from kirag.interrupts import checkpoint
 from kirag.io.docstore import DocStore
 from kirag.types import FIRST_STAGE_RANK, FIRST_STAGE_SCORE, Document, Hit, Query
 
@@ -55,7 +55,7 @@ class BaseReranker:
         k: int | None = None,
     ) -> list[Hit]:
         """`rerank` off the event loop; one model call at a time per process."""
-        from kirag.concurrency import off_loop
+        from kirag.core.concurrency import off_loop
 
         return await off_loop(self.rerank, query, candidates, k)
 
@@ -68,8 +68,8 @@ class BaseReranker:
         show_progress: bool = True,
     ) -> dict[str, list[Hit]]:
         """Rerank the top `k` hits of every query of a run, passages read from `corpus`."""
+        from kirag.core.progress import progress
         from kirag.errors import InputError
-        from kirag.progress import progress
 
         unknown = [q for q in run if q not in queries]
         if unknown:

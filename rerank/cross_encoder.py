@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 from kirag.rerank.base import BaseReranker, apply_scores, as_hits
 
+from kirag.core.optional import require
 from kirag.models import hub_offline, resolve_model
-from kirag.optional import require
 from kirag.types import Document, Hit, Query, passage_contents
 
 

@@ -7,8 +7,8 @@ import inspect
 
 from kirag.rerank.base import Reranker
 
+from kirag.core.lazy import check_target, import_target
 from kirag.errors import KiragError
-from kirag.lazy import check_target, import_target
 
 # reranker name -> "module:Class" (a class taking the model as its first argument)
 RERANKERS: dict[str, str] = {

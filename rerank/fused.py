@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kirag.rerank.base import BaseReranker, Reranker, as_hits
+from kirag.retrieval.fusion import METHODS, fuse_with_first_stage
 
-from kirag.fusion import METHODS, fuse_with_first_stage
 from kirag.types import Document, Hit, Query
 
 

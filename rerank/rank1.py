@@ -30,12 +30,12 @@ from kirag.rerank.base import BaseReranker, apply_scores, as_hits
 from kirag.rerank.cache import ScoreCache, config_fingerprint, pair_key
 from kirag.rerank.records import FALLBACKS, Rank1Judgement
 
-from kirag.cost import CostMeter, say
+from kirag.core.cost import CostMeter, say
+from kirag.core.progress import progress
 from kirag.errors import ContextError, SettingsError
 from kirag.io.docstore import DocStore
 from kirag.llm.base import CONTEXT_MARGIN, LLMEngine, room_for_text, single_token_id
 from kirag.models import DEFAULT_LLM
-from kirag.progress import progress
 from kirag.types import Document, Hit, Query
 
 log = logging.getLogger(__name__)

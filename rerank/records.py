@@ -83,7 +83,7 @@ def explanation_rows(run: Mapping[str, Sequence[Hit]]) -> Iterable[dict[str, Any
 
 def write_explanations(run: Mapping[str, Sequence[Hit]], path: str | Path) -> None:
     """`explanation_rows` as JSONL at `path` (written whole or not at all)."""
-    from kirag.atomic import atomic_write
+    from kirag.core.atomic import atomic_write
 
     with atomic_write(path) as fh:
         for record in explanation_rows(run):

@@ -15,7 +15,7 @@ from typing import Any
 
 from kirag.rerank.base import Reranker, with_documents
 
-from kirag.atomic import atomic_write
+from kirag.core.atomic import atomic_write
 from kirag.errors import InputError
 from kirag.io.docstore import DocStore
 from kirag.scale import Executor, Shard, cut_into_shards

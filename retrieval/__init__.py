@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from kirag.retrieval.base import Retriever
 
-from kirag.lazy import lazy_exports
+from kirag.core.lazy import lazy_exports
 
 _LAZY = {
     "BM25Retriever": "kirag.retrieval.bm25",
     "DenseRetriever": "kirag.retrieval.dense",
     "Encoder": "kirag.retrieval.dense",
     "HybridRetriever": "kirag.retrieval.hybrid",
-    "reciprocal_rank_fusion": "kirag.fusion",
-    "linear_fusion": "kirag.fusion",
+    "reciprocal_rank_fusion": "kirag.retrieval.fusion",
+    "linear_fusion": "kirag.retrieval.fusion",
     "load_retriever": "kirag.retrieval.factory",
     "register_retriever": "kirag.retrieval.factory",
 }

@@ -21,12 +21,12 @@ from kirag.retrieval.index_folder import (
     build_index_folder,
 )
 
+from kirag.core.interrupts import checkpoint
+from kirag.core.progress import progress
+from kirag.core.ranges import COUNT, FRACTION, NON_NEGATIVE
 from kirag.errors import IndexLoadError, KiragError
-from kirag.interrupts import checkpoint
 from kirag.io.docstore import DocStore
 from kirag.io.lines import OnError
-from kirag.progress import progress
-from kirag.ranges import COUNT, FRACTION, NON_NEGATIVE
 
 log = logging.getLogger(__name__)
 

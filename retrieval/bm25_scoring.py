@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kirag.interrupts import checkpoint, deferred_interrupts
+from kirag.core.interrupts import checkpoint, deferred_interrupts
 
 LENGTH_NORMS = ("lucene", "exact")
 

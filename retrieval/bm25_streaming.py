@@ -23,8 +23,8 @@ from kirag.retrieval.bm25_scoring import (
     posting_weights,
 )
 
+from kirag.core.progress import progress
 from kirag.io.npy_files import NpyAppender
-from kirag.progress import progress
 
 CHUNK_POSTINGS = 1 << 23  # postings weighted at a time in pass 2 (~200 MB of working arrays)
 POSTING_ARRAYS = ("terms", "docs", "tf")  # int32 each, one raw file per shard and array

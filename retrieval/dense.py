@@ -29,15 +29,15 @@ from kirag.retrieval.faiss_index import (
 )
 from kirag.retrieval.index_folder import Corpus, IndexedRetriever, Scored, build_index_folder
 
-from kirag.atomic import WORK_MARK, atomic_write
+from kirag.core.atomic import WORK_MARK, atomic_write
+from kirag.core.interrupts import checkpoint
+from kirag.core.optional import check_extra
+from kirag.core.ranges import COUNT
 from kirag.errors import IndexLoadError, KiragError
-from kirag.interrupts import checkpoint
 from kirag.io.docstore import DocStore
 from kirag.io.lines import OnError
 from kirag.io.npy_files import concatenate_npy
 from kirag.models import DEFAULT_EMBEDDER, load_sentence_transformer, resolve_model
-from kirag.optional import check_extra
-from kirag.ranges import COUNT
 from kirag.scale import Executor, SerialExecutor, Shard, cut_into_shards
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class EncodeTask:
     """Encodes one shard of passages into `work_dir/shard_NNNNN.npy` (atomically). Sent to
     workers without its model: `setup` loads the encoder there, once."""
 
-    # said with the estimated time of a long encoding (kirag.cost)
+    # said with the estimated time of a long encoding (kirag.core.cost)
     cost_hint = (
         "--encoder-backend onnx or openvino on a CPU, --device cuda, Ray workers (--workers N)"
     )

@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from kirag.atomic import atomic_directory
+from kirag.core.atomic import atomic_directory
+from kirag.core.interrupts import kept_signal_stack
+from kirag.core.optional import require
 from kirag.errors import InputError, OutputExistsError
-from kirag.interrupts import kept_signal_stack
-from kirag.optional import require
 
 BACKENDS = ("torch", "onnx", "openvino")
 QUANTIZATIONS = ("int8", "bf16")

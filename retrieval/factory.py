@@ -8,8 +8,8 @@ from pathlib import Path
 from kirag.retrieval.base import Retriever
 from kirag.retrieval.index_folder import read_manifest
 
+from kirag.core.lazy import check_target, import_target
 from kirag.errors import IndexLoadError
-from kirag.lazy import check_target, import_target
 
 ENTRY_POINT_GROUP = "kirag.retrievers"
 

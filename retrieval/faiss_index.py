@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from kirag.core.optional import is_available, require
 from kirag.errors import IndexLoadError, KiragError
 from kirag.io.npy_files import NpyRows
-from kirag.optional import is_available, require
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Hybrid retrieval: a HybridRetriever that fuses the rankings of any retrievers with the pure
-fusion functions of kirag.fusion (reciprocal-rank or normalised linear fusion). Fused hits keep
+fusion functions of kirag.retrieval.fusion (reciprocal-rank or normalised linear fusion). Fused hits keep
 each input's score in `metadata["scores"]` (None where an input did not return the document).
 """
 
@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kirag.retrieval.base import Retriever
+from kirag.retrieval.fusion import FUSIONS, Normalization, linear_fusion, reciprocal_rank_fusion
 from kirag.retrieval.index_folder import Queries, query_pairs
 
-from kirag.concurrency import AsyncSearch
+from kirag.core.concurrency import AsyncSearch
+from kirag.core.ranges import COUNT
 from kirag.errors import KiragError
-from kirag.fusion import FUSIONS, Normalization, linear_fusion, reciprocal_rank_fusion
-from kirag.ranges import COUNT
 from kirag.types import Hit, Query
 
 

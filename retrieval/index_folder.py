@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from kirag import __version__
-from kirag.atomic import atomic_directory, check_not_inside, write_json
-from kirag.concurrency import AsyncSearch
+from kirag.core.atomic import atomic_directory, check_not_inside, write_json
+from kirag.core.concurrency import AsyncSearch
+from kirag.core.interrupts import checkpoint
+from kirag.core.progress import progress
+from kirag.core.ranges import COUNT
 from kirag.errors import IndexLoadError
-from kirag.interrupts import checkpoint
 from kirag.io.corpus import read_corpus, resolve_corpus_path
 from kirag.io.docstore import DocStore
 from kirag.io.lines import OnError
-from kirag.progress import progress
-from kirag.ranges import COUNT
 from kirag.types import Document, Hit, Query
 
 log = logging.getLogger(__name__)

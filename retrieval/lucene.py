@@ -15,8 +15,8 @@ import logging
 import os
 from pathlib import Path
 
+from kirag.core.optional import require
 from kirag.errors import IndexLoadError
-from kirag.optional import require
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""kirag's async entry points (kirag.concurrency): `asearch` / `abatch_search`, `arerank`,
+"""kirag's async entry points (kirag.core.concurrency): `asearch` / `abatch_search`, `arerank`,
 `aretrieve` / `aanswer` give what their sync twins give, concurrent calls give what sequential
 ones give, the event loop stays free while they run, and the process-wide model lock keeps two
 threads out of one engine — checked on the real llama.cpp engine, instrumented."""
@@ -107,7 +107,7 @@ async def test_arerank_equals_rerank_and_the_model_lock_serialises(exact_llamacp
 async def test_the_recorder_sees_overlap_without_the_lock():
     """The control for the test above: the same recorder, entered from worker threads that do
     not take the model lock (as index-only searches do), records overlapping entries."""
-    from kirag.concurrency import off_loop
+    from kirag.core.concurrency import off_loop
 
     recorder = OverlapRecorder(hold=0.2)
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from kirag.cli import COMMANDS, main
-from kirag.runconfig import RunConfig, config_path_for
+from kirag.core.runconfig import RunConfig, config_path_for
 
 
 def test_help_lists_every_subcommand(capsys):

@@ -25,8 +25,8 @@ from kirag.cli.arguments import (
     path_actions,
     subcommand_parsers,
 )
-from kirag.interrupts import TEST_ENV
-from kirag.ranges import Range
+from kirag.core.interrupts import TEST_ENV
+from kirag.core.ranges import Range
 
 PARSER = build_parser()
 LEAVES = {" ".join(words): parser for words, parser in subcommand_parsers(PARSER)}
@@ -185,8 +185,8 @@ def test_the_library_and_the_cli_say_the_same_words(capsys):
     """One range, one message: the CLI names the flag, the Python API the parameter."""
     from dataclasses import dataclass, field
 
+    from kirag.core.ranges import COUNT, FRACTION, check_fields
     from kirag.errors import SettingsError
-    from kirag.ranges import COUNT, FRACTION, check_fields
 
     code, err = _run(["search", "--index", "x", "--query", "y", "--k", "0"], capsys)
     assert code == 2 and "argument --k: must be an integer >= 1 (got 0)" in err

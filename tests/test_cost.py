@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from kirag.cost import CostMeter, estimate, format_duration
+from kirag.core.cost import CostMeter, estimate, format_duration
 
 ESTIMATE_LINE = re.compile(r"^kirag: .*: \d+ of \d+ \w+s in .*; the other \d+: .*\. Faster: .+$")
 
@@ -22,7 +22,7 @@ def cost_lines(stderr: str) -> list[str]:
 @pytest.fixture
 def progress_on(monkeypatch):
     """Progress (and so the estimate) on, as on a terminal; the suite runs with it off."""
-    from kirag.progress import set_progress
+    from kirag.core.progress import set_progress
 
     monkeypatch.setenv("KIRAG_PROGRESS", "1")
     set_progress(True)
@@ -53,7 +53,7 @@ def test_the_meter_says_once_after_the_first_items_and_only_with_progress_on(pro
     assert "2 of 100 pairs in 2 min (67.3 tokens/s)" in said[0]
     assert "the other 98: up to 1 h 26 min at 3533 tokens per pair" in said[0]
     assert said[0].endswith("Faster: a lower --thinking-budget")
-    from kirag.progress import set_progress
+    from kirag.core.progress import set_progress
 
     set_progress(False)
     quiet = []

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from kirag.atomic import atomic_directory, atomic_write, write_json
+from kirag.core.atomic import atomic_directory, atomic_write, write_json
 from kirag.errors import IndexLoadError, InputError
 from kirag.io.docstore import DocStore
 from kirag.types import Document

@@ -22,8 +22,8 @@ from kirag.retrieval.encoder_backends import (
 
 from kirag.bench.scale_encoding import recall_at_10
 from kirag.cli import main
+from kirag.core.optional import is_available
 from kirag.errors import IndexLoadError, InputError, MissingExtraError
-from kirag.optional import is_available
 
 needs_onnx = pytest.mark.skipif(
     not (is_available("onnx") and is_available("onnxruntime")),

@@ -223,8 +223,7 @@ def test_compressor_by_name_and_a_cross_encoder(tiny_cross_encoder, candidates):
 
 def test_fused_reranker(rank1, candidates, rank1_hits):
     from kirag.rerank.factory import load_reranker
-
-    from kirag.fusion import fuse_with_first_stage
+    from kirag.retrieval.fusion import fuse_with_first_stage
 
     fused = load_reranker("fused", reranker=rank1, fusion="interpolate", weight=0.3)
     documents = KiragRerank(reranker=fused, top_n=None).compress_documents(candidates, QUERY)

@@ -2,7 +2,7 @@
 and earlier outputs intact, no temporary file left.
 
 Deterministic part: KIRAG_TEST_INTERRUPT_AT=POINT makes kirag send itself a real SIGINT when it
-reaches POINT (kirag.interrupts.checkpoint), in-process through `kirag.cli.main`. Then a few real
+reaches POINT (kirag.core.interrupts.checkpoint), in-process through `kirag.cli.main`. Then a few real
 signals at timed offsets to a real `kirag search` process (what a user's Ctrl-C does)."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from kirag.atomic import TMP_MARK
 from kirag.cli import main
-from kirag.interrupts import TEST_ENV, deferred_interrupts
+from kirag.core.atomic import TMP_MARK
+from kirag.core.interrupts import TEST_ENV, deferred_interrupts
 
 
 # Ctrl-C is answered promptly: numba's cache load (~0.5 s of CPU, Ctrl-C held back during it)

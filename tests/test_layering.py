@@ -15,6 +15,16 @@ MAPPING = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptoo
 FOLDER_OF = {package: ROOT / folder for package, folder in MAPPING.items()}
 
 UPPER = ("kirag.cli", "kirag.bench")
+CORE = "kirag.core"
+# the root holds the public API (and the `kirag` command's start); everything shared is in core
+ROOT_MODULES = {
+    "kirag",
+    "kirag._startup",
+    "kirag.doctor",
+    "kirag.errors",
+    "kirag.models",
+    "kirag.types",
+}
 GENERIC = ("kirag.retrieval", "kirag.rerank", "kirag.eval", "kirag.llm", "kirag.io")
 METHOD = ("kirag.knowledge", "kirag.rag")
 
@@ -146,6 +156,26 @@ def test_no_import_cycles_between_packages():
     assert cycles == []
 
 
-@pytest.mark.parametrize("package", [*GENERIC, *METHOD, "kirag.bench"])
+def test_core_is_a_leaf_layer():
+    """kirag.core imports only itself and the root's leaf types/errors: every layer may use it,
+    so it may use none of them."""
+    allowed = (CORE, "kirag._startup", "kirag.errors", "kirag.types")
+    wrong = sorted(
+        f"{module} imports {target}"
+        for module, targets in GRAPH.items()
+        if _within(module, (CORE,))
+        for target in targets
+        if target in MODULES and not _within(target, allowed)
+    )
+    assert wrong == []
+
+
+def test_the_root_holds_only_the_public_api():
+    folder = ROOT / "kirag"
+    root = {name for name, path in MODULES.items() if path.parent == folder}
+    assert root == ROOT_MODULES
+
+
+@pytest.mark.parametrize("package", [*GENERIC, *METHOD, CORE, "kirag.bench"])
 def test_each_layer_is_a_real_package(package):
     assert package in MODULES

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from kirag.core.runconfig import runtime_details
 from kirag.llm.llamacpp_backends import SINGLE_BUILD, cpu_variants, loaded_cpu_variant
-from kirag.runconfig import runtime_details
 
 MAP_LINE = "7f1c2a000000-7f1c2a100000 r-xp 00000000 08:01 123 {}\n"
 

@@ -14,8 +14,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from kirag.core.optional import require
 from kirag.errors import MissingExtraError
-from kirag.optional import require
 
 ROOT = Path(__file__).resolve().parents[1]
 MAPPED = {
@@ -254,8 +254,8 @@ def test_every_extra_the_code_names_exists_in_pyproject():
     import ast
     import re
 
+    from kirag.core.optional import EXTRA_MODULES, EXTRAS
     from kirag.llm.factory import ENGINES
-    from kirag.optional import EXTRA_MODULES, EXTRAS
 
     defined = set(_project()["optional-dependencies"])
     named = {(extra, "EXTRAS") for extra in EXTRAS} | {(e, "EXTRA_MODULES") for e in EXTRA_MODULES}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kirag.answers import token_f1
+from kirag.core.answers import token_f1
 from kirag.types import Document
 
 DATA = Path(__file__).parent / "data" / "kirag_reference_cases.json.gz"

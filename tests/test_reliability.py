@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from kirag.atomic import TMP_MARK, BuildLockedError, atomic_directory, build_lock, lock_path
 from kirag.cli import main
+from kirag.core.atomic import TMP_MARK, BuildLockedError, atomic_directory, build_lock, lock_path
 from kirag.errors import InputError
 
 SAMPLE = "enwiki-sample"  # 4,996 passages: a build long enough to pause or kill mid-way
@@ -125,7 +125,7 @@ def test_the_lock_is_held_across_processes_and_reentrant_within_one(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys, time; from kirag.atomic import build_lock\n"
+            "import sys, time; from kirag.core.atomic import build_lock\n"
             f"with build_lock({str(target)!r}):\n print('held', flush=True); time.sleep(60)",
         ],
         stdout=subprocess.PIPE,

@@ -11,9 +11,9 @@ import pytest
 from kirag.rerank import rank1_scoring as rs
 from kirag.rerank.cache import ScoreCache
 from kirag.rerank.rank1 import Rank1Reranker
+from kirag.retrieval.fusion import fuse_with_first_stage
 
 from kirag.errors import InputError
-from kirag.fusion import fuse_with_first_stage
 from kirag.io.docstore import DocStore
 from kirag.llm.base import Generation
 from kirag.types import Document, Hit, Query

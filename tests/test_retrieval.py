@@ -13,11 +13,11 @@ from kirag.retrieval.bm25 import BM25Retriever
 from kirag.retrieval.dense import DenseRetriever, Encoder, work_dir_for
 from kirag.retrieval.factory import load_retriever, load_retrievers
 from kirag.retrieval.faiss_index import build_faiss_index, gpu_count
+from kirag.retrieval.fusion import linear_fusion, reciprocal_rank_fusion
 from kirag.retrieval.hybrid import HybridRetriever
 
 from kirag.bench.harness import top10_overlap
 from kirag.errors import IndexLoadError, KiragError
-from kirag.fusion import linear_fusion, reciprocal_rank_fusion
 from kirag.types import Hit, Query
 
 QUESTION = "Which king was taught by Aristotle?"

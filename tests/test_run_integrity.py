@@ -11,10 +11,10 @@ import math
 import pytest
 from kirag.eval.runs import read_run, read_run_scores, write_run
 from kirag.rerank.base import apply_scores
+from kirag.retrieval.fusion import fuse_with_first_stage
 
 from kirag.cli import main
 from kirag.errors import InputError
-from kirag.fusion import fuse_with_first_stage
 from kirag.io.corpus import read_corpus
 from kirag.io.topics import read_topics
 from kirag.types import Hit

@@ -165,7 +165,7 @@ def test_kirag_index_dense_on_ray_records_the_executor(
     import json
 
     from kirag.cli import main
-    from kirag.runconfig import config_path_for
+    from kirag.core.runconfig import config_path_for
 
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(enwiki_slice.read_text("utf-8").splitlines(True)[:40]), "utf-8")
@@ -257,7 +257,7 @@ def test_kirag_rerank_on_ray_writes_the_serial_run(ray_cluster, enwiki_slice, tm
     from kirag.eval.runs import read_run_scores
 
     from kirag.cli import main
-    from kirag.runconfig import config_path_for
+    from kirag.core.runconfig import config_path_for
 
     topics = tmp_path / "topics.tsv"
     topics.write_text("q1\tWho wrote Animal Farm?\nq2\tWhich king was taught by Aristotle?\n")

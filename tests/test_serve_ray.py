@@ -52,7 +52,7 @@ def test_sigterm_while_the_deployment_starts_is_a_clean_exit(enwiki_bm25, monkey
     import subprocess
 
     from kirag.bench.serve import free_port, kirag_command
-    from kirag.interrupts import TEST_ENV
+    from kirag.core.interrupts import TEST_ENV
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     args = ["--index", str(enwiki_bm25), "--ray", "--port", str(free_port())]

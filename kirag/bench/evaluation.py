@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from kirag.bench.harness import run_child
-from kirag.ranges import COUNT
+from kirag.core.ranges import COUNT
 
 METRICS = ("MRR@10", "nDCG@10", "MAP", "R@1000")
 

@@ -17,8 +17,8 @@ import argparse
 import importlib.metadata
 import time
 
+from kirag.core.ranges import COUNT
 from kirag.models import DEFAULT_EMBEDDER, DEFAULT_LLM
-from kirag.ranges import COUNT
 
 # what the GPU machines bring themselves (kirag installs there with --no-deps over them)
 GPU_MACHINE_DISTRIBUTIONS = (
@@ -97,7 +97,7 @@ def environment() -> dict:
 
 def other_gpu_paths() -> dict:
     """The GPU paths kirag has besides transformers, and whether this machine can take them."""
-    from kirag.optional import is_available
+    from kirag.core.optional import is_available
 
     out = {
         name: is_available(module)

@@ -27,8 +27,8 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from kirag.core.ranges import COUNT, COUNT_OR_ZERO
 from kirag.models import DEFAULT_LLM
-from kirag.ranges import COUNT, COUNT_OR_ZERO
 
 MATCH_F1 = 0.5
 
@@ -149,7 +149,7 @@ def load_annotations() -> list[dict]:
 def triple_matches(predicted: tuple[str, str, str], gold: tuple[str, str, str]) -> bool:
     """Same fact: heads and tails overlap (token F1 >= 0.5 each); relations are worded too
     freely to compare."""
-    from kirag.answers import token_f1
+    from kirag.core.answers import token_f1
 
     return (
         token_f1(predicted[0], gold[0]) >= MATCH_F1 and token_f1(predicted[2], gold[2]) >= MATCH_F1
@@ -249,7 +249,7 @@ class Rank1Rows:
     def row(self, fusion_weight: float | None):
         """The system: plain Rank1 order (`None`) or fused with the first stage at that weight."""
         from kirag.bench.harness import SystemOutput
-        from kirag.fusion import fuse_with_first_stage
+        from kirag.retrieval.fusion import fuse_with_first_stage
 
         def run(questions):
             outputs = []
@@ -400,7 +400,7 @@ def subcorpus(questions, bm25_dir: Path, dense_dir: Path, depth: int) -> list:
 def _checkpoint(args: argparse.Namespace, out: dict) -> None:
     """Sections finished so far, to `<output>.partial.json`: a late crash keeps the early ones."""
     if getattr(args, "output", None):
-        from kirag.atomic import write_json
+        from kirag.core.atomic import write_json
 
         write_json(f"{args.output}.partial.json", out)
 

@@ -180,7 +180,6 @@ def build_settings(
     """Every family's settings over one corpus: its BM25 and dense indexes, its triple index
     (None: the chain families are left out) and the trained models, when given. Chain settings
     record (setting, question) -> (last tail, typed answer) in `answers`."""
-    from kirag.fusion import reciprocal_rank_fusion
     from kirag.knowledge.mentions import MentionLookup
     from kirag.knowledge.titles import TitleLookup
     from kirag.rag.answer_type import typed_answer
@@ -193,6 +192,7 @@ def build_settings(
     )
     from kirag.rag.entity_routes import EntityRoutesRetriever, RouteSettings
     from kirag.rag.pipeline import KiRAG
+    from kirag.retrieval.fusion import reciprocal_rank_fusion
     from kirag.retrieval.hybrid import HybridRetriever
 
     stages = {"bm25": Memo(bm25)}
@@ -353,7 +353,7 @@ def run_offline(args: argparse.Namespace) -> dict:
     if args.families:
         keep = re.compile(args.families)
         settings = [s for s in settings if keep.search(s.family) or s.family == "BM25"]
-    from kirag.progress import progress
+    from kirag.core.progress import progress
 
     for s in progress(settings, desc="offline settings", unit="setting"):
         start = time.perf_counter()

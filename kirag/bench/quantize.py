@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from kirag.bench.harness import rounded
+from kirag.core.ranges import COUNT, FRACTION
 from kirag.llm.quantize import CALIBRATIONS, CalibrationSettings
-from kirag.ranges import COUNT, FRACTION
 
 RECALL_DEPTHS = (5, 10)
 

@@ -17,8 +17,8 @@ import re
 import sys
 from pathlib import Path
 
+from kirag.core.ranges import COUNT, COUNT_OR_ZERO
 from kirag.models import DEFAULT_LLM
-from kirag.ranges import COUNT, COUNT_OR_ZERO
 
 SYSTEMS = ("bm25", "dense", "iterative", "kirag")
 KS = (3, 5)
@@ -229,7 +229,7 @@ class Checkpoint:
                 self.rows, self.per_question = saved["rows"], saved["per_question"]
 
     def add(self, name: str, row: dict, per_question: list) -> None:
-        from kirag.atomic import write_json
+        from kirag.core.atomic import write_json
 
         self.rows[name], self.per_question[name] = row, per_question
         if self.path is not None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from kirag.bench.harness import run_child
-from kirag.ranges import COUNT, COUNT_OR_ZERO
+from kirag.core.ranges import COUNT, COUNT_OR_ZERO
 
 CONFIGS = {
     "transformers-fp32": {"engine": "transformers", "options": {}},

@@ -16,7 +16,7 @@ from pathlib import Path
 from kirag.bench.corpora import bench_corpus, benchmark_queries, sample_documents
 from kirag.bench.harness import rounded, run_child, timed, top10_overlap
 from kirag.bench.memory import peak_rss_mb
-from kirag.ranges import COUNT, COUNT_OR_ZERO
+from kirag.core.ranges import COUNT, COUNT_OR_ZERO
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from kirag.bench.harness import rounded
 from kirag.bench.scale_memory import build_child, workdir, write_synthetic
-from kirag.ranges import COUNT
+from kirag.core.ranges import COUNT
 
 MSMARCO_PASSAGES = 8_841_823
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from kirag.bench.corpora import benchmark_queries, sample_documents
 from kirag.bench.harness import rounded
-from kirag.ranges import COUNT
+from kirag.core.ranges import COUNT
 
 VARIANTS = (
     ("torch", None),

@@ -18,7 +18,7 @@ import numpy as np
 
 from kirag.bench.corpora import sample_documents
 from kirag.bench.harness import rounded
-from kirag.ranges import COUNT
+from kirag.core.ranges import COUNT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from kirag.ranges import COUNT, POSITIVE
+from kirag.core.ranges import COUNT, POSITIVE
 
 SERVER_START_S = 180
 

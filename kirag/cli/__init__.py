@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     command = next((w for w in words if w in COMMANDS), "")
     try:
-        from kirag.interrupts import main_takes_over
+        from kirag.core.interrupts import main_takes_over
 
         main_takes_over()  # from here a Ctrl-C is a KeyboardInterrupt, caught below
         return _main(words)
@@ -89,11 +89,11 @@ def _main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
-    from kirag.progress import set_progress
+    from kirag.core.progress import set_progress
 
     if args.quiet:
         set_progress(False)
-    from kirag.interrupts import checkpoint
+    from kirag.core.interrupts import checkpoint
     from kirag.io.lines import collect_reports
 
     try:
@@ -109,7 +109,7 @@ def _main(argv: list[str]) -> int:
         return 2
     except (OSError, sqlite3.Error) as exc:
         # the user's path and what to change, not a traceback (DEBUG logging still shows it)
-        from kirag.oserrors import os_error_message, sqlite_error_message
+        from kirag.core.oserrors import os_error_message, sqlite_error_message
 
         logging.getLogger("kirag").debug("OS error", exc_info=True)
         message = os_error_message(exc) if isinstance(exc, OSError) else sqlite_error_message(exc)

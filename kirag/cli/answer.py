@@ -23,10 +23,10 @@ from kirag.cli.common import (
     server_options,
 )
 from kirag.cli.report import add_html, write_report
+from kirag.core.ranges import COUNT, COUNT_OR_ZERO
 from kirag.eval.submission import QA_TARGETS
 from kirag.llm.factory import ENGINES
 from kirag.rag.pipeline import MODE_DEFAULTS, REFERENCE_OPTION_NAMES
-from kirag.ranges import COUNT, COUNT_OR_ZERO
 
 EPILOG = """\
 examples:
@@ -241,7 +241,7 @@ def build_kirag(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from kirag.seeding import set_seed
+    from kirag.core.seeding import set_seed
 
     set_seed(args.seed)
     for output in (args.output, getattr(args, "answers", None), args.html):
@@ -295,11 +295,11 @@ def print_answer(answer, documents: int = 3) -> None:
 
 
 def _answer_file(args: argparse.Namespace, kirag) -> int:
+    from kirag.core.runconfig import RunConfig
     from kirag.eval.datasets import detect_qa_format, load_questions
     from kirag.eval.qa_answers import answer_predictions, answer_scores, write_answers
     from kirag.eval.submission import write_qa_predictions
     from kirag.rag.answering import answer_questions
-    from kirag.runconfig import RunConfig
 
     examples = load_questions(args.questions)
     dataset = detect_qa_format(Path(args.questions))

@@ -1,7 +1,7 @@
 """The argument layer of every command: numbers and paths are checked here, by argparse and
 right after it, before any file is read or model loaded.
 
-- A numeric flag's `type=` is a `kirag.ranges.Range` (`type=COUNT`): argparse refuses a value
+- A numeric flag's `type=` is a `kirag.core.ranges.Range` (`type=COUNT`): argparse refuses a value
   out of range with one line naming the flag. A raw `type=int`/`float` is refused by the tests.
 - A path flag's `type=` says its role: `INPUT` (read), `OUTPUT` (written or replaced), `CACHE`
   (read and appended). `check_paths` refuses, before the command runs, an output or cache that
@@ -23,8 +23,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from kirag.core.ranges import Range
 from kirag.errors import SettingsError
-from kirag.ranges import Range
 
 
 class KiragArgumentParser(argparse.ArgumentParser):

@@ -35,9 +35,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kirag.atomic import write_json
-    from kirag.runconfig import RunConfig
-    from kirag.seeding import set_seed
+    from kirag.core.atomic import write_json
+    from kirag.core.runconfig import RunConfig
+    from kirag.core.seeding import set_seed
 
     set_seed(args.seed)
     prepare_output(args.output)

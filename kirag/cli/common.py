@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kirag.cli.arguments import INPUT, passes_to
-from kirag.ranges import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, SEED
-from kirag.seeding import DEFAULT_SEED
+from kirag.core.ranges import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, SEED
+from kirag.core.seeding import DEFAULT_SEED
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

@@ -8,8 +8,8 @@ import time
 
 from kirag.cli.arguments import INPUT, OUTPUT
 from kirag.cli.common import add_command
+from kirag.core.ranges import COUNT_OR_ZERO, SEED
 from kirag.eval.open_domain import DATASETS, DEFAULT_NUM_DEV, DEFAULT_SEED
-from kirag.ranges import COUNT_OR_ZERO, SEED
 
 EPILOG = """\
 official files expected in --raw (as downloaded):
@@ -75,8 +75,8 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
+    from kirag.core.runconfig import RunConfig
     from kirag.eval.open_domain import prepare_dataset
-    from kirag.runconfig import RunConfig
 
     started = time.perf_counter()
     stats = prepare_dataset(

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         for line in report["verdicts"]:
             print(f"  - {line}")
     if args.output:
-        from kirag.atomic import write_json
+        from kirag.core.atomic import write_json
 
         write_json(args.output, report)
     return 0 if all(c["ok"] for c in report.get("checks", [])) else 1

@@ -8,8 +8,8 @@ from pathlib import Path
 from kirag.cli.arguments import INPUT, OUTPUT
 from kirag.cli.common import add_command, add_on_error, on_error
 from kirag.cli.report import add_html, write_report
+from kirag.core.ranges import COUNT
 from kirag.eval.submission import QA_TARGETS
-from kirag.ranges import COUNT
 
 EPILOG = """\
 examples:
@@ -124,15 +124,15 @@ def run(args: argparse.Namespace) -> int:
         raise KiragError("give --run and --qrels (ranking) or --predictions and --questions (QA)")
     output = args.output or args.per_query or getattr(args, "plot", None)
     if args.output:
-        from kirag.atomic import write_json
+        from kirag.core.atomic import write_json
 
         write_json(args.output, {k: v for k, v in results.items() if k != "per_query"})
     if args.per_query:
-        from kirag.atomic import write_json
+        from kirag.core.atomic import write_json
 
         write_json(args.per_query, results.get("per_query", {}))
     if output:
-        from kirag.runconfig import RunConfig
+        from kirag.core.runconfig import RunConfig
 
         settings = {k: v for k, v in vars(args).items() if k != "func"}
         RunConfig(

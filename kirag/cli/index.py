@@ -22,11 +22,11 @@ from kirag.cli.common import (
     served_settings,
     server_options,
 )
+from kirag.core.optional import check_extra
+from kirag.core.ranges import COUNT, FRACTION, NON_NEGATIVE
 from kirag.knowledge.extraction import EXTRACTORS
 from kirag.llm.factory import ENGINES
 from kirag.models import DEFAULT_LLM
-from kirag.optional import check_extra
-from kirag.ranges import COUNT, FRACTION, NON_NEGATIVE
 from kirag.retrieval.bm25 import BACKENDS as BM25_BACKENDS
 from kirag.retrieval.encoder_backends import BACKENDS as ENCODER_BACKENDS
 from kirag.retrieval.encoder_backends import QUANTIZATIONS
@@ -368,8 +368,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kirag.runconfig import RunConfig
-    from kirag.seeding import set_seed
+    from kirag.core.runconfig import RunConfig
+    from kirag.core.seeding import set_seed
 
     set_seed(args.seed)
     started = time.perf_counter()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from kirag.cli.arguments import INPUT, OUTPUT, passes_to
 from kirag.cli.common import add_command, add_seed
+from kirag.core.ranges import COUNT, COUNT_OR_ZERO, FRACTION
 from kirag.llm.quantize import CALIBRATIONS, FORMATS, CalibrationSettings
-from kirag.ranges import COUNT, COUNT_OR_ZERO, FRACTION
 from kirag.rerank.rank1 import PASSAGE_POLICIES, REFERENCE_BUDGET
 
 DEFAULTS = CalibrationSettings()
@@ -135,9 +135,9 @@ def general_texts(args: argparse.Namespace, exclude: set[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kirag.core.runconfig import RunConfig
     from kirag.llm.quantize import quantize_gguf
     from kirag.models import resolve_model
-    from kirag.runconfig import RunConfig
 
     settings = CalibrationSettings(
         kind=args.calibration,

@@ -7,7 +7,7 @@ import argparse
 
 from kirag.cli.arguments import INPUT, OUTPUT
 from kirag.cli.common import add_command
-from kirag.ranges import COUNT
+from kirag.core.ranges import COUNT
 
 EPILOG = """\
 examples:

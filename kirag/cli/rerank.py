@@ -27,12 +27,11 @@ from kirag.cli.common import (
     server_options,
 )
 from kirag.cli.report import add_html, write_report
-from kirag.fusion import METHODS as FUSION_METHODS
+from kirag.core.ranges import COUNT, COUNT_OR_ZERO, FRACTION
 from kirag.llm.convert import GGUF_TYPES
 from kirag.llm.factory import ENGINES
 from kirag.llm.transformers_engine import DTYPES
 from kirag.models import DEFAULT_LLM
-from kirag.ranges import COUNT, COUNT_OR_ZERO, FRACTION
 from kirag.rerank.factory import command_line_rerankers
 from kirag.rerank.rank1 import MIN_PASSAGE_ROOM, PASSAGE_POLICIES, REFERENCE_BUDGET
 from kirag.rerank.records import (
@@ -41,6 +40,7 @@ from kirag.rerank.records import (
     rank1_counts,
     write_explanations,
 )
+from kirag.retrieval.fusion import METHODS as FUSION_METHODS
 from kirag.types import FIRST_STAGE_RANK
 
 EPILOG = """\
@@ -256,11 +256,11 @@ def make_reranker(args: argparse.Namespace, cache: Path):
 def run(args: argparse.Namespace) -> int:
     import tempfile
 
+    from kirag.core.runconfig import RunConfig
+    from kirag.core.seeding import set_seed
     from kirag.eval.runs import read_run, write_run
-    from kirag.fusion import fuse_with_first_stage
     from kirag.io.topics import read_topics
-    from kirag.runconfig import RunConfig
-    from kirag.seeding import set_seed
+    from kirag.retrieval.fusion import fuse_with_first_stage
 
     set_seed(args.seed)
     check_ray_flags(args)

@@ -10,9 +10,9 @@ from typing import get_args
 
 from kirag.cli.arguments import INPUT, OUTPUT
 from kirag.cli.common import add_command, add_on_error, add_seed, on_error, prepare_output
+from kirag.core.ranges import COUNT
 from kirag.eval.runs import RunFormat
-from kirag.fusion import FUSIONS
-from kirag.ranges import COUNT
+from kirag.retrieval.fusion import FUSIONS
 
 EPILOG = """\
 examples:
@@ -67,12 +67,12 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kirag.core.runconfig import RunConfig
+    from kirag.core.seeding import set_seed
     from kirag.errors import KiragError
     from kirag.eval.runs import write_run
     from kirag.io.topics import read_topics
     from kirag.retrieval.factory import load_retrievers
-    from kirag.runconfig import RunConfig
-    from kirag.seeding import set_seed
     from kirag.types import Query
 
     set_seed(args.seed)

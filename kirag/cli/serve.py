@@ -10,8 +10,8 @@ from kirag.cli.answer import add_kirag_models
 from kirag.cli.arguments import INPUT
 from kirag.cli.common import add_command, add_seed, add_server
 from kirag.cli.rerank import add_reranker_arguments
-from kirag.fusion import FUSIONS
-from kirag.ranges import COUNT, NON_NEGATIVE
+from kirag.core.ranges import COUNT, NON_NEGATIVE
+from kirag.retrieval.fusion import FUSIONS
 from kirag.serve.ray_serve import RaySettings
 from kirag.serve.settings import API_KEY_ENV, DEFAULT_HOST, DEFAULT_PORT, PORT, ServeSettings
 
@@ -170,8 +170,8 @@ def load_services(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from kirag.optional import check_extra
-    from kirag.seeding import set_seed
+    from kirag.core.optional import check_extra
+    from kirag.core.seeding import set_seed
 
     set_seed(args.seed)
     check_extra("serve")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from kirag.cli.arguments import INPUT, OUTPUT
 from kirag.cli.common import add_command
+from kirag.core.ranges import COUNT
 from kirag.eval.submission import QA_TARGETS
-from kirag.ranges import COUNT
 
 EPILOG = """\
 examples:
@@ -108,7 +108,7 @@ def register(subparsers) -> None:
 
 def _written(args: argparse.Namespace, output, results: dict, config_beside=None) -> int:
     """Record the run's configuration beside `config_beside` (default: the output)."""
-    from kirag.runconfig import RunConfig
+    from kirag.core.runconfig import RunConfig
 
     settings = {k: v for k, v in vars(args).items() if k != "func"}
     config = RunConfig(f"submit {args.target}", settings, results=results).write(

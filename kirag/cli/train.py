@@ -10,8 +10,8 @@ from pathlib import Path
 
 from kirag.cli.arguments import INPUT, OUTPUT
 from kirag.cli.common import HelpFormatter, add_seed
+from kirag.core.ranges import COUNT, COUNT_OR_ZERO, FRACTION, NON_NEGATIVE, OPEN_FRACTION, POSITIVE
 from kirag.rag.aligner_training import TrainSettings
-from kirag.ranges import COUNT, COUNT_OR_ZERO, FRACTION, NON_NEGATIVE, OPEN_FRACTION, POSITIVE
 
 EPILOG = """\
 examples:
@@ -128,11 +128,11 @@ def _register_encoder(jobs) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from kirag.core.progress import progress_enabled
+    from kirag.core.runconfig import RunConfig
     from kirag.errors import KiragError
-    from kirag.progress import progress_enabled
     from kirag.rag import aligner_training as at
     from kirag.rag.corpus_training import CORPUS_ALIGNER
-    from kirag.runconfig import RunConfig
 
     base = CORPUS_ALIGNER if args.from_corpus else TrainSettings()
     given = {
@@ -205,11 +205,11 @@ def run_encoder(args: argparse.Namespace) -> int:
     """`kirag train encoder --from-corpus CORPUS`: ICT / title pairs, in-batch negatives."""
     from dataclasses import replace
 
+    from kirag.core.progress import progress_enabled
+    from kirag.core.runconfig import RunConfig
     from kirag.io.corpus import read_corpus
-    from kirag.progress import progress_enabled
     from kirag.rag import aligner_training as at
     from kirag.rag import corpus_training as ct
-    from kirag.runconfig import RunConfig
 
     settings = replace(
         ct.CORPUS_ENCODER,

@@ -97,7 +97,7 @@ def search_hits(retriever, query: str, k: int) -> list[Hit]:
 
 async def asearch_hits(retriever, query: str, k: int) -> list[Hit]:
     """`search_hits` off the event loop; one model call at a time when the search runs a model."""
-    from kirag.concurrency import off_loop
+    from kirag.core.concurrency import off_loop
 
     uses_model = kirag_pipeline(retriever) is not None or getattr(retriever, "runs_model", True)
     return await off_loop(search_hits, retriever, query, k, uses_model=uses_model)
@@ -106,7 +106,7 @@ async def asearch_hits(retriever, query: str, k: int) -> list[Hit]:
 async def arerank_hits(reranker, query: str, hits: list[Hit], k: int | None) -> list[Hit]:
     """`reranker.rerank` off the event loop under the model lock: kirag rerankers' own `arerank`,
     any other reranker through `off_loop`."""
-    from kirag.concurrency import off_loop
+    from kirag.core.concurrency import off_loop
 
     arerank = getattr(reranker, "arerank", None)
     if arerank is not None:

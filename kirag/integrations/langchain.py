@@ -7,7 +7,7 @@ LangChain 1.x, so nothing here imports either):
   compressor, e.g. inside `ContextualCompressionRetriever`.
 
 Both have a real async path: the work runs in a worker thread, one model call at a time per
-process (kirag.concurrency)."""
+process (kirag.core.concurrency)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kirag.optional import require
+from kirag.core.optional import require
 
 require("langchain_core", "langchain", "the LangChain adapter (kirag.integrations.langchain)")
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kirag.optional import require
+from kirag.core.optional import require
 
 require("llama_index.core", "llama-index")
 

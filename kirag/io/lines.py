@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal, TypeVar
 
+from kirag.core.runconfig import RESULT_HOOKS
 from kirag.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,15 @@ def skipped_lines() -> dict[str, dict]:
         for path, r in latest.items()
         if r.skipped
     }
+
+
+def _skipped_lines_result() -> dict[str, dict]:
+    """The run record's "skipped_lines" (--skip-bad-lines: what was left out is part of the run)."""
+    skipped = skipped_lines()
+    return {"skipped_lines": skipped} if skipped else {}
+
+
+RESULT_HOOKS.append(_skipped_lines_result)
 
 
 @dataclass

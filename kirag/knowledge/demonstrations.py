@@ -328,7 +328,7 @@ def rank_by_similarity(
     among equal similarities is torch's own)."""
     if len(pool_vectors) == 0:
         return []
-    from kirag.optional import require
+    from kirag.core.optional import require
 
     torch = require("torch", "kirag", "ranking demonstrations")
     scores = np.asarray(pool_vectors, dtype=np.float32) @ np.asarray(input_vector, np.float32)
@@ -387,7 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demonstrations file to kirag's pool format (written atomically)."""
     import sys
 
-    from kirag.atomic import atomic_write
+    from kirag.core.atomic import atomic_write
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 3:

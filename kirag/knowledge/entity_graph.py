@@ -17,8 +17,8 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from kirag.core.optional import require
 from kirag.knowledge.triples import Triple, entity_key
-from kirag.optional import require
 
 FILENAME = "graph.sqlite"
 IN_CLAUSE = 900  # SQLite's bound on parameters per statement, with margin

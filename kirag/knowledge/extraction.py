@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from kirag.atomic import WORK_MARK, atomic_write
-from kirag.cost import CostMeter
+from kirag.core.atomic import WORK_MARK, atomic_write
+from kirag.core.cost import CostMeter
+from kirag.core.progress import progress
 from kirag.errors import KiragError
 from kirag.knowledge.triples import Triple
-from kirag.progress import progress
 from kirag.scale import Executor, Shard, cut_into_shards
 from kirag.types import Document
 
@@ -49,7 +49,7 @@ EXTRACTORS = {
 
 def make_extractor(name: str, **options) -> TripleExtractor:
     """An extractor by name ("spacy" — dependency parse, no LLM; "llm" — prompted LLM)."""
-    from kirag.lazy import import_target
+    from kirag.core.lazy import import_target
 
     if name not in EXTRACTORS:
         raise KiragError(f"unknown triple extractor {name!r}; known: {', '.join(EXTRACTORS)}")
@@ -208,7 +208,7 @@ class ExtractTask:
     the shard and the digest of its input, then one line per document (id, content hash,
     triples). Written atomically; a rerun skips a shard whose header matches its input."""
 
-    # said with the estimated time of a long extraction (kirag.cost)
+    # said with the estimated time of a long extraction (kirag.core.cost)
     cost_hint = "--extractor spacy (no LLM), more Ray workers (--workers N)"
 
     def __init__(

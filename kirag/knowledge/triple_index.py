@@ -34,13 +34,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kirag.atomic import (
+from kirag.core.atomic import (
     atomic_directory,
     build_lock,
     check_not_inside,
     check_overwritable,
     write_json,
 )
+from kirag.core.optional import check_extra
 from kirag.errors import IndexLoadError, OutputExistsError
 from kirag.io.docstore import DocStore
 from kirag.knowledge.entity_graph import FILENAME as GRAPH_FILE
@@ -51,7 +52,6 @@ from kirag.knowledge.entity_graph import (  # build_entity_graph: re-exported
 )
 from kirag.knowledge.titles import TitleLookup
 from kirag.knowledge.triples import Triple
-from kirag.optional import check_extra
 from kirag.retrieval.encoder_backends import EncoderBackend
 from kirag.types import Document
 
@@ -485,7 +485,7 @@ def _build_from_corpus(
             else None,
         )
     except sqlite3.Error as exc:  # e.g. a full disk: name the cache, not just "disk is full"
-        from kirag.atomic import as_write_error
+        from kirag.core.atomic import as_write_error
 
         raise as_write_error(exc, cache_path) from exc
     pairs = ((doc, store.get(doc.id, extractor_obj.id) or []) for doc in documents)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from kirag.atomic import atomic_directory
+from kirag.core.atomic import atomic_directory
+from kirag.core.optional import require
 from kirag.errors import OutputExistsError
 from kirag.models import hub_offline
-from kirag.optional import require
 
 
 def gguf_to_hf(gguf_path: str | Path, out_dir: str | Path, overwrite: bool = False) -> Path:
@@ -60,7 +60,7 @@ def requantize_gguf(
     import ctypes
     import os
 
-    from kirag.atomic import TMP_MARK
+    from kirag.core.atomic import TMP_MARK
     from kirag.errors import KiragError
 
     llama_cpp = require("llama_cpp", "llamacpp", "requantizing a GGUF")

@@ -8,11 +8,11 @@ import inspect
 import logging
 import threading
 
+from kirag.core.lazy import import_target
+from kirag.core.optional import check_extra, is_available
 from kirag.errors import KiragError
-from kirag.lazy import import_target
 from kirag.llm.base import LLMEngine
 from kirag.models import DEFAULT_LLM, resolve_model
-from kirag.optional import check_extra, is_available
 
 log = logging.getLogger(__name__)
 

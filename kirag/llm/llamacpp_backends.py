@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import ctypes
 import re
+import sys
 import threading
 from pathlib import Path
+
+from kirag.core.runconfig import RUNTIME_HOOKS
 
 SINGLE_BUILD = "single build (no runtime CPU dispatch)"
 _VARIANT = re.compile(r"libggml-cpu(?:-([A-Za-z0-9_.]+))?\.so")
@@ -50,6 +53,17 @@ def ensure_backends(llama_cpp) -> None:
         _ready = True
 
 
+def _runtime_detail() -> dict[str, str]:
+    """The run record's "llama_cpp_cpu_variant", when llama.cpp ran in this process."""
+    if "llama_cpp" not in sys.modules:
+        return {}
+    variant = loaded_cpu_variant()
+    return {"llama_cpp_cpu_variant": variant} if variant else {}
+
+
+RUNTIME_HOOKS.append(_runtime_detail)
+
+
 def loaded_cpu_variant(maps: str | Path = "/proc/self/maps") -> str | None:
     """The CPU-backend library this process has loaded: a variant name (`icelake`, `haswell`,
     ...), SINGLE_BUILD for a wheel without runtime dispatch, None when llama.cpp has not loaded
@@ -69,7 +83,7 @@ def describe(llama_cpp=None) -> dict:
     """What `kirag doctor` and run configs say about llama.cpp here: the variants the wheel
     ships and the one loaded (loading the backends if needed)."""
     if llama_cpp is None:
-        from kirag.optional import require
+        from kirag.core.optional import require
 
         llama_cpp = require("llama_cpp", "llamacpp", "the llama.cpp engine")
     ensure_backends(llama_cpp)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kirag.core.optional import require
 from kirag.errors import ContextError, KiragError
 from kirag.llm.base import (
     EngineTokens,
@@ -31,7 +32,6 @@ from kirag.llm.base import (
     single_token_id,
 )
 from kirag.llm.llamacpp_backends import ensure_backends, loaded_cpu_variant
-from kirag.optional import require
 
 log = logging.getLogger(__name__)
 

@@ -163,7 +163,7 @@ class OpenAIEngine(EngineTokens):
             return None
         from pathlib import Path
 
-        from kirag.optional import require
+        from kirag.core.optional import require
 
         transformers = require("transformers", "rerank", "a local tokenizer for the openai engine")
         path = Path(self.tokenizer_path)

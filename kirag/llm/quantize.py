@@ -188,7 +188,7 @@ class GGUFVocab(EngineTokens):
     name = "llamacpp"
 
     def __init__(self, path: str | Path, context_length: int = 4096):
-        from kirag.optional import require
+        from kirag.core.optional import require
 
         llama_cpp = require("llama_cpp", "llamacpp", "quantizing a GGUF")
         from llama_cpp import _internals
@@ -329,7 +329,7 @@ def quantize_gguf(
     matrix from the calibration the settings name; the folder also holds the calibration text,
     the matrix and quantization.json. `imatrix`: a matrix made earlier from the same calibration
     (reused, e.g. for several formats). Atomic: the folder appears whole or not at all."""
-    from kirag.atomic import atomic_directory, write_json
+    from kirag.core.atomic import atomic_directory, write_json
 
     fmt = fmt.upper()
     if fmt not in FORMATS:

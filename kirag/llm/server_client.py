@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 import time
 
+from kirag.core.optional import require
 from kirag.errors import ServerAuthError, ServerError
-from kirag.optional import require
 
 log = logging.getLogger(__name__)
 

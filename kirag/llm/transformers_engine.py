@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from kirag.core.optional import require
 from kirag.errors import KiragError
 from kirag.llm.base import (
     Generation,
@@ -27,7 +28,6 @@ from kirag.llm.base import (
     single_token_id,
 )
 from kirag.models import hub_offline
-from kirag.optional import require
 
 log = logging.getLogger(__name__)
 

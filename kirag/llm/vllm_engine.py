@@ -11,9 +11,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from kirag.core.optional import require
 from kirag.errors import KiragError
 from kirag.llm.base import TOP_LOGPROBS, Generation, HFTokenizerTokens, single_token_id
-from kirag.optional import require
 
 log = logging.getLogger(__name__)
 

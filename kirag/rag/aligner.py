@@ -146,9 +146,9 @@ def _load(model: str, tokenizer: str | None, device: str | None):
 
     if tokenizer is None:
         return load_sentence_transformer(model, device=device)
+    from kirag.core.optional import require
     from kirag.errors import KiragError
     from kirag.models import resolve_model
-    from kirag.optional import require
 
     require("sentence_transformers", "kirag", "the aligner")
     from sentence_transformers import SentenceTransformer, models

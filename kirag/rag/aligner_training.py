@@ -167,7 +167,7 @@ class AlignerTrainer:
         resume: bool = False,
     ) -> dict:
         """Train, save the model to `output` (save_pretrained, atomically) and return metrics."""
-        from kirag.optional import require
+        from kirag.core.optional import require
 
         Dataset = require("datasets", "kirag", "training the aligner").Dataset
         require("sentence_transformers", "kirag", "training the aligner")
@@ -180,8 +180,8 @@ class AlignerTrainer:
             MultipleNegativesRankingLoss,
         )
 
+        from kirag.core.seeding import set_seed
         from kirag.models import load_sentence_transformer
-        from kirag.seeding import set_seed
 
         s = self.settings
         set_seed(s.seed)

@@ -12,7 +12,7 @@ REFERENCE_BATCH = 16  # reference mode: questions whose turns share one engine c
 def answer_questions(kirag, questions: Sequence[str], k: int = 10) -> list:
     """The Answer of each question, in order, with a progress bar (per question; per chunk in
     reference mode)."""
-    from kirag.progress import progress
+    from kirag.core.progress import progress
 
     if kirag.mode == "reference":  # each turn of a chunk of questions is one engine batch
         chunks = [

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from kirag.core.ranges import COUNT
 from kirag.rag.reader import Reader
-from kirag.ranges import COUNT
 from kirag.retrieval.base import Retriever
 from kirag.types import Hit
 
@@ -56,7 +56,7 @@ class RetrieveReadRetrieve:
         self.reader_k = reader_k
 
     def run(self, questions: Sequence[str], k: int = 10) -> list[BaselineResult]:
-        from kirag.fusion import reciprocal_rank_fusion
+        from kirag.retrieval.fusion import reciprocal_rank_fusion
 
         results = [BaselineResult(q, [], queries=[q]) for q in questions]
         rankings: list[list[list[Hit]]] = [[] for _ in questions]

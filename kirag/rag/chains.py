@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kirag.fusion import reciprocal_rank_fusion
+from kirag.core.ranges import COUNT
 from kirag.knowledge.sentences import words
 from kirag.knowledge.triple_index import TripleIndex, triple_embedding_text
 from kirag.knowledge.triples import Triple
 from kirag.rag.constructor import PICK_BONUS, ChainConstructor
 from kirag.rag.records import STEP_DECIMALS, ChainStep, chain_steps, steps_json
-from kirag.ranges import COUNT
 from kirag.retrieval.base import Retriever
+from kirag.retrieval.fusion import reciprocal_rank_fusion
 from kirag.types import Hit
 
 # What a next triple must not share with the chain: its sentence (default: a triple from a

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from kirag.answers import token_f1
+from kirag.core.answers import token_f1
 from kirag.knowledge.triples import Triple, parse_triples
 from kirag.llm.base import LLMEngine, chat_generate
 

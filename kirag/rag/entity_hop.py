@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kirag.fusion import reciprocal_rank_fusion
 from kirag.knowledge.sentences import words
 from kirag.knowledge.triple_index import TripleIndex
 from kirag.knowledge.triples import Triple
+from kirag.retrieval.fusion import reciprocal_rank_fusion
 from kirag.types import Hit
 
 _ORDINAL = re.compile(r"#(\d+)$")

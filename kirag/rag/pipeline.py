@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from kirag.concurrency import AsyncSearch, off_loop
+from kirag.core.concurrency import AsyncSearch, off_loop
 from kirag.errors import KiragError
 from kirag.knowledge.triple_index import TripleIndex
 from kirag.models import DEFAULT_LLM
@@ -362,7 +362,7 @@ class KiRAGRetriever(AsyncSearch):
     def batch_search(
         self, queries, k: int = 10, threads: int = 1, with_documents: bool = False
     ) -> dict[str, list[Hit]]:
-        from kirag.progress import progress
+        from kirag.core.progress import progress
         from kirag.retrieval.index_folder import query_pairs
 
         pairs = query_pairs(queries)

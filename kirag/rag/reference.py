@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from kirag.answers import token_f1
+from kirag.core.answers import token_f1
 from kirag.errors import SettingsError
 from kirag.knowledge.demonstrations import ChainDemonstration
 from kirag.knowledge.sentences import punkt_sentences
@@ -172,7 +172,7 @@ def top_candidates(scores, k: int) -> list[int]:
     the candidates' order — so the same call decides it here."""
     import numpy as np
 
-    from kirag.optional import require
+    from kirag.core.optional import require
 
     torch = require("torch", "kirag", "reference mode's candidate selection")
     values = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32))

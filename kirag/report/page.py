@@ -9,7 +9,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from kirag.atomic import atomic_write
+from kirag.core.atomic import atomic_write
 
 
 @cache

@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from kirag.answers import exact_match, f1
+from kirag.core.answers import exact_match, f1
 from kirag.knowledge.sentences import link_sentence
 from kirag.rag.records import chain_steps
 from kirag.rerank.records import Rank1Judgement

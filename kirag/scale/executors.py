@@ -13,10 +13,10 @@ import logging
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from kirag.cost import CostMeter
+from kirag.core.cost import CostMeter
+from kirag.core.optional import require
+from kirag.core.progress import progress
 from kirag.errors import KiragError, SettingsError
-from kirag.optional import require
-from kirag.progress import progress
 from kirag.scale.shards import Shard, ShardReport, ShardTask, pending
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kirag.core.optional import require
 from kirag.errors import SettingsError
-from kirag.optional import require
 
 
 @dataclass

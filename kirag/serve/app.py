@@ -21,7 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from kirag.concurrency import MODEL_LOCK, off_loop
+from kirag.core.concurrency import MODEL_LOCK, off_loop
 from kirag.errors import KiragError
 from kirag.report.page import asset
 from kirag.serve.gate import Full, Gate

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kirag.concurrency import off_loop
-from kirag.optional import require
+from kirag.core.concurrency import off_loop
+from kirag.core.optional import require
 from kirag.serve.limits import check_documents, check_k, check_text
 from kirag.serve.services import Services
 from kirag.serve.settings import ServeSettings

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from kirag.core.interrupts import checkpoint
+from kirag.core.optional import require
+from kirag.core.ranges import COUNT, NON_NEGATIVE, check_fields
 from kirag.errors import KiragError
-from kirag.interrupts import checkpoint
-from kirag.optional import require
-from kirag.ranges import COUNT, NON_NEGATIVE, check_fields
 
 if TYPE_CHECKING:  # the CLI imports RaySettings at start: keep this module light
     from kirag.serve.services import Services

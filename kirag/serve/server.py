@@ -3,7 +3,7 @@ connections and let requests in flight finish (up to the graceful-shutdown time)
 
 from __future__ import annotations
 
-from kirag.optional import require
+from kirag.core.optional import require
 from kirag.serve.services import Services
 from kirag.serve.settings import ServeSettings
 

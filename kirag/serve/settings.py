@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kirag.ranges import COUNT, Range, check_fields
+from kirag.core.ranges import COUNT, Range, check_fields
 
 DEFAULT_HOST = "127.0.0.1"  # loopback: nothing outside this machine reaches the server
 DEFAULT_PORT = 8000

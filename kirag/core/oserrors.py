@@ -7,7 +7,7 @@ import errno
 import sqlite3
 from pathlib import Path
 
-from kirag.atomic import SQLITE_FULL_MARKERS, user_path
+from kirag.core.atomic import SQLITE_FULL_MARKERS, user_path
 
 # errno -> what the user can do about it
 HINTS = {

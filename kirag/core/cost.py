@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kirag.progress import progress_enabled
+from kirag.core.progress import progress_enabled
 
 
 def format_duration(seconds: float) -> str:

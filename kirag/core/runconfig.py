@@ -5,12 +5,13 @@ from __future__ import annotations
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, is_dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from kirag.atomic import write_json
+from kirag.core.atomic import write_json
 
 CONFIG_SUFFIX = ".config.json"
 DIR_CONFIG_NAME = "kirag-config.json"
@@ -40,15 +41,19 @@ def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str
     return versions
 
 
-def runtime_details() -> dict[str, Any]:
-    """What ran in this process beyond package versions: the llama.cpp CPU-backend variant it
-    loaded (AVX2, AVX-512, VNNI... chosen at run time), when llama.cpp ran."""
-    if "llama_cpp" not in sys.modules:
-        return {}
-    from kirag.llm.llamacpp_backends import loaded_cpu_variant
+# What a run adds to its record beyond its settings, contributed by the layer that knows it (core
+# imports no layer above it): runtime details (the llama.cpp CPU variant that ran) and results
+# (the lines --skip-bad-lines left out). Each hook returns {} when it has nothing to say.
+RUNTIME_HOOKS: list[Callable[[], dict[str, Any]]] = []
+RESULT_HOOKS: list[Callable[[], dict[str, Any]]] = []
 
-    variant = loaded_cpu_variant()
-    return {"llama_cpp_cpu_variant": variant} if variant else {}
+
+def runtime_details() -> dict[str, Any]:
+    """What ran in this process beyond package versions (from the registered RUNTIME_HOOKS)."""
+    details: dict[str, Any] = {}
+    for hook in RUNTIME_HOOKS:
+        details.update(hook())
+    return details
 
 
 def config_path_for(output: str | Path) -> Path:
@@ -75,14 +80,12 @@ class RunConfig:
 
     def write(self, output: str | Path) -> Path:
         """Write next to `output` (see config_path_for) and return the path written."""
-        from kirag.io.lines import skipped_lines
-
         data = asdict(self)
         data["settings"] = _jsonable(self.settings)
         data["results"] = _jsonable(self.results)
-        skipped = skipped_lines()
-        if skipped:  # --skip-bad-lines: what was left out is part of what was run
-            data["results"].setdefault("skipped_lines", skipped)
+        for hook in RESULT_HOOKS:
+            for key, value in hook().items():
+                data["results"].setdefault(key, _jsonable(value))
         return write_json(config_path_for(output), data)
 
 

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from kirag.core.interrupts import deferred_interrupts
 from kirag.errors import KiragError, OutputExistsError
-from kirag.interrupts import deferred_interrupts
 
 TMP_MARK = ".kirag-tmp-"
 LOCK_SUFFIX = ".kirag-lock"

@@ -10,8 +10,8 @@ import math
 from collections.abc import Sequence
 from typing import Literal
 
+from kirag.core.ranges import FRACTION
 from kirag.errors import InputError, KiragError
-from kirag.ranges import FRACTION
 from kirag.types import FIRST_STAGE_RANK, FIRST_STAGE_SCORE, Hit
 
 Normalization = Literal["minmax", "zscore", "none"]
