@@ -364,6 +364,11 @@ SCORING_FLAGS = (
 )
 
 
+def scoring_settings(args: argparse.Namespace) -> dict:
+    """The settings that decide a reranker's scores, as the command line gives them."""
+    return {name: getattr(args, name) for name in SCORING_FLAGS}
+
+
 def _rerank_on_ray(args: argparse.Namespace, run_hits, topics, store) -> dict:
     """The run reranked by a pool of Ray workers, in shards of --queries-per-shard queries.
     The workers keep no pair cache (one JSONL appended by many processes is unsafe): a shard's
@@ -372,7 +377,7 @@ def _rerank_on_ray(args: argparse.Namespace, run_hits, topics, store) -> dict:
 
     from kirag.rerank.sharded import rerank_sharded, work_dir_for
 
-    settings = {name: getattr(args, name) for name in SCORING_FLAGS}
+    settings = scoring_settings(args)
     plain = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "func"})
     with open_executor(args) as executor:
         return rerank_sharded(
