@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from kirag.cli import build_parser, main
-from kirag.cli.arguments import as_flags, parameter_flags, passes_to, subcommand_parsers
+from kirag.cli.arguments import as_flags, parameter_flags, subcommand_parsers
+from kirag.core.settings import passes_to
 from kirag.errors import OutputExistsError, SettingsError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,7 +174,9 @@ def test_an_api_error_names_the_parameter_and_the_cli_the_flag(tmp_path, enwiki_
 def test_a_rank1_setting_error_names_the_parameter():
     from kirag.rerank.rank1 import Rank1Reranker
 
-    with pytest.raises(SettingsError, match=r"^thinking_budget must be >= 0 \(got -1\)$") as api:
+    with pytest.raises(
+        SettingsError, match=r"^thinking_budget must be an integer >= 0 \(got -1\)$"
+    ) as api:
         Rank1Reranker(thinking_budget=-1)
     assert api.value.parameters == ("thinking_budget",)
 

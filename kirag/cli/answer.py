@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from kirag.cli.arguments import INPUT, OUTPUT, passes_to
+from kirag.cli.arguments import INPUT, OUTPUT
 from kirag.cli.common import (
     add_command,
     add_seed,
@@ -24,6 +24,7 @@ from kirag.cli.common import (
 )
 from kirag.cli.report import add_html, write_report
 from kirag.core.ranges import COUNT, COUNT_OR_ZERO
+from kirag.core.settings import passes_to
 from kirag.eval.submission import QA_TARGETS
 from kirag.llm.factory import ENGINES
 from kirag.rag.pipeline import MODE_DEFAULTS, REFERENCE_OPTION_NAMES

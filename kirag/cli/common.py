@@ -8,9 +8,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from kirag.cli.arguments import INPUT, passes_to
+from kirag.cli.arguments import INPUT
 from kirag.core.ranges import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, SEED
 from kirag.core.seeding import DEFAULT_SEED
+from kirag.core.settings import passes_to
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

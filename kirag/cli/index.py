@@ -10,7 +10,7 @@ import argparse
 import time
 from dataclasses import asdict
 
-from kirag.cli.arguments import CACHE, INPUT, OUTPUT, passes_to
+from kirag.cli.arguments import CACHE, INPUT, OUTPUT
 from kirag.cli.common import (
     add_command,
     add_on_error,
@@ -24,6 +24,7 @@ from kirag.cli.common import (
 )
 from kirag.core.optional import check_extra
 from kirag.core.ranges import COUNT, FRACTION, NON_NEGATIVE
+from kirag.core.settings import passes_to
 from kirag.knowledge.extraction import EXTRACTORS
 from kirag.llm.factory import ENGINES
 from kirag.models import DEFAULT_LLM

@@ -8,9 +8,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kirag.cli.arguments import INPUT, OUTPUT, passes_to
+from kirag.cli.arguments import INPUT, OUTPUT
 from kirag.cli.common import add_command, add_seed
 from kirag.core.ranges import COUNT, COUNT_OR_ZERO, FRACTION
+from kirag.core.settings import passes_to
 from kirag.llm.quantize import CALIBRATIONS, FORMATS, CalibrationSettings
 from kirag.rerank.rank1 import PASSAGE_POLICIES, REFERENCE_BUDGET
 
