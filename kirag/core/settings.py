@@ -122,13 +122,15 @@ def add_arguments(
     settings_class: type,
     *,
     title: str | None = None,
+    into: argparse._ArgumentGroup | None = None,
     skip: Iterable[str] = (),
     defaults: Mapping[str, Any] | None = None,
 ) -> None:
-    """One flag per declared field (but `skip` and cli=False ones), in an argument group when
-    `title` is given: its type from the range, its choices, its default (the class's, or
-    `defaults`' for a command that differs) and help that states the default."""
-    target = parser.add_argument_group(title) if title else parser
+    """One flag per declared field (but `skip` and cli=False ones), in a new argument group
+    when `title` is given (or the group `into`): its type from the range, its choices, its
+    default (the class's, or `defaults`' for a command that differs) and help that states the
+    default."""
+    target = into or (parser.add_argument_group(title) if title else parser)
     skipped = set(skip)
     defaults = defaults or {}
     renames = {}
@@ -144,8 +146,12 @@ def add_arguments(
         allowed = item.setting.allowed()
         if allowed is not None:
             kwargs["choices"] = allowed
-        kwargs["help"] = _help(item.setting.help, default)
-        target.add_argument(item.flag, **kwargs)
+        kwargs["help"] = item.setting.help or None  # the CLI's formatter adds the default
+        if item.setting.flag and "action" not in kwargs:
+            kwargs["metavar"] = item.flag.lstrip("-").replace("-", "_").upper()
+        action = target.add_argument(item.flag, **kwargs)
+        action.kirag_setting = (settings_class, item.name)  # derived, not restated (tests walk it)
+        action.kirag_default_differs = item.name in defaults  # a command's own default, declared
         if item.setting.option:
             renames[item.name] = item.setting.option
     passes_to(parser, renames)
@@ -159,13 +165,6 @@ def passes_to(parser: argparse.ArgumentParser, renames: Mapping[str, str]) -> Ma
     known.update({parameter: dest for dest, parameter in renames.items()})
     parser.kirag_parameters = known
     return renames
-
-
-def _help(text: str, default: Any) -> str:
-    if default is None or isinstance(default, bool) or "default" in text.lower():
-        return text
-    stated = f"default: {default}"
-    return f"{text} ({stated})" if text else stated
 
 
 def from_args(settings_class: type, args: argparse.Namespace, **overrides: Any) -> Any:

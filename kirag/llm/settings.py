@@ -34,7 +34,11 @@ class EngineSettings:
         None, "vLLM checkpoint quantization (awq, gptq, fp8): GPU only"
     )
     tensor_parallel: int = setting(
-        1, "vLLM tensor parallelism (GPUs)", range=COUNT, option="tensor_parallel_size"
+        1,
+        "vLLM tensor parallelism (GPUs)",
+        range=COUNT,
+        option="tensor_parallel_size",
+        affects="rounding",
     )
     context: int | None = setting(
         None,

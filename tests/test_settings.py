@@ -1,0 +1,170 @@
+"""One definition per setting: the settings classes declare name, default, range, choices, help
+and what a setting affects; the CLI's flags, validation, keys and the docs page are derived.
+This walks every registered class and every parser of the `kirag` command: a flag derived from a
+setting must say what the setting says, and a hand-written flag that shares a setting's name
+must be a different setting, listed below with the reason."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kirag.cli import build_parser, main
+from kirag.cli.settings import SETTINGS_CLASSES, render, settings_class
+from kirag.core.ranges import COUNT, FRACTION
+from kirag.core.settings import (
+    add_arguments,
+    as_record,
+    changed_options,
+    check_settings,
+    declared,
+    fingerprint,
+    from_args,
+    keyed,
+    setting,
+)
+from kirag.errors import SettingsError
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
+
+# (command, flag) -> why a hand-written flag of that name is another setting than the declared one
+OTHER_SETTINGS = {
+    ("kirag index dense", "--batch-size"): "passages per encoding batch",
+    ("kirag index triples", "--batch-size"): "documents per extraction batch (the resume unit)",
+    ("kirag train aligner", "--batch-size"): "training batch",
+    ("kirag train encoder", "--batch-size"): "training batch",
+    ("kirag index dense", "--quantize"): "the encoder's int8 weights, not an LLM's",
+    ("kirag index triples", "--quantize"): "the encoder's int8 weights, not an LLM's",
+    ("kirag index dense", "--ray-address"): "the executor's cluster (Ray Data), not Ray Serve's",
+    ("kirag index triples", "--ray-address"): "the executor's cluster (Ray Data), not Ray Serve's",
+    ("kirag rerank", "--ray-address"): "the executor's cluster (Ray Data), not Ray Serve's",
+    ("kirag quantize", "--context"): "the context the calibration prompts are fitted to",
+    ("kirag bench rerank", "--batch-size"): "the benchmark's own grid value",
+    ("kirag bench quantize", "--batch-size"): "the benchmark's own grid value",
+    ("kirag bench serve", "--model-queue"): "the benchmark's server, sized for its load",
+}
+
+
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ("kirag",)):
+    yield " ".join(path), parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, (*path, name))
+
+
+CLASSES = {title: settings_class(target) for title, target in SETTINGS_CLASSES.items()}
+DECLARED_FLAGS = {
+    item.flag: (cls, item) for cls in CLASSES.values() for item in declared(cls) if item.setting.cli
+}
+
+
+def _flag_actions():
+    for command, parser in _commands(build_parser()):
+        for action in parser._actions:
+            for flag in action.option_strings:
+                if flag in DECLARED_FLAGS:
+                    yield command, flag, action
+
+
+@pytest.mark.parametrize("title", list(SETTINGS_CLASSES))
+def test_every_registered_class_declares_every_field(title):
+    """A settings class's fields are all declared (help, range or choices, what they affect),
+    and its defaults pass its own checks."""
+    cls = CLASSES[title]
+    names = [item.name for item in declared(cls)]
+    assert names == list(cls.__dataclass_fields__)
+    assert all(item.setting.help for item in declared(cls))
+    check_settings(cls())
+
+
+def test_derived_flags_say_what_the_setting_says():
+    derived = 0
+    for command, flag, action in _flag_actions():
+        cls, item = DECLARED_FLAGS[flag]
+        if getattr(action, "kirag_setting", None) != (cls, item.name):  # written by hand
+            assert (command, flag) in OTHER_SETTINGS, (
+                f"{command} {flag} restates {cls.__name__}.{item.name}: derive it with "
+                "add_arguments, or list it in OTHER_SETTINGS with the reason"
+            )
+            continue
+        derived += 1
+        assert action.default == item.default or action.kirag_default_differs, f"{command} {flag}"
+        assert action.help == item.setting.help, f"{command} {flag}"
+        assert action.type in (item.setting.range, None), f"{command} {flag}"
+        assert action.choices == item.setting.allowed(), f"{command} {flag}"
+    assert derived >= 30  # rerank, serve and quantize derive theirs
+
+
+def test_every_declared_flag_is_on_some_command():
+    flags = {flag for _, flag, action in _flag_actions()}
+    missing = [
+        f"{cls.__name__}.{item.name}"
+        for flag, (cls, item) in DECLARED_FLAGS.items()
+        if flag not in flags
+    ]
+    assert missing == []
+
+
+def test_the_other_settings_listed_still_exist():
+    seen = {(command, flag) for command, flag, _ in _flag_actions()}
+    assert set(OTHER_SETTINGS) <= seen
+
+
+def test_the_docs_page_is_the_commands_output(capsys):
+    assert DOCS.read_text(encoding="utf-8") == render(), (
+        "docs/settings.md is stale: run `kirag settings > docs/settings.md`"
+    )
+    assert main(["settings"]) == 0
+    assert capsys.readouterr().out == render()
+
+
+# ------------------------------------------------------------ the machinery on a small class
+
+
+@dataclass(frozen=True)
+class Toy:
+    depth: int = setting(10, "how deep", range=COUNT)
+    weight: float = setting(0.5, "of the first list", range=FRACTION, option="fusion_weight")
+    mode: str = setting("fast", "how", choices=("fast", "exact"))
+    prompt: str | None = setting(None, "added to each query", in_text=True)
+    batch: int = setting(8, "per call", range=COUNT, affects="rounding")
+    workers: int = setting(2, "processes", range=COUNT, affects="nothing")
+    trace: bool = setting(False, "log each step", affects="nothing")
+
+    def __post_init__(self):
+        check_settings(self)
+
+
+def test_flags_round_trip_to_the_same_settings():
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, Toy, title="toy")
+    assert from_args(Toy, parser.parse_args([])) == Toy()
+    args = parser.parse_args(["--depth", "3", "--mode", "exact", "--trace", "--weight", "0.2"])
+    assert from_args(Toy, args) == Toy(depth=3, mode="exact", trace=True, weight=0.2)
+    assert parser.kirag_parameters == {"fusion_weight": "weight"}  # errors name the flag
+
+
+def test_the_api_and_the_cli_refuse_with_the_same_words(capsys):
+    with pytest.raises(SettingsError, match=r"^depth must be an integer >= 1 \(got 0\)$"):
+        Toy(depth=0)
+    with pytest.raises(SettingsError, match=r"^mode must be one of fast, exact \(got 'slow'\)$"):
+        Toy(mode="slow")
+    parser = argparse.ArgumentParser(prog="toy")
+    add_arguments(parser, Toy)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--depth", "0"])
+    assert "--depth: must be an integer >= 1 (got 0)" in capsys.readouterr().err
+
+
+def test_keys_hold_what_changes_results():
+    toy = Toy(prompt="Be brief.")
+    assert set(keyed(toy)) == {"depth", "weight", "mode", "prompt", "batch"}
+    assert set(keyed(toy, rounding=False, text=False)) == {"depth", "weight", "mode"}
+    assert fingerprint(keyed(toy)) != fingerprint(keyed(Toy()))
+    assert fingerprint(keyed(Toy(workers=8, trace=True))) == fingerprint(keyed(Toy()))
+    assert as_record(toy)["workers"] == 2
+    assert changed_options(Toy(weight=0.3, depth=10)) == {"fusion_weight": 0.3}
