@@ -23,12 +23,11 @@ from kirag.cli.common import (
     server_options,
 )
 from kirag.core.optional import check_extra
-from kirag.core.ranges import COUNT, FRACTION, NON_NEGATIVE
-from kirag.core.settings import passes_to
+from kirag.core.ranges import COUNT
+from kirag.core.settings import add_arguments, as_record, from_args, passes_to
 from kirag.knowledge.extraction import EXTRACTORS
 from kirag.llm.factory import ENGINES
 from kirag.models import DEFAULT_LLM
-from kirag.retrieval.bm25 import BACKENDS as BM25_BACKENDS
 from kirag.retrieval.encoder_backends import BACKENDS as ENCODER_BACKENDS
 from kirag.retrieval.encoder_backends import QUANTIZATIONS
 from kirag.retrieval.faiss_index import INDEX_TYPES
@@ -60,41 +59,23 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _bm25_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--backend",
-        default="bm25s",
-        choices=list(BM25_BACKENDS),
-        help="bm25s (embedded) or lucene (pyserini; the lucene extra)",
-    )
-    parser.add_argument("--k1", type=NON_NEGATIVE, default=0.9, help="BM25 k1 (Anserini default)")
-    parser.add_argument("--b", type=FRACTION, default=0.4, help="BM25 b (Anserini default)")
-    parser.add_argument(
-        "--stemmer",
-        default="porter",
-        help="PyStemmer algorithm for bm25s (porter matches Lucene; 'none' to disable)",
-    )
-    parser.add_argument(
-        "--stopwords", default="lucene", help="'lucene' (Lucene's 33 English stopwords) or 'none'"
-    )
-    parser.add_argument("--threads", type=COUNT, default=1, help="indexing threads (Lucene)")
+    from kirag.retrieval.bm25 import BM25Settings
+
+    add_arguments(parser, BM25Settings)
 
 
 def _build_bm25(args: argparse.Namespace) -> dict:
-    from kirag.retrieval.bm25 import BM25Retriever
+    from kirag.retrieval.bm25 import BM25Retriever, BM25Settings
 
+    settings = from_args(BM25Settings, args)
     retriever = BM25Retriever.build(
         args.corpus,
         args.index,
-        backend=args.backend,
-        k1=args.k1,
-        b=args.b,
-        stemmer=None if args.stemmer == "none" else args.stemmer,
-        stopwords=None if args.stopwords == "none" else args.stopwords,
-        threads=args.threads,
+        **as_record(settings),
         overwrite=args.overwrite,
         on_error=on_error(args),
     )
-    return {"documents": len(retriever.docstore), "backend": args.backend}
+    return {"documents": len(retriever.docstore), "backend": settings.backend}
 
 
 INDEX_TYPE_HELP = (
@@ -361,10 +342,10 @@ def register(subparsers) -> None:
         epilog=EPILOG,
     )
     kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
-    for name, (help_text, add_arguments, _) in KINDS.items():
+    for name, (help_text, add_kind_arguments, _) in KINDS.items():
         sub = add_command(kinds, name, help=help_text)
         _common(sub)
-        add_arguments(sub)
+        add_kind_arguments(sub)
         sub.set_defaults(func=run)
 
 

@@ -11,11 +11,15 @@ from kirag.cli.common import add_command
 
 # title -> "module:Class": the settings classes declared with kirag.core.settings.setting
 SETTINGS_CLASSES = {
+    "BM25 index (kirag index bm25)": "kirag.retrieval.bm25:BM25Settings",
     "Rank1 reranker": "kirag.rerank.rank1:Rank1Settings",
     "LLM engine": "kirag.llm.settings:EngineSettings",
     "Quantization calibration (kirag quantize)": "kirag.llm.quantize:CalibrationSettings",
     "Serving limits (kirag serve)": "kirag.serve.settings:ServeSettings",
     "Ray Serve (kirag serve --ray)": "kirag.serve.ray_serve:RaySettings",
+    "KiRAG aligner mode (the offline default)": "kirag.rag.modes:AlignerModeSettings",
+    "KiRAG llm mode": "kirag.rag.modes:LLMModeSettings",
+    "KiRAG reference mode (the paper's algorithm)": "kirag.rag.reference:ReferenceSettings",
     "KiRAG entity routes (the offline first stage)": "kirag.rag.entity_routes:RouteSettings",
     "KiRAG entity hop": "kirag.rag.entity_hop:HopSettings",
 }

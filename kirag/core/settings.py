@@ -72,6 +72,13 @@ def setting(
     return dataclasses.field(default=default, metadata={METADATA_KEY: declared})
 
 
+def other_default(settings_class: type, name: str, default: Any) -> Any:
+    """A subclass's field that is `settings_class`'s `name` with another default (the same
+    declaration otherwise: sibling settings keep one name and one help per setting)."""
+    inherited = settings_class.__dataclass_fields__[name]
+    return dataclasses.field(default=default, metadata=inherited.metadata)
+
+
 @dataclass(frozen=True)
 class Declared:
     """One declared field of a settings class: its name, default and declaration."""
@@ -83,6 +90,12 @@ class Declared:
     @property
     def flag(self) -> str:
         return self.setting.flag or "--" + self.name.replace("_", "-")
+
+    @property
+    def dest(self) -> str:
+        """Where argparse keeps the flag's value: the flag's own name (a flag named apart from
+        its field, such as --calibration-context, must not share a dest with another flag)."""
+        return self.flag.lstrip("-").replace("-", "_")
 
     @property
     def parameter(self) -> str:
@@ -138,7 +151,7 @@ def add_arguments(
         if not item.setting.cli or item.name in skipped:
             continue
         default = defaults.get(item.name, item.default)
-        kwargs: dict[str, Any] = {"dest": item.name, "default": default}
+        kwargs: dict[str, Any] = {"dest": item.dest, "default": default}
         if isinstance(default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
         elif item.setting.range is not None:
@@ -147,13 +160,11 @@ def add_arguments(
         if allowed is not None:
             kwargs["choices"] = allowed
         kwargs["help"] = item.setting.help or None  # the CLI's formatter adds the default
-        if item.setting.flag and "action" not in kwargs:
-            kwargs["metavar"] = item.flag.lstrip("-").replace("-", "_").upper()
         action = target.add_argument(item.flag, **kwargs)
         action.kirag_setting = (settings_class, item.name)  # derived, not restated (tests walk it)
         action.kirag_default_differs = item.name in defaults  # a command's own default, declared
-        if item.setting.option:
-            renames[item.name] = item.setting.option
+        if item.parameter != item.dest:  # errors name the parameter; the CLI prints the flag
+            renames[item.dest] = item.parameter
     passes_to(parser, renames)
 
 
@@ -167,12 +178,60 @@ def passes_to(parser: argparse.ArgumentParser, renames: Mapping[str, str]) -> Ma
     return renames
 
 
+def add_per_mode_arguments(
+    parser: argparse.ArgumentParser, settings_classes: Iterable[type]
+) -> None:
+    """One flag for each setting declared (with a flag) by every one of several sibling classes
+    (modes), with no default of its own: the chosen class's default applies. The help states
+    each class's default; the range and help are the first class's."""
+    classes = list(settings_classes)
+    shared = [
+        item
+        for item in declared(classes[0])
+        if item.setting.cli and all(item.name in _names(cls) for cls in classes[1:])
+    ]
+    for item in shared:
+        defaults = ", ".join(
+            f"{_sibling_label(cls)} {getattr(cls(), item.name)}" for cls in classes
+        )
+        action = parser.add_argument(
+            item.flag,
+            dest=item.dest,
+            type=item.setting.range,
+            default=None,
+            help=f"{item.setting.help} (default per mode: {defaults})",
+        )
+        action.kirag_setting = (tuple(classes), item.name)
+    passes_to(parser, {item.dest: item.name for item in shared if item.dest != item.name})
+
+
+def per_mode_options(args: argparse.Namespace, settings_classes: Iterable[type]) -> dict:
+    """The per-mode flags a user gave (see add_per_mode_arguments), by setting name."""
+    classes = list(settings_classes)
+    shared = [item for item in declared(classes[0]) if all(item.name in _names(c) for c in classes)]
+    return {
+        item.name: getattr(args, item.dest)
+        for item in shared
+        if getattr(args, item.dest, None) is not None
+    }
+
+
+def _names(settings_class: type) -> list[str]:
+    return [item.name for item in declared(settings_class)]
+
+
+def _sibling_label(settings_class: type) -> str:
+    """ "AlignerModeSettings" -> "aligner", "ReferenceSettings" -> "reference"."""
+    name = settings_class.__name__.removesuffix("Settings").removesuffix("Mode")
+    return name.lower()
+
+
 def from_args(settings_class: type, args: argparse.Namespace, **overrides: Any) -> Any:
     """The settings the parsed flags give (fields without a flag keep their defaults)."""
     values = {
-        item.name: getattr(args, item.name)
+        item.name: getattr(args, item.dest)
         for item in declared(settings_class)
-        if hasattr(args, item.name)
+        if hasattr(args, item.dest)
     }
     return settings_class(**{**values, **overrides})
 
