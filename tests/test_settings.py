@@ -32,12 +32,18 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
 
 # (command, flag) -> why a hand-written flag of that name is another setting than the declared one
 OTHER_SETTINGS = {
-    ("kirag index dense", "--batch-size"): "passages per encoding batch",
     ("kirag index triples", "--batch-size"): "documents per extraction batch (the resume unit)",
     ("kirag train aligner", "--batch-size"): "training batch",
     ("kirag train encoder", "--batch-size"): "training batch",
-    ("kirag index dense", "--quantize"): "the encoder's int8 weights, not an LLM's",
-    ("kirag index triples", "--quantize"): "the encoder's int8 weights, not an LLM's",
+    ("kirag index triples", "--model"): "the extraction LLM (its encoder is --encoder)",
+    ("kirag rerank", "--model"): "the reranker's model",
+    ("kirag serve", "--model"): "the reranker's model",
+    ("kirag bench reproduce", "--model"): "the LLM of every role",
+    ("kirag bench quantize", "--model"): "the GGUF quantized",
+    ("kirag train aligner", "--model"): "the base model trained",
+    ("kirag train encoder", "--model"): "the base model trained",
+    ("kirag train aligner", "--device"): "the training device",
+    ("kirag train encoder", "--device"): "the training device",
     ("kirag index dense", "--ray-address"): "the executor's cluster (Ray Data), not Ray Serve's",
     ("kirag index triples", "--ray-address"): "the executor's cluster (Ray Data), not Ray Serve's",
     ("kirag rerank", "--ray-address"): "the executor's cluster (Ray Data), not Ray Serve's",
@@ -129,9 +135,13 @@ def test_every_declared_flag_is_on_some_command():
     assert missing == []
 
 
-def test_the_other_settings_listed_still_exist():
-    seen = {(command, flag) for command, flag, _ in _flag_actions()}
-    assert set(OTHER_SETTINGS) <= seen
+def test_the_other_settings_listed_are_still_written_by_hand():
+    by_hand = {
+        (command, flag)
+        for command, flag, action in _flag_actions()
+        if not hasattr(action, "kirag_setting")
+    }
+    assert set(OTHER_SETTINGS) <= by_hand
 
 
 def test_the_docs_page_is_the_commands_output(capsys):

@@ -24,13 +24,10 @@ from kirag.cli.common import (
 )
 from kirag.core.optional import check_extra
 from kirag.core.ranges import COUNT
-from kirag.core.settings import add_arguments, as_record, from_args, passes_to
+from kirag.core.settings import add_arguments, as_record, changed_options, from_args
 from kirag.knowledge.extraction import EXTRACTORS
 from kirag.llm.factory import ENGINES
 from kirag.models import DEFAULT_LLM
-from kirag.retrieval.encoder_backends import BACKENDS as ENCODER_BACKENDS
-from kirag.retrieval.encoder_backends import QUANTIZATIONS
-from kirag.retrieval.faiss_index import INDEX_TYPES
 
 EPILOG = """\
 examples:
@@ -78,98 +75,28 @@ def _build_bm25(args: argparse.Namespace) -> dict:
     return {"documents": len(retriever.docstore), "backend": settings.backend}
 
 
-INDEX_TYPE_HELP = (
-    "FAISS index type: flat (exact), hnsw (one node only: HNSW graphs cannot be merged), ivfpq "
-    "(compressed, ~m bytes a vector; trained on a seeded sample, filled shard by shard and "
-    "merged: for large corpora)"
-)
-
-
-def _ivfpq_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--nlist", type=COUNT, default=None, help="ivfpq: inverted lists (default ~4 sqrt(n))"
-    )
-    parser.add_argument(
-        "--pq-m",
-        type=COUNT,
-        default=None,
-        help="ivfpq: PQ sub-quantizers, bytes per vector; must divide the dimension "
-        "(default: the largest divisor <= 64 with >= 4 dimensions each, 64 for 384-d)",
-    )
-
-
-def _faiss_options(args: argparse.Namespace) -> dict:
-    """The FAISS options given on the command line (ivfpq's nlist and m)."""
-    options = {"nlist": args.nlist, "pq_m": args.pq_m}
-    return {k: v for k, v in options.items() if v is not None}
-
-
-def _encoder_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """--encoder-backend / --quantize: how the encoder runs (recorded in the index: queries are
-    encoded the same way)."""
-    parser.add_argument(
-        "--encoder-backend",
-        default="torch",
-        choices=list(ENCODER_BACKENDS),
-        help="torch (default, the reference), or onnx / openvino: a cached export of the "
-        "transformer for faster CPU encoding (extras onnx, openvino)",
-    )
-    parser.add_argument(
-        "--quantize",
-        default=None,
-        choices=list(QUANTIZATIONS),
-        help="int8: int8 weights for --encoder-backend onnx|openvino (faster, agrees less); bf16: "
-        "bfloat16 arithmetic for --encoder-backend openvino on CPUs that have it (see docs/retrieval.md)",
-    )
-    passes_to(parser, {"encoder_backend": "backend"})  # EncoderBackend's field
-
-
 def _dense_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model",
-        "--encoder",
-        dest="model",
-        default="minilm",
-        help="sentence-transformers model: short name, local path or hub id (a folder from "
-        "kirag train encoder)",
-    )
-    parser.add_argument("--index-type", default="flat", choices=INDEX_TYPES, help=INDEX_TYPE_HELP)
-    _ivfpq_arguments(parser)
-    parser.add_argument("--batch-size", type=COUNT, default=32, help="encoding batch size")
-    parser.add_argument(
-        "--shard-size",
-        type=COUNT,
-        default=8192,
-        help="passages per on-disk embedding shard (resume unit)",
-    )
-    parser.add_argument(
-        "--device", default=None, help="torch device (default: cuda when available, else cpu)"
-    )
+    from kirag.retrieval.dense import DenseSettings
+
+    add_arguments(parser, DenseSettings)
     add_ray(parser)
-    _encoder_backend_arguments(parser)
 
 
 def _build_dense(args: argparse.Namespace) -> dict:
     check_extra(
         "dense", "a dense index"
     )  # before the corpus is read: a missing extra fails at once
-    from kirag.retrieval.dense import DenseRetriever
+    from kirag.retrieval.dense import DenseRetriever, DenseSettings
 
+    settings = from_args(DenseSettings, args)
     with open_executor(args) as executor:
         retriever = DenseRetriever.build(
             args.corpus,
             args.index,
-            model=args.model,
-            index_type=args.index_type,
-            batch_size=args.batch_size,
-            shard_size=args.shard_size,
-            device=args.device,
-            backend=args.encoder_backend,
-            quantize=args.quantize,
+            **changed_options(settings),
             overwrite=args.overwrite,
             on_error=on_error(args),
             executor=executor,
-            **_faiss_options(args),
         )
     return {"documents": len(retriever.docstore), "encoder": retriever.encoder.config()}
 
@@ -230,14 +157,10 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--encoder", default="minilm", help="sentence-transformers model that embeds the triples"
     )
-    _encoder_backend_arguments(parser)
-    parser.add_argument(
-        "--index-type",
-        default="flat",
-        choices=INDEX_TYPES,
-        help=INDEX_TYPE_HELP + " (for the triples)",
-    )
-    _ivfpq_arguments(parser)
+    from kirag.retrieval.dense import DenseSettings
+
+    # the triples' encoder runs and is indexed as a dense index's (its own --encoder above)
+    add_arguments(parser, DenseSettings, skip=("model", "batch_size", "shard_size", "device"))
     parser.add_argument(
         "--cache",
         type=CACHE,
@@ -276,6 +199,7 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
 def _build_triples(args: argparse.Namespace) -> dict:
     check_extra("kirag", "a KiRAG triple index")
     from kirag.knowledge.triple_index import build_from_corpus
+    from kirag.retrieval.dense import DenseSettings
 
     extractor = args.extractor
     if args.import_kg:  # loaded and checked before any work: a hostile file is refused at once
@@ -301,7 +225,7 @@ def _build_triples(args: argparse.Namespace) -> dict:
             with_dense=not args.no_dense,
             overwrite=args.overwrite,
             on_error=on_error(args),
-            faiss_options=_faiss_options(args),
+            faiss_options=DenseSettings(nlist=args.nlist, pq_m=args.pq_m).faiss_options(),
             executor=None if vllm_on_ray else executor,
         )
     if args.import_kg:

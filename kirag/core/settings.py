@@ -47,6 +47,7 @@ class Setting:
     affects: Affects = "results"
     in_text: bool = False  # its effect is in the text every cache key hashes
     cli: bool = True  # has a command-line flag
+    aliases: tuple[str, ...] = ()  # other spellings of the flag
 
     def allowed(self) -> list[Any] | None:
         choices = self.choices() if callable(self.choices) else self.choices
@@ -64,11 +65,12 @@ def setting(
     affects: Affects = "results",
     in_text: bool = False,
     cli: bool = True,
+    aliases: tuple[str, ...] = (),
 ) -> Any:
     """A dataclass field with its declaration (see Setting)."""
     if affects not in AFFECTS:
         raise ValueError(f"affects must be one of {AFFECTS} (got {affects!r})")
-    declared = Setting(help, range, choices, flag, option, affects, in_text, cli)
+    declared = Setting(help, range, choices, flag, option, affects, in_text, cli, aliases)
     return dataclasses.field(default=default, metadata={METADATA_KEY: declared})
 
 
@@ -160,7 +162,7 @@ def add_arguments(
         if allowed is not None:
             kwargs["choices"] = allowed
         kwargs["help"] = item.setting.help or None  # the CLI's formatter adds the default
-        action = target.add_argument(item.flag, **kwargs)
+        action = target.add_argument(item.flag, *item.setting.aliases, **kwargs)
         action.kirag_setting = (settings_class, item.name)  # derived, not restated (tests walk it)
         action.kirag_default_differs = item.name in defaults  # a command's own default, declared
         if item.parameter != item.dest:  # errors name the parameter; the CLI prints the flag
