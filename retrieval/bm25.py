@@ -20,12 +20,13 @@ from kirag.retrieval.index_folder import (
     IndexedRetriever,
     Scored,
     build_index_folder,
+    write_build_record,
 )
 
 from kirag.core.interrupts import checkpoint
 from kirag.core.progress import progress
 from kirag.core.ranges import COUNT, FRACTION, NON_NEGATIVE
-from kirag.core.settings import check_settings, setting
+from kirag.core.settings import as_record, check_settings, setting
 from kirag.errors import IndexLoadError, KiragError
 from kirag.io.docstore import DocStore
 from kirag.io.lines import OnError
@@ -354,6 +355,7 @@ class BM25Retriever(IndexedRetriever):
         build_index_folder(
             corpus, index_dir, cls.kind, build_backend, overwrite=overwrite, on_error=on_error
         )
+        write_build_record(index_dir, "BM25Retriever.build", corpus, as_record(settings))
         return cls(index_dir)
 
     def _search_texts(self, texts: Sequence[str], k: int, threads: int = 1) -> list[Scored]:

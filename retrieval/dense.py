@@ -29,13 +29,19 @@ from kirag.retrieval.faiss_index import (
     load_faiss_index,
     save_faiss_index,
 )
-from kirag.retrieval.index_folder import Corpus, IndexedRetriever, Scored, build_index_folder
+from kirag.retrieval.index_folder import (
+    Corpus,
+    IndexedRetriever,
+    Scored,
+    build_index_folder,
+    write_build_record,
+)
 
 from kirag.core.atomic import WORK_MARK, atomic_write
 from kirag.core.interrupts import checkpoint
 from kirag.core.optional import check_extra
 from kirag.core.ranges import COUNT
-from kirag.core.settings import check_settings, setting
+from kirag.core.settings import as_record, check_settings, setting
 from kirag.errors import IndexLoadError
 from kirag.io.docstore import DocStore
 from kirag.io.lines import OnError
@@ -385,7 +391,7 @@ class DenseRetriever(IndexedRetriever):
         """Encode `corpus` into a FAISS index in `index_dir`; the settings are DenseSettings'
         fields (`backend` is its encoder_backend; `faiss_options` its nlist, pq_m and FAISS's
         own hnsw_m, ef_construction, ef_search, nbits, nprobe, seed)."""
-        DenseSettings(
+        settings = DenseSettings(
             model, index_type, faiss_options.get("nlist"), faiss_options.get("pq_m"),
             batch_size, shard_size, device, backend, quantize,
         )  # fmt: skip
@@ -436,6 +442,8 @@ class DenseRetriever(IndexedRetriever):
         build_index_folder(
             corpus, index_dir, cls.kind, build_backend, overwrite=overwrite, on_error=on_error
         )
+        record = as_record(settings) | {"encoder": loaded[0].config()}
+        write_build_record(index_dir, "DenseRetriever.build", corpus, record)
         return cls(index_dir, encoder=loaded[0])
 
     def passage_vectors(self, positions: Sequence[int]) -> np.ndarray:

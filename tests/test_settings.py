@@ -198,3 +198,17 @@ def test_keys_hold_what_changes_results():
     assert fingerprint(keyed(Toy(workers=8, trace=True))) == fingerprint(keyed(Toy()))
     assert as_record(toy)["workers"] == 2
     assert changed_options(Toy(weight=0.3, depth=10)) == {"fusion_weight": 0.3}
+
+
+def test_a_python_api_build_writes_its_run_record(tmp_path, enwiki_slice_docs):
+    """An index built through the Python API has its resolved settings beside it, as one built
+    by `kirag index` does (kirag-config.json in the folder)."""
+    import json
+
+    from kirag.retrieval.bm25 import BM25Retriever, BM25Settings
+
+    BM25Retriever.build(enwiki_slice_docs[:20], tmp_path / "bm25", k1=1.2)
+    record = json.loads((tmp_path / "bm25" / "kirag-config.json").read_text())
+    assert record["command"] == "BM25Retriever.build"
+    assert record["settings"] == {"corpus": "list", **as_record(BM25Settings(k1=1.2))}
+    assert "bm25s" in record["packages"]
