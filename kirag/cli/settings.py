@@ -18,6 +18,7 @@ SETTINGS_CLASSES = {
     "Quantization calibration (kirag quantize)": "kirag.llm.quantize:CalibrationSettings",
     "Serving limits (kirag serve)": "kirag.serve.settings:ServeSettings",
     "Ray Serve (kirag serve --ray)": "kirag.serve.ray_serve:RaySettings",
+    "Ray executor (the --ray of index and rerank)": "kirag.scale.executors:RayExecutorSettings",
     "KiRAG aligner mode (the offline default)": "kirag.rag.modes:AlignerModeSettings",
     "KiRAG llm mode": "kirag.rag.modes:LLMModeSettings",
     "KiRAG reference mode (the paper's algorithm)": "kirag.rag.reference:ReferenceSettings",

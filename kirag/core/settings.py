@@ -248,6 +248,14 @@ def changed_options(settings: Any) -> dict[str, Any]:
     }
 
 
+def changed_flags(settings: Any) -> list[str]:
+    """The flags of the settings that differ from their defaults (a flag given where it does
+    not apply is refused by name)."""
+    return [
+        item.flag for item in declared(settings) if getattr(settings, item.name) != item.default
+    ]
+
+
 # ----------------------------------------------------------------- records and keys
 
 
