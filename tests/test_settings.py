@@ -32,7 +32,6 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
 
 # (command, flag) -> why a hand-written flag of that name is another setting than the declared one
 OTHER_SETTINGS = {
-    ("kirag index triples", "--batch-size"): "documents per extraction batch (the resume unit)",
     ("kirag train aligner", "--batch-size"): "training batch",
     ("kirag train encoder", "--batch-size"): "training batch",
     ("kirag index triples", "--model"): "the extraction LLM (its encoder is --encoder)",
@@ -51,6 +50,12 @@ OTHER_SETTINGS = {
     ("kirag search", "--threads"): "search threads, not indexing threads",
     ("kirag quantize", "--threads"): "llama.cpp tools' threads",
     ("kirag bench quantize", "--threads"): "llama.cpp tools' threads",
+    ("kirag bench kirag", "--encoder"): "a trained encoder folder for the ablation rows",
+    ("kirag bench kirag", "--bm25"): "a BM25 index folder, not whether to build one",
+    ("kirag bench kirag", "--dense"): "a dense index folder, not whether to build one",
+    ("kirag bench reproduce", "--extractor"): "only the extractors the benchmark runs (spacy, llm)",
+    ("kirag bench reproduce", "--encoder"): "the embedder of both its dense and triple indexes",
+    ("kirag bench gpu-check", "--encoder"): "the model encoded on GPU and CPU",
     ("kirag bench rerank", "--candidates"): "BM25 passages per question, not triples",
     ("kirag bench quantize", "--candidates"): "BM25 passages per question, not triples",
     ("kirag bench kirag-cv", "--turns"): "the list of turns the cross-validation tries",
@@ -77,7 +82,13 @@ for _cls in CLASSES.values():
 def _flag_actions():
     for command, parser in _commands(build_parser()):
         for action in parser._actions:
-            for flag in action.option_strings:
+            # a derived flag's aliases are its own spellings (kirag index dense's --encoder)
+            flags = (
+                action.option_strings[:1]
+                if hasattr(action, "kirag_setting")
+                else action.option_strings
+            )
+            for flag in flags:
                 if flag in DECLARED_FLAGS:
                     yield command, flag, action
 

@@ -23,9 +23,7 @@ from kirag.cli.common import (
     server_options,
 )
 from kirag.core.optional import check_extra
-from kirag.core.ranges import COUNT
 from kirag.core.settings import add_arguments, as_record, changed_options, from_args
-from kirag.knowledge.extraction import EXTRACTORS
 from kirag.llm.factory import ENGINES
 from kirag.models import DEFAULT_LLM
 
@@ -118,14 +116,10 @@ def _extractor_options(args: argparse.Namespace) -> dict:
 
 
 def _triples_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--extractor",
-        default="spacy",
-        choices=list(EXTRACTORS),
-        help="spacy: dependency parse, no LLM (offline default); reference: the KiRAG reference's "
-        "prompt (instruction + 5 demonstrations chosen per document, 512 new tokens); llm: kirag's "
-        "own short few-shot prompt for small models",
-    )
+    from kirag.knowledge.triple_index import TripleIndexSettings
+    from kirag.retrieval.dense import DenseSettings
+
+    add_arguments(parser, TripleIndexSettings)
     parser.add_argument(
         "--model",
         default=DEFAULT_LLM,
@@ -154,24 +148,13 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
         help="--extractor reference: the model ranking demonstrations with the reference's E5 "
         "settings ('passage: Title: …', 256 tokens; the reference: intfloat/e5-large-v2)",
     )
-    parser.add_argument(
-        "--encoder", default="minilm", help="sentence-transformers model that embeds the triples"
-    )
-    from kirag.retrieval.dense import DenseSettings
-
-    # the triples' encoder runs and is indexed as a dense index's (its own --encoder above)
+    # the triples' encoder runs and is indexed as a dense index's
     add_arguments(parser, DenseSettings, skip=("model", "batch_size", "shard_size", "device"))
     parser.add_argument(
         "--cache",
         type=CACHE,
         default=None,
         help="extraction cache (SQLite); default: indexes/.extraction-cache.sqlite beside the index",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=COUNT,
-        default=16,
-        help="documents per extraction batch (the resume unit)",
     )
     parser.add_argument(
         "--import",
@@ -182,23 +165,13 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
         help="take the triples from the reference's cached KG corpus (a pickle of plain data, "
         "loaded with every global refused: no code in it can run) instead of extracting",
     )
-    parser.add_argument(
-        "--no-bm25",
-        action="store_true",
-        help="do not build the BM25 document index used for candidate expansion",
-    )
-    parser.add_argument(
-        "--no-dense",
-        action="store_true",
-        help="do not build the dense document index used for candidate expansion",
-    )
     add_server(parser)
     add_ray(parser)
 
 
 def _build_triples(args: argparse.Namespace) -> dict:
     check_extra("kirag", "a KiRAG triple index")
-    from kirag.knowledge.triple_index import build_from_corpus
+    from kirag.knowledge.triple_index import TripleIndexSettings, build_from_corpus
     from kirag.retrieval.dense import DenseSettings
 
     extractor = args.extractor
@@ -209,20 +182,14 @@ def _build_triples(args: argparse.Namespace) -> dict:
     vllm_on_ray = args.ray and args.engine == "vllm"
     if vllm_on_ray:  # the GPU stage: Ray Data's vLLM processor does the sharding itself
         extractor = _ray_vllm_extractor(args)
+    settings = as_record(from_args(TripleIndexSettings, args)) | {"extractor": extractor}
     with open_executor(args) as executor:
         stats = build_from_corpus(
             args.corpus,
             args.index,
-            extractor=extractor,
+            **settings,
             extractor_options=_extractor_options(args),
-            encoder=args.encoder,
-            encoder_backend=args.encoder_backend,
-            quantize=args.quantize,
-            index_type=args.index_type,
             cache=args.cache,
-            batch_size=args.batch_size,
-            with_bm25=not args.no_bm25,
-            with_dense=not args.no_dense,
             overwrite=args.overwrite,
             on_error=on_error(args),
             faiss_options=DenseSettings(nlist=args.nlist, pq_m=args.pq_m).faiss_options(),

@@ -13,6 +13,7 @@ from kirag.cli.common import add_command
 SETTINGS_CLASSES = {
     "BM25 index (kirag index bm25)": "kirag.retrieval.bm25:BM25Settings",
     "Dense index (kirag index dense)": "kirag.retrieval.dense:DenseSettings",
+    "Triple index (kirag index triples)": "kirag.knowledge.triple_index:TripleIndexSettings",
     "Rank1 reranker": "kirag.rerank.rank1:Rank1Settings",
     "LLM engine": "kirag.llm.settings:EngineSettings",
     "Quantization calibration (kirag quantize)": "kirag.llm.quantize:CalibrationSettings",
