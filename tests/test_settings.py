@@ -26,7 +26,7 @@ from kirag.core.settings import (
     keyed,
     setting,
 )
-from kirag.errors import SettingsError
+from kirag.errors import KiragError, SettingsError
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
 
@@ -220,3 +220,36 @@ def test_a_python_api_build_writes_its_run_record(tmp_path, enwiki_slice_docs):
     assert record["command"] == "BM25Retriever.build"
     assert record["settings"] == {"corpus": "list", **as_record(BM25Settings(k1=1.2))}
     assert "bm25s" in record["packages"]
+
+
+def test_the_modes_share_one_name_per_setting_and_refuse_others():
+    from kirag.rag.modes import (
+        AlignerModeSettings,
+        LLMModeSettings,
+        ReferenceSettings,
+        mode_of,
+        mode_settings,
+    )
+
+    shared = {"max_turns", "beam_size", "num_candidates"}
+    for cls in (AlignerModeSettings, LLMModeSettings, ReferenceSettings):
+        assert shared <= {item.name for item in declared(cls)}
+    assert mode_settings("llm", max_turns=4) == LLMModeSettings(max_turns=4)
+    assert mode_of(LLMModeSettings()) == "llm" and mode_of(AlignerModeSettings()) == "aligner"
+    with pytest.raises(KiragError, match="option 'graph_expansion' does not apply to reference"):
+        mode_settings("reference", graph_expansion=False)
+    with pytest.raises(SettingsError, match=r"beam_size=1"):
+        mode_settings("reference", beam_size=2)
+
+
+@pytest.mark.triple_index
+def test_kirag_composes_the_retriever_its_settings_describe(slice_triple_index):
+    from kirag.rag.modes import AlignerModeSettings
+    from kirag.rag.pipeline import KiRAG
+
+    kirag = KiRAG(slice_triple_index, settings=AlignerModeSettings(max_turns=1, beam_size=3))
+    assert kirag.mode == "aligner"
+    assert (kirag.retriever.max_turns, kirag.retriever.beam_size) == (1, 3)
+    over = KiRAG(slice_triple_index, settings=AlignerModeSettings(max_turns=1), beam_size=4)
+    assert (over.retriever.max_turns, over.retriever.beam_size) == (1, 4)
+    assert over.settings == AlignerModeSettings(max_turns=1, beam_size=4)
