@@ -32,6 +32,9 @@ STAGE_FAMILY = {
     "rrf-trained": "RRF(BM25, trained dense)",
     "routes": "BM25 + entity routes (RouteSettings' defaults)",
 }
+# The setting that is `kirag answer`'s offline default now (kirag.rag.pipeline: FIRST_STAGE and
+# MODE_DEFAULTS["aligner"]): every family is also compared with it, on dev and on test.
+CURRENT_DEFAULT = "routes, chains (3 turns, beam 2, weight 0.5)"
 # The name `KiRAG(index, doc_retriever=...)` takes for each first stage here.
 STAGE_RETRIEVER = {
     "bm25": "bm25",
@@ -254,16 +257,22 @@ def build_settings(
             run = lambda q, r=retriever: ids(r.search(q, 10))  # noqa: E731
             out.append(Setting(family, name, run, "bm25", n))
 
-    def chain_family(family: str, stage_names, aligner_path, hop_scorer=None, lead=0.05):
+    # the trained aligner, loaded once: its settings share the triple and passage vectors it
+    # encodes (kirag.rag.aligner_vectors), as a server's requests would
+    trained_aligner = None
+    if aligner and index is not None:
+        from kirag.retrieval.dense import Encoder
+
+        trained_aligner = Encoder(aligner)
+
+    def chain_family(family: str, stage_names, aligner_model, hop_scorer=None, lead=0.05):
         for n, stage in enumerate(stage_names):
             first = stages[stage]
             hop = None
             if hop_scorer is not None:
                 hop = EntityHop(index, hop_dense[hop_scorer], HopSettings(lead_weight=lead))
                 first = EntityHopRetriever(first, hop)
-            pipeline = KiRAG(
-                index, mode="aligner", aligner=aligner_path or None, doc_retriever=first
-            )
+            pipeline = KiRAG(index, mode="aligner", aligner=aligner_model, doc_retriever=first)
             label = f"{stage}{' + hop' if hop else ''}, chains (3 turns, beam 2, weight 0.5)"
 
             def run(q, p=pipeline, h=hop, label=label):
@@ -295,12 +304,15 @@ def build_settings(
     chain_family("chains, untrained aligner", ("bm25", "rrf", "routes"), None)
     chain_family("chains + entity hop, untrained", ("bm25", "rrf"), None, "minilm")
     if aligner:
-        chain_family("trained aligner: chains", ("bm25", "rrf", "routes"), aligner)
-        chain_family("trained aligner: chains + entity hop", ("bm25", "rrf"), aligner, "minilm")
-    if encoder and aligner:
+        chain_family("trained aligner: chains", ("bm25", "routes"), trained_aligner)
         chain_family(
-            "trained encoder + aligner: chains + entity hop", ("bm25", "rrf-trained"), aligner,
-            "trained",
+            "trained aligner: chains + entity hop", ("bm25", "rrf"), trained_aligner, "minilm"
+        )
+    if encoder and aligner:
+        chain_family("trained encoder + aligner: chains", ("rrf-trained",), trained_aligner)
+        chain_family(
+            "trained encoder + aligner: chains + entity hop", ("bm25", "rrf-trained"),
+            trained_aligner, "trained",
         )  # fmt: skip
     return out
 
@@ -363,6 +375,7 @@ def run_offline(args: argparse.Namespace) -> dict:
     for s in settings:
         families.setdefault(s.family, []).append(s)
     bm25 = families["BM25"][0]
+    current = next((s for s in settings if s.name == CURRENT_DEFAULT), None)
     dev_ids = [questions[i].id for i in dev_ix]
     test_ids = [questions[i].id for i in test_ix]
 
@@ -378,8 +391,17 @@ def run_offline(args: argparse.Namespace) -> dict:
             "dev_fitted": _r(mean(chosen.scores, dev_ix)),
             "dev_cv_by_type": by_type(held, [types[i] for i in dev_ix]),
             "dev_cv_vs_bm25": significance([bm25.scores[i] for i in dev_ix], held, dev_ids),
+            "dev_cv_vs_first_stage": {
+                "first_stage": first.name,
+                **significance([first.scores[i] for i in dev_ix], held, dev_ids),
+            },
             "questions_per_minute": round(60 * len(questions) / max(chosen.seconds, 1e-9), 1),
         }
+        if current is not None:  # the bar a new default must clear on dev (its dev scores)
+            row["dev_cv_vs_current_default"] = {
+                "current_default": current.name,
+                **significance([current.scores[i] for i in dev_ix], held, dev_ids),
+            }
         if any((chosen.name, questions[i].question) in answers for i in dev_ix):
             row["answers_em"] = answer_em(answers, chosen.name, questions, dev_ix, test_ix)
         if test_ix:
@@ -393,6 +415,11 @@ def run_offline(args: argparse.Namespace) -> dict:
                     **significance([first.scores[i] for i in test_ix], scores, test_ids),
                 },
             }
+            if current is not None:
+                row["test_vs_current_default"] = {
+                    "current_default": current.name,
+                    **significance([current.scores[i] for i in test_ix], scores, test_ids),
+                }
         return row
 
     out = {
