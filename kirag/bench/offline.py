@@ -434,6 +434,11 @@ def run_offline(args: argparse.Namespace) -> dict:
             "encoder": training_minutes(args.encoder),
             "aligner": training_minutes(args.aligner),
         },
+        "training_configs": {  # what each trained part is: its kirag-config.json, whole
+            part: json.loads((Path(path) / "kirag-config.json").read_text())
+            for part, path in (("encoder", args.encoder), ("aligner", args.aligner))
+            if path and (Path(path) / "kirag-config.json").exists()
+        },
     }
     every = report(settings)
     bm25_cv = out["families"]["BM25"]["dev_cv"]
