@@ -452,6 +452,11 @@ def run_offline(args: argparse.Namespace) -> dict:
     out["all_settings_dev"] = [
         {"family": s.family, "setting": s.name, **_r(mean(s.scores, dev_ix))} for s in settings
     ]
+    # every setting's R@5 / R@10 per question (dev, then test): paired tests across runs
+    out["per_question"] = {
+        "ids": [q.id for q in questions],
+        "settings": {f"{s.family} | {s.name}": [[x[5], x[10]] for x in s.scores] for s in settings},
+    }
     out["markdown"] = markdown(out)
     return out
 
@@ -489,3 +494,25 @@ def markdown(out: dict) -> str:
             f"{row['questions_per_minute']} |"
         )
     return "\n".join(lines)
+
+
+def paired_across_runs(runs: Sequence[dict], pairs: Sequence[tuple[str, str]]) -> dict:
+    """Paired tests between settings of different `kirag bench kirag --sections offline` runs
+    on the same questions (their "per_question" records, keyed "family | setting"): for each
+    (baseline, system) pair, on the dev questions (the runs' dev split) and on the test ones."""
+    ids, found, dev_n = None, {}, None
+    for run in runs:
+        offline = run.get("offline", run)
+        if ids is not None and offline["per_question"]["ids"] != ids:
+            raise ValueError("the runs were not made on the same questions")
+        ids, dev_n = offline["per_question"]["ids"], offline["dev_questions"]
+        found.update(offline["per_question"]["settings"])
+    out = {}
+    for baseline, system in pairs:
+        a = [{5: r[0], 10: r[1]} for r in found[baseline]]
+        b = [{5: r[0], 10: r[1]} for r in found[system]]
+        out[f"{system} vs {baseline}"] = {
+            split: significance(a[part], b[part], ids[part])
+            for split, part in (("dev", slice(0, dev_n)), ("test", slice(dev_n, None)))
+        }
+    return out
