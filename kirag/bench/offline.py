@@ -50,7 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder", default="", help="a trained encoder folder (ablation rows)")
     parser.add_argument("--aligner", default="", help="a trained aligner folder (ablation rows)")
     parser.add_argument(
-        "--families", default="", help="only the families whose name this regex matches"
+        "--families",
+        default="",
+        help="only the settings whose 'family | setting' this regex matches (BM25 always runs)",
     )
     parser.add_argument(
         "--bm25", default="", help="BM25 index of the corpus (default: the triple index's)"
@@ -364,7 +366,9 @@ def run_offline(args: argparse.Namespace) -> dict:
     settings = build_settings(index, bm25, dense, args.encoder, args.aligner, workdir, answers)
     if args.families:
         keep = re.compile(args.families)
-        settings = [s for s in settings if keep.search(s.family) or s.family == "BM25"]
+        settings = [
+            s for s in settings if keep.search(f"{s.family} | {s.name}") or s.family == "BM25"
+        ]
     from kirag.core.progress import progress
 
     for s in progress(settings, desc="offline settings", unit="setting"):
