@@ -41,13 +41,34 @@ STAGE_RETRIEVER = {
 }
 
 
+def chains_label() -> str:
+    """The chains of the aligner mode's settings, as the tables name them."""
+    from kirag.rag.modes import AlignerModeSettings
+
+    mode = AlignerModeSettings()
+    return (
+        f"chains ({mode.max_turns} turns, beam {mode.beam_size}, weight {mode.fusion_weights[0]:g})"
+    )
+
+
+def current_default() -> str:
+    """The setting that is `kirag answer`'s offline default now (kirag.rag.modes'
+    AlignerModeSettings): every family is also compared with it, on dev and on test."""
+    from kirag.rag.modes import AlignerModeSettings
+
+    stage = {v: k for k, v in STAGE_RETRIEVER.items()}[AlignerModeSettings().first_stage]
+    return f"{stage}, {chains_label()}"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dev", default="", help="dev questions (kirag JSONL; default: bundled)")
     parser.add_argument("--test", default="", help="test questions, scored once (kirag JSONL)")
     parser.add_argument("--encoder", default="", help="a trained encoder folder (ablation rows)")
     parser.add_argument("--aligner", default="", help="a trained aligner folder (ablation rows)")
     parser.add_argument(
-        "--families", default="", help="only the families whose name this regex matches"
+        "--families",
+        default="",
+        help="only the settings whose 'family | setting' this regex matches (BM25 always runs)",
     )
     parser.add_argument(
         "--bm25", default="", help="BM25 index of the corpus (default: the triple index's)"
@@ -254,17 +275,23 @@ def build_settings(
             run = lambda q, r=retriever: ids(r.search(q, 10))  # noqa: E731
             out.append(Setting(family, name, run, "bm25", n))
 
-    def chain_family(family: str, stage_names, aligner_path, hop_scorer=None, lead=0.05):
+    # the trained aligner, loaded once: its settings share the triple and passage vectors it
+    # encodes (kirag.rag.aligner_vectors), as a server's requests would
+    trained_aligner = None
+    if aligner and index is not None:
+        from kirag.retrieval.dense import Encoder
+
+        trained_aligner = Encoder(aligner)
+
+    def chain_family(family: str, stage_names, aligner_model, hop_scorer=None, lead=0.05):
         for n, stage in enumerate(stage_names):
             first = stages[stage]
             hop = None
             if hop_scorer is not None:
                 hop = EntityHop(index, hop_dense[hop_scorer], HopSettings(lead_weight=lead))
                 first = EntityHopRetriever(first, hop)
-            pipeline = KiRAG(
-                index, mode="aligner", aligner=aligner_path or None, doc_retriever=first
-            )
-            label = f"{stage}{' + hop' if hop else ''}, chains (3 turns, beam 2, weight 0.5)"
+            pipeline = KiRAG(index, mode="aligner", aligner=aligner_model, doc_retriever=first)
+            label = f"{stage}{' + hop' if hop else ''}, {chains_label()}"
 
             def run(q, p=pipeline, h=hop, label=label):
                 result = p.retrieve(q, k=10)
@@ -295,12 +322,15 @@ def build_settings(
     chain_family("chains, untrained aligner", ("bm25", "rrf", "routes"), None)
     chain_family("chains + entity hop, untrained", ("bm25", "rrf"), None, "minilm")
     if aligner:
-        chain_family("trained aligner: chains", ("bm25", "rrf", "routes"), aligner)
-        chain_family("trained aligner: chains + entity hop", ("bm25", "rrf"), aligner, "minilm")
-    if encoder and aligner:
+        chain_family("trained aligner: chains", ("bm25", "routes"), trained_aligner)
         chain_family(
-            "trained encoder + aligner: chains + entity hop", ("bm25", "rrf-trained"), aligner,
-            "trained",
+            "trained aligner: chains + entity hop", ("bm25", "rrf"), trained_aligner, "minilm"
+        )
+    if encoder and aligner:
+        chain_family("trained encoder + aligner: chains", ("rrf-trained",), trained_aligner)
+        chain_family(
+            "trained encoder + aligner: chains + entity hop", ("bm25", "rrf-trained"),
+            trained_aligner, "trained",
         )  # fmt: skip
     return out
 
@@ -352,7 +382,9 @@ def run_offline(args: argparse.Namespace) -> dict:
     settings = build_settings(index, bm25, dense, args.encoder, args.aligner, workdir, answers)
     if args.families:
         keep = re.compile(args.families)
-        settings = [s for s in settings if keep.search(s.family) or s.family == "BM25"]
+        settings = [
+            s for s in settings if keep.search(f"{s.family} | {s.name}") or s.family == "BM25"
+        ]
     from kirag.core.progress import progress
 
     for s in progress(settings, desc="offline settings", unit="setting"):
@@ -363,6 +395,7 @@ def run_offline(args: argparse.Namespace) -> dict:
     for s in settings:
         families.setdefault(s.family, []).append(s)
     bm25 = families["BM25"][0]
+    current = next((s for s in settings if s.name == current_default()), None)
     dev_ids = [questions[i].id for i in dev_ix]
     test_ids = [questions[i].id for i in test_ix]
 
@@ -378,8 +411,17 @@ def run_offline(args: argparse.Namespace) -> dict:
             "dev_fitted": _r(mean(chosen.scores, dev_ix)),
             "dev_cv_by_type": by_type(held, [types[i] for i in dev_ix]),
             "dev_cv_vs_bm25": significance([bm25.scores[i] for i in dev_ix], held, dev_ids),
+            "dev_cv_vs_first_stage": {
+                "first_stage": first.name,
+                **significance([first.scores[i] for i in dev_ix], held, dev_ids),
+            },
             "questions_per_minute": round(60 * len(questions) / max(chosen.seconds, 1e-9), 1),
         }
+        if current is not None:  # the bar a new default must clear on dev (its dev scores)
+            row["dev_cv_vs_current_default"] = {
+                "current_default": current.name,
+                **significance([current.scores[i] for i in dev_ix], held, dev_ids),
+            }
         if any((chosen.name, questions[i].question) in answers for i in dev_ix):
             row["answers_em"] = answer_em(answers, chosen.name, questions, dev_ix, test_ix)
         if test_ix:
@@ -393,6 +435,11 @@ def run_offline(args: argparse.Namespace) -> dict:
                     **significance([first.scores[i] for i in test_ix], scores, test_ids),
                 },
             }
+            if current is not None:
+                row["test_vs_current_default"] = {
+                    "current_default": current.name,
+                    **significance([current.scores[i] for i in test_ix], scores, test_ids),
+                }
         return row
 
     out = {
@@ -407,6 +454,11 @@ def run_offline(args: argparse.Namespace) -> dict:
             "encoder": training_minutes(args.encoder),
             "aligner": training_minutes(args.aligner),
         },
+        "training_configs": {  # what each trained part is: its kirag-config.json, whole
+            part: json.loads((Path(path) / "kirag-config.json").read_text())
+            for part, path in (("encoder", args.encoder), ("aligner", args.aligner))
+            if path and (Path(path) / "kirag-config.json").exists()
+        },
     }
     every = report(settings)
     bm25_cv = out["families"]["BM25"]["dev_cv"]
@@ -420,6 +472,11 @@ def run_offline(args: argparse.Namespace) -> dict:
     out["all_settings_dev"] = [
         {"family": s.family, "setting": s.name, **_r(mean(s.scores, dev_ix))} for s in settings
     ]
+    # every setting's R@5 / R@10 per question (dev, then test): paired tests across runs
+    out["per_question"] = {
+        "ids": [q.id for q in questions],
+        "settings": {f"{s.family} | {s.name}": [[x[5], x[10]] for x in s.scores] for s in settings},
+    }
     out["markdown"] = markdown(out)
     return out
 
@@ -457,3 +514,25 @@ def markdown(out: dict) -> str:
             f"{row['questions_per_minute']} |"
         )
     return "\n".join(lines)
+
+
+def paired_across_runs(runs: Sequence[dict], pairs: Sequence[tuple[str, str]]) -> dict:
+    """Paired tests between settings of different `kirag bench kirag --sections offline` runs
+    on the same questions (their "per_question" records, keyed "family | setting"): for each
+    (baseline, system) pair, on the dev questions (the runs' dev split) and on the test ones."""
+    ids, found, dev_n = None, {}, None
+    for run in runs:
+        offline = run.get("offline", run)
+        if ids is not None and offline["per_question"]["ids"] != ids:
+            raise ValueError("the runs were not made on the same questions")
+        ids, dev_n = offline["per_question"]["ids"], offline["dev_questions"]
+        found.update(offline["per_question"]["settings"])
+    out = {}
+    for baseline, system in pairs:
+        a = [{5: r[0], 10: r[1]} for r in found[baseline]]
+        b = [{5: r[0], 10: r[1]} for r in found[system]]
+        out[f"{system} vs {baseline}"] = {
+            split: significance(a[part], b[part], ids[part])
+            for split, part in (("dev", slice(0, dev_n)), ("test", slice(dev_n, None)))
+        }
+    return out

@@ -18,8 +18,9 @@ import numpy as np
 
 from kirag.core.ranges import COUNT
 from kirag.knowledge.sentences import words
-from kirag.knowledge.triple_index import TripleIndex, triple_embedding_text
+from kirag.knowledge.triple_index import TripleIndex
 from kirag.knowledge.triples import Triple
+from kirag.rag.aligner_vectors import aligner_vectors
 from kirag.rag.constructor import PICK_BONUS, ChainConstructor
 from kirag.rag.records import STEP_DECIMALS, ChainStep, chain_steps, steps_json
 from kirag.retrieval.base import Retriever
@@ -169,6 +170,8 @@ class IterativeRetriever:
         self._same_encoder = (
             getattr(self.aligner, "model_name", None) == index.manifest["encoder"]["model"]
         )
+        # another aligner (a trained folder): its triple and passage vectors, kept once encoded
+        self._vectors = None if self._same_encoder else aligner_vectors(self.aligner, index)
 
     # called with (turn, the chains kept) after each turn: lets a server stream the chain as it
     # grows. Set it only while holding the model lock (one KiRAG call at a time).
@@ -284,16 +287,16 @@ class IterativeRetriever:
         the similarity of the passage it comes from (context the short triple text lacks)."""
         if not triples:
             return np.zeros(0, dtype=np.float32)
-        if self._same_encoder:
+        if self._vectors is None:
             scores = self.index.score(query_vector, positions)
-        else:
-            vectors = np.asarray(
-                self.aligner.encode([triple_embedding_text(t) for t in triples]), dtype=np.float32
-            )
-            scores = vectors @ query_vector
-        if self.passage_weight and self._same_encoder and self.index.has_passage_vectors:
-            scores = scores + self.passage_weight * self.index.passage_scores(query_vector, triples)
-        return scores
+            if self.passage_weight and self.index.has_passage_vectors:
+                passages = self.index.passage_scores(query_vector, triples)
+                scores = scores + self.passage_weight * passages
+            return scores
+        scores = self._vectors.triples(positions, triples) @ query_vector
+        if self.passage_weight:
+            scores = scores + self.passage_weight * (self._vectors.passages(triples) @ query_vector)
+        return np.asarray(scores, dtype=np.float32)
 
     def _decide(self, question: str, chains: Sequence[Chain], candidates) -> list:
         if self.constructor is None:

@@ -69,7 +69,7 @@ class KiRAG:
         constructor_model: str | None = None,
         reader_model: str | None = None,
         engine: str = "auto",
-        aligner: str | None = None,
+        aligner=None,  # a model name or trained folder, or a loaded encoder (shared vectors)
         doc_retriever="auto",
         reader_k: int = 3,
         reranker=None,
@@ -115,11 +115,11 @@ class KiRAG:
             constructor = ChainConstructor(
                 load_engine(constructor_model, engine=engine, **self.engine_options)
             )
-        aligner_model = None
-        if aligner is not None:
+        aligner_model = aligner  # a loaded encoder is used as it is (its kept vectors shared)
+        if isinstance(aligner, str | Path):
             from kirag.retrieval.dense import Encoder
 
-            aligner_model = Encoder(aligner)
+            aligner_model = Encoder(str(aligner))
         if doc_retriever == "auto":
             doc_retriever = self.settings.first_stage
         self.retriever = IterativeRetriever(
