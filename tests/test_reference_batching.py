@@ -72,3 +72,24 @@ def test_batched_turns_equal_one_at_a_time_where_the_engine_is_exact(retriever, 
         assert [(h.doc_id, h.score) for h in a.hits] == [(h.doc_id, h.score) for h in b.hits]
         assert [t.decision for t in a.trace] == [t.decision for t in b.trace]
     assert any(step for r in batched for c in r.chains for step in c.steps)  # it generated
+
+
+def test_difference_causes_separate_the_engine_from_what_follows():
+    from kirag.bench.reference_batching import difference_causes
+
+    alone = [("q1 turn 1", "<a; b; c>"), ("q1 turn 2 after <a; b; c>", ""), ("q2 turn 1", "x")]
+    batched = [("q1 turn 1", "<a; b; d>"), ("q2 turn 1", "x"), ("q1 turn 2 after <a; b; d>", "")]
+    assert difference_causes(alone, batched) == {
+        "generations": 3,
+        "identical_prompts": 2,
+        "identical_prompts_other_output": 1,  # same prompt, another greedy output: the engine
+        "prompts_only_batched": 1,  # the turn after it: its prompt holds the other step
+    }
+
+
+def test_bench_refuses_a_reference_run_without_transformers(tmp_path):
+    from kirag.bench.reference_batching import bench_batching
+    from kirag.errors import KiragError
+
+    with pytest.raises(KiragError, match="add it to --batching-engines"):
+        bench_batching([], [], tmp_path, ["llamacpp"], 10, reference=tmp_path)
