@@ -4,7 +4,7 @@ batched arithmetic equals its one-at-a-time arithmetic — llama.cpp without pre
 evaluates each prompt of a call from an empty cache. The real MiniLM aligner, the slice's triple
 index and dense document index, the packaged SmolLM2; small settings keep it fast. (Batched
 arithmetic that is not exact — transformers' padded batches, llama.cpp's packed sequences — is
-measured by `kirag bench kirag --sections batching`, docs/kirag-batching.md.)"""
+measured by `kirag bench kirag --sections batching`, docs/kirag-reference.md.)"""
 
 from __future__ import annotations
 
@@ -13,23 +13,9 @@ import pytest
 QUESTIONS = 2
 
 
-class CountingEngine:
-    """The real engine, with the size of each `generate` call kept (what was batched)."""
-
-    def __init__(self, engine):
-        self.engine = engine
-        self.batches: list[int] = []
-
-    def __getattr__(self, name):
-        return getattr(self.engine, name)
-
-    def generate(self, prompts, max_tokens, stop=None):
-        self.batches.append(len(prompts))
-        return self.engine.generate(prompts, max_tokens, stop)
-
-
 @pytest.fixture(scope="module")
 def retriever(exact_llamacpp_engine, slice_triple_index, minilm):
+    from kirag.bench.reference_batching import RecordingEngine
     from kirag.knowledge.demonstrations import (
         ChainDemonstrationSelector,
         DemonstrationEncoder,
@@ -45,7 +31,7 @@ def retriever(exact_llamacpp_engine, slice_triple_index, minilm):
     selector = ChainDemonstrationSelector(
         load_pools().chains("wikipedia"), DemonstrationEncoder(minilm), k=1
     )
-    engine = CountingEngine(exact_llamacpp_engine)
+    engine = RecordingEngine(exact_llamacpp_engine)  # the real engine; keeps call sizes
     index = TripleIndex(slice_triple_index)
     aligner = Aligner(minilm, family="e5")
     return ReferenceRetriever(index, engine, aligner, selector, settings=settings)

@@ -341,7 +341,7 @@ class ReferenceRetriever:
         encodes each question's candidates in the batches `retrieve` makes for it), so with an
         engine whose batched arithmetic equals its one-at-a-time arithmetic each question gets
         the chain `retrieve` gives it alone, bit for bit. On CPU neither transformers nor
-        llama.cpp has that property; docs/kirag-batching.md says how often chains differ."""
+        llama.cpp has that property; docs/kirag-reference.md says how often chains differ."""
         s = self.settings
         self._triples = {}  # kept for this call's turns
         runs = [_Run(q, ReferenceState(chains=[[] for _ in range(s.num_beams)])) for q in questions]
