@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from kirag.core.settings import fingerprint
+
 log = logging.getLogger(__name__)
 
 
@@ -22,9 +24,8 @@ def pair_key(config: str, query: str, passage: str) -> str:
 
 
 def config_fingerprint(settings: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[
-        :16
-    ]
+    """The scorer configuration's key (kirag.core.settings.fingerprint: 16 hex of sorted JSON)."""
+    return fingerprint(settings)
 
 
 class ScoreCache:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kirag.rerank import rank1_scoring as rs
@@ -32,7 +32,9 @@ from kirag.rerank.records import FALLBACKS, Rank1Judgement
 
 from kirag.core.cost import CostMeter, say
 from kirag.core.progress import progress
-from kirag.errors import ContextError, SettingsError
+from kirag.core.ranges import COUNT, COUNT_OR_ZERO
+from kirag.core.settings import check_settings, keyed, setting
+from kirag.errors import ContextError
 from kirag.io.docstore import DocStore
 from kirag.llm.base import CONTEXT_MARGIN, LLMEngine, room_for_text, single_token_id
 from kirag.models import DEFAULT_LLM
@@ -47,6 +49,46 @@ PASSAGE_POLICIES = ("truncate", "reference")
 MIN_PASSAGE_ROOM = 512
 
 
+@dataclass(frozen=True)
+class Rank1Settings:
+    """How Rank1 judges a pair (the engine and model are chosen apart: EngineSettings)."""
+
+    thinking_budget: int = setting(
+        REFERENCE_BUDGET,
+        f"max reasoning tokens (0: answer at once); default: the reference's {REFERENCE_BUDGET}, "
+        "sized for a GPU (minutes per pair on a CPU: try 64-512 there; the run prints its "
+        "estimated time once it has started). With passage policy truncate a budget that leaves "
+        f"under {MIN_PASSAGE_ROOM} tokens of the context for query and passage is lowered to "
+        "leave that (said in a warning and in the settings)",
+        range=COUNT_OR_ZERO,
+    )
+    # a pair's score moves with its batch-mates on llama.cpp (float rounding): a run's work
+    # folder is keyed by it, the score cache is not (scores are reused across batch sizes)
+    batch_size: int = setting(8, "pairs per engine call", range=COUNT, affects="rounding")
+    instruction: str | None = setting(
+        None, "appended to every query (Rank1 instructions)", in_text=True
+    )
+    dataset_prompt: str | None = setting(
+        None,
+        "the Rank1 reference's prompt for a dataset, by name (scifact, climatefever, "
+        "treccovid, arguana, dbpedia, fiqa2018, nfcorpus, touche2020, scidocs, "
+        "brightretrieval[_aops|_theoremqa_questions|_theoremqa_theorems|_leetcode|_pony]), or "
+        "a prompt text with FILL_QUERY_HERE wrapping each query",
+        in_text=True,
+    )
+    passage_policy: str = setting(
+        "truncate",
+        "long passages: truncate (cut the passage so the whole thinking budget fits) or "
+        "reference (orionw/rank1: keep the whole passage, the context ends the thinking)",
+        choices=PASSAGE_POLICIES,
+    )
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+DEFAULTS = Rank1Settings()
+
 # the name of a judgement before the typed records (kirag.rerank.records): still exported
 Rank1Score = Rank1Judgement
 
@@ -55,29 +97,26 @@ class Rank1Reranker(BaseReranker):
     """Reranks with any LLMEngine (transformers, llama.cpp, vLLM). Implements the Reranker
     protocol: `rerank(query, hits_or_documents, k)` and `rerank_run(run, queries, docstore, k)`."""
 
+    settings_class = Rank1Settings
+
     def __init__(
         self,
         model: str = DEFAULT_LLM,
         engine: str | LLMEngine = "auto",
-        thinking_budget: int = REFERENCE_BUDGET,
-        batch_size: int = 8,
-        instruction: str | None = None,
-        dataset_prompt: str | None = None,
+        thinking_budget: int = DEFAULTS.thinking_budget,
+        batch_size: int = DEFAULTS.batch_size,
+        instruction: str | None = DEFAULTS.instruction,
+        dataset_prompt: str | None = DEFAULTS.dataset_prompt,
         cache: ScoreCache | str | Path | None = None,
         engine_options: Mapping | None = None,
-        passage_policy: str = "truncate",
+        passage_policy: str = DEFAULTS.passage_policy,
     ):
-        """`dataset_prompt`: a name of the reference's per-dataset prompts ("scifact", "arguana",
+        """The keyword settings are Rank1Settings' fields (their defaults and ranges are there).
+        `dataset_prompt`: a name of the reference's per-dataset prompts ("scifact", "arguana",
         ... see `rank1_scoring.dataset_prompt_names()`) or a prompt text with FILL_QUERY_HERE."""
-        if thinking_budget < 0:
-            raise SettingsError(
-                f"thinking_budget must be >= 0 (got {thinking_budget})",
-                parameters=("thinking_budget",),
-            )
-        if passage_policy not in PASSAGE_POLICIES:
-            raise SettingsError(
-                f"unknown passage policy {passage_policy!r}; known: {', '.join(PASSAGE_POLICIES)}"
-            )
+        self.options = Rank1Settings(
+            thinking_budget, batch_size, instruction, dataset_prompt, passage_policy
+        )
         dataset_prompt = rs.resolve_dataset_prompt(dataset_prompt)
         if isinstance(engine, str):
             from kirag.llm.factory import load_engine
@@ -101,9 +140,9 @@ class Rank1Reranker(BaseReranker):
             "precision": engine_precision(engine),
             "context_length": engine.context_length,
             "prompt": rs.prompt_template(),
-            "thinking_budget": thinking_budget,
+            # the rest is in the prompt text each pair's key hashes
+            **keyed(self.options, rounding=False, text=False),
             "thinking_budget_used": self.thinking_budget,
-            "passage_policy": passage_policy,
         }
         server = getattr(engine, "server_info", None)
         if server:  # a served model: the server's kind, version and model name

@@ -16,6 +16,7 @@ from typing import Any
 from kirag.rerank.base import Reranker, with_documents
 
 from kirag.core.atomic import atomic_write
+from kirag.core.settings import fingerprint
 from kirag.errors import InputError
 from kirag.io.docstore import DocStore
 from kirag.scale import Executor, Shard, cut_into_shards
@@ -91,8 +92,7 @@ def _hit_record(hit: Hit) -> dict[str, Any]:
 def work_dir_for(output: str | Path, settings: Mapping[str, Any]) -> Path:
     """The shard folder of one (output, reranker settings) pair, beside the output."""
     output = Path(output)
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
-    return output.parent / f".{output.name}.rerank-{key[:16]}"
+    return output.parent / f".{output.name}.rerank-{fingerprint(settings)}"
 
 
 def rerank_sharded(

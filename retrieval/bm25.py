@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,13 @@ from kirag.retrieval.index_folder import (
     IndexedRetriever,
     Scored,
     build_index_folder,
+    write_build_record,
 )
 
 from kirag.core.interrupts import checkpoint
 from kirag.core.progress import progress
 from kirag.core.ranges import COUNT, FRACTION, NON_NEGATIVE
+from kirag.core.settings import as_record, check_settings, setting
 from kirag.errors import IndexLoadError, KiragError
 from kirag.io.docstore import DocStore
 from kirag.io.lines import OnError
@@ -221,6 +224,59 @@ def _chunked(items, size: int):
 BACKENDS = {"bm25s": Bm25sBackend, "lucene": LuceneBackend}
 
 
+@dataclass(frozen=True)
+class BM25Settings:
+    """How a BM25 index is built: scoring (k1, b, length norms), analysis, and resources.
+    bm25s and Lucene share the defaults: Anserini's k1 0.9 and b 0.4, Lucene's English analysis."""
+
+    backend: str = setting(
+        "bm25s", "bm25s (embedded) or lucene (pyserini; the lucene extra)", choices=tuple(BACKENDS)
+    )
+    k1: float = setting(DEFAULT_K1, "BM25 k1 (Anserini default)", range=NON_NEGATIVE)
+    b: float = setting(DEFAULT_B, "BM25 b (Anserini default)", range=FRACTION)
+    stemmer: str | None = setting(
+        "porter", "PyStemmer algorithm for bm25s (porter matches Lucene; 'none' to disable)"
+    )
+    stopwords: str | None = setting(
+        "lucene", "'lucene' (Lucene's 33 English stopwords), 'none', or a list (Python API)"
+    )
+    length_norm: str = setting(
+        "lucene",
+        "document lengths as Lucene encodes them, or exact (bm25s only)",
+        choices=LENGTH_NORMS,
+        cli=False,
+    )
+    threads: int = setting(1, "indexing threads (Lucene)", range=COUNT, affects="nothing")
+    shard_size: int = setting(
+        BLOCK_DOCUMENTS,
+        "bm25s: documents counted per shard (bounds memory; scores do not depend on it)",
+        range=COUNT,
+        affects="nothing",
+        cli=False,
+    )
+    chunk_postings: int = setting(
+        CHUNK_POSTINGS,
+        "bm25s: postings weighted at a time (bounds memory; scores do not depend on it)",
+        range=COUNT,
+        affects="nothing",
+        cli=False,
+    )
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+    def analyzer(self) -> EnglishAnalyzer:
+        """The analysis these settings ask for ('none' turns stemming or stopwords off)."""
+        return EnglishAnalyzer(_unless_none(self.stemmer), _unless_none(self.stopwords))
+
+
+def _unless_none(value):
+    return None if value == "none" else value
+
+
+BUILD_DEFAULTS = BM25Settings()
+
+
 class BM25Retriever(IndexedRetriever):
     """`BM25Retriever.build(corpus, "indexes/x", backend=...)`, then `BM25Retriever("indexes/x")`."""
 
@@ -253,38 +309,29 @@ class BM25Retriever(IndexedRetriever):
         cls,
         corpus: Corpus,
         index_dir: str | Path,
-        backend: str = "bm25s",
-        k1: float = DEFAULT_K1,
-        b: float = DEFAULT_B,
-        stemmer: str | None = "porter",
-        stopwords: str | list[str] | None = "lucene",
-        length_norm: str = "lucene",
-        threads: int = 1,
+        backend: str = BUILD_DEFAULTS.backend,
+        k1: float = BUILD_DEFAULTS.k1,
+        b: float = BUILD_DEFAULTS.b,
+        stemmer: str | None = BUILD_DEFAULTS.stemmer,
+        stopwords: str | list[str] | None = BUILD_DEFAULTS.stopwords,
+        length_norm: str = BUILD_DEFAULTS.length_norm,
+        threads: int = BUILD_DEFAULTS.threads,
         overwrite: bool = False,
         on_error: OnError = "raise",
-        shard_size: int = BLOCK_DOCUMENTS,
-        chunk_postings: int = CHUNK_POSTINGS,
+        shard_size: int = BUILD_DEFAULTS.shard_size,
+        chunk_postings: int = BUILD_DEFAULTS.chunk_postings,
     ) -> BM25Retriever:
-        """Index `corpus` (a path, a bundled name or Documents) into `index_dir`. bm25s and
-        Lucene share the defaults: k1=0.9, b=0.4, Lucene's English analysis and length norms
-        (`length_norm="exact"`: bm25s with exact document lengths). bm25s counts the corpus in
-        shards of `shard_size` documents reduced to global statistics and weights `chunk_postings`
-        postings at a time (scores depend on neither: they only bound memory)."""
-        if backend not in BACKENDS:
-            raise KiragError(f"unknown BM25 backend {backend!r}; known: {', '.join(BACKENDS)}")
-        NON_NEGATIVE.check(k1, "k1")
-        FRACTION.check(b, "b")
-        COUNT.check(threads, "threads")
-        COUNT.check(shard_size, "shard_size")
+        """Index `corpus` (a path, a bundled name or Documents) into `index_dir`; the settings
+        are BM25Settings' fields (defaults, ranges and help there). `length_norm="exact"`: bm25s
+        with exact document lengths."""
+        settings = BM25Settings(
+            backend, k1, b, stemmer, stopwords, length_norm, threads, shard_size, chunk_postings
+        )
         if backend == "lucene":
             from kirag.retrieval.lucene import setup_java
 
             setup_java()  # fail before reading the corpus when the extra is missing
-        if length_norm not in LENGTH_NORMS:
-            raise KiragError(
-                f"unknown length_norm {length_norm!r}; known: {', '.join(LENGTH_NORMS)}"
-            )
-        analyzer = EnglishAnalyzer(stemmer, stopwords)
+        analyzer = settings.analyzer()
         if backend == "lucene":
             LuceneBackend.options(analyzer, length_norm)
 
@@ -308,6 +355,7 @@ class BM25Retriever(IndexedRetriever):
         build_index_folder(
             corpus, index_dir, cls.kind, build_backend, overwrite=overwrite, on_error=on_error
         )
+        write_build_record(index_dir, "BM25Retriever.build", corpus, as_record(settings))
         return cls(index_dir)
 
     def _search_texts(self, texts: Sequence[str], k: int, threads: int = 1) -> list[Scored]:

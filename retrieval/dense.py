@@ -16,24 +16,33 @@ import json
 import logging
 import shutil
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from kirag.retrieval.encoder_backends import EncoderBackend, attach_backend
+from kirag.retrieval.encoder_backends import BACKENDS as ENCODER_BACKENDS
+from kirag.retrieval.encoder_backends import QUANTIZATIONS, EncoderBackend, attach_backend
 from kirag.retrieval.faiss_index import (
     INDEX_TYPES,
     build_faiss_index,
     load_faiss_index,
     save_faiss_index,
 )
-from kirag.retrieval.index_folder import Corpus, IndexedRetriever, Scored, build_index_folder
+from kirag.retrieval.index_folder import (
+    Corpus,
+    IndexedRetriever,
+    Scored,
+    build_index_folder,
+    write_build_record,
+)
 
 from kirag.core.atomic import WORK_MARK, atomic_write
 from kirag.core.interrupts import checkpoint
 from kirag.core.optional import check_extra
 from kirag.core.ranges import COUNT
-from kirag.errors import IndexLoadError, KiragError
+from kirag.core.settings import as_record, check_settings, setting
+from kirag.errors import IndexLoadError
 from kirag.io.docstore import DocStore
 from kirag.io.lines import OnError
 from kirag.io.npy_files import concatenate_npy
@@ -254,6 +263,68 @@ def _runtime_label(backend: str, quantize: str | None) -> str:
     return f"{backend} {quantize}" if quantize else backend
 
 
+@dataclass(frozen=True)
+class DenseSettings:
+    """How a dense index is built: the encoder and how it runs (recorded in the index: queries
+    are encoded the same way), the FAISS index, and the resumable encoding's shards."""
+
+    model: str = setting(
+        DEFAULT_EMBEDDER,
+        "sentence-transformers model: short name, local path or hub id (a folder from "
+        "kirag train encoder)",
+        aliases=("--encoder",),
+    )
+    index_type: str = setting(
+        "flat",
+        "FAISS index type: flat (exact), hnsw (one node only: HNSW graphs cannot be merged), "
+        "ivfpq (compressed, ~m bytes a vector; trained on a seeded sample, filled shard by shard "
+        "and merged: for large corpora)",
+        choices=INDEX_TYPES,
+    )
+    nlist: int | None = setting(None, "ivfpq: inverted lists (default ~4 sqrt(n))", range=COUNT)
+    pq_m: int | None = setting(
+        None,
+        "ivfpq: PQ sub-quantizers, bytes per vector; must divide the dimension (default: the "
+        "largest divisor <= 64 with >= 4 dimensions each, 64 for 384-d)",
+        range=COUNT,
+    )
+    batch_size: int = setting(32, "encoding batch size", range=COUNT, affects="rounding")
+    shard_size: int = setting(
+        DEFAULT_SHARD_SIZE,
+        "passages per on-disk embedding shard (resume unit)",
+        range=COUNT,
+        affects="nothing",
+    )
+    device: str | None = setting(
+        None, "torch device (default: cuda when available, else cpu)", affects="rounding"
+    )
+    encoder_backend: str = setting(
+        "torch",
+        "torch (default, the reference), or onnx / openvino: a cached export of the transformer "
+        "for faster CPU encoding (extras onnx, openvino)",
+        choices=ENCODER_BACKENDS,
+        option="backend",
+    )
+    quantize: str | None = setting(
+        None,
+        "int8: int8 weights for --encoder-backend onnx|openvino (faster, agrees less); bf16: "
+        "bfloat16 arithmetic for --encoder-backend openvino on CPUs that have it (see "
+        "docs/retrieval.md)",
+        choices=QUANTIZATIONS,
+    )
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+    def faiss_options(self) -> dict[str, int]:
+        """The FAISS options given (ivfpq's nlist and m)."""
+        options = {"nlist": self.nlist, "pq_m": self.pq_m}
+        return {k: v for k, v in options.items() if v is not None}
+
+
+DENSE_DEFAULTS = DenseSettings()
+
+
 class DenseRetriever(IndexedRetriever):
     """`DenseRetriever.build(corpus, "indexes/x", model="minilm", index_type="hnsw")`, then
     `DenseRetriever("indexes/x")`."""
@@ -304,26 +375,27 @@ class DenseRetriever(IndexedRetriever):
         cls,
         corpus: Corpus,
         index_dir: str | Path,
-        model: str = DEFAULT_EMBEDDER,
-        index_type: str = "flat",
-        batch_size: int = 32,
-        shard_size: int = DEFAULT_SHARD_SIZE,
-        device: str | None = None,
+        model: str = DENSE_DEFAULTS.model,
+        index_type: str = DENSE_DEFAULTS.index_type,
+        batch_size: int = DENSE_DEFAULTS.batch_size,
+        shard_size: int = DENSE_DEFAULTS.shard_size,
+        device: str | None = DENSE_DEFAULTS.device,
         overwrite: bool = False,
         on_error: OnError = "raise",
         encoder: Encoder | None = None,
         executor: Executor | None = None,
-        backend: str = "torch",
-        quantize: str | None = None,
+        backend: str = DENSE_DEFAULTS.encoder_backend,
+        quantize: str | None = DENSE_DEFAULTS.quantize,
         **faiss_options,
     ) -> DenseRetriever:
-        if index_type not in INDEX_TYPES:
-            raise KiragError(
-                f"unknown FAISS index type {index_type!r}; known: {', '.join(INDEX_TYPES)}"
-            )
+        """Encode `corpus` into a FAISS index in `index_dir`; the settings are DenseSettings'
+        fields (`backend` is its encoder_backend; `faiss_options` its nlist, pq_m and FAISS's
+        own hnsw_m, ef_construction, ef_search, nbits, nprobe, seed)."""
+        settings = DenseSettings(
+            model, index_type, faiss_options.get("nlist"), faiss_options.get("pq_m"),
+            batch_size, shard_size, device, backend, quantize,
+        )  # fmt: skip
         index_dir = Path(index_dir)
-        COUNT.check(batch_size, "batch_size")
-        COUNT.check(shard_size, "shard_size")
         if encoder is None:
             resolve_model(model, "embedder")  # an unknown model fails before any work
             EncoderBackend(backend, quantize)  # so does an unknown backend
@@ -370,6 +442,8 @@ class DenseRetriever(IndexedRetriever):
         build_index_folder(
             corpus, index_dir, cls.kind, build_backend, overwrite=overwrite, on_error=on_error
         )
+        record = as_record(settings) | {"encoder": loaded[0].config()}
+        write_build_record(index_dir, "DenseRetriever.build", corpus, record)
         return cls(index_dir, encoder=loaded[0])
 
     def passage_vectors(self, positions: Sequence[int]) -> np.ndarray:

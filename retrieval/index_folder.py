@@ -131,6 +131,17 @@ def build_index_folder(
     return index_dir
 
 
+def write_build_record(
+    index_dir: str | Path, built_by: str, corpus: Corpus, settings: Mapping[str, Any]
+) -> Path:
+    """The run record of a build made through the Python API (kirag-config.json in the index
+    folder: its resolved settings, software versions); `kirag index` writes its own over it."""
+    from kirag.core.runconfig import RunConfig
+
+    source = str(corpus) if isinstance(corpus, str | Path) else type(corpus).__name__
+    return RunConfig(built_by, {"corpus": source, **settings}).write(index_dir)
+
+
 def docstore_path(index_dir: Path, manifest: Mapping[str, Any]) -> Path:
     """Where an index's passages are: its own docs.sqlite, or the parent folder's one it shares
     (only that: a manifest cannot point a loader anywhere else)."""

@@ -40,33 +40,30 @@ def test_leave_one_out_breaks_recall_at_10_ties_on_recall_at_5():
 
 
 def test_the_offline_default_is_the_cross_validated_setting():
-    """MODE_DEFAULTS['aligner'] ships what `kirag bench kirag-cv` chose, as its results file
+    """The aligner mode's settings ship what `kirag bench kirag-cv` chose, as its results file
     records (regenerate both together)."""
     import json
     from pathlib import Path
 
-    from kirag.rag.pipeline import MODE_DEFAULTS
+    from kirag.rag.modes import AlignerModeSettings
 
     results = Path(__file__).resolve().parents[1] / "benchmarks/results/kirag-settings-cv.json"
     shipped = json.loads(results.read_text())["shipped_setting"]
-    default = MODE_DEFAULTS["aligner"]
-    assert (default["max_turns"], default["beam_size"]) == (
-        shipped["max_turns"],
-        shipped["beam_size"],
-    )
-    assert default["fusion_weights"][:2] == (shipped["chain_weight"], 1.0)
+    default = AlignerModeSettings()
+    assert (default.max_turns, default.beam_size) == (shipped["max_turns"], shipped["beam_size"])
+    assert default.fusion_weights[:2] == (shipped["chain_weight"], 1.0)
 
 
 def test_the_offline_first_stage_is_the_one_chosen_on_the_dev_questions():
-    """FIRST_STAGE['aligner'] ships the first stage under which `kirag bench kirag --sections
+    """The aligner mode's first stage is the first stage under which `kirag bench kirag --sections
     offline` chose the chains on the 96 dev questions (its results file records the choice)."""
     import json
     from pathlib import Path
 
     from kirag.bench.offline import STAGE_RETRIEVER
-    from kirag.rag.pipeline import FIRST_STAGE
+    from kirag.rag.modes import AlignerModeSettings
 
     results = Path(__file__).resolve().parents[1] / "benchmarks/results/kirag-offline-chains.json"
     chains = json.loads(results.read_text())["offline"]["families"]["chains, untrained aligner"]
     stage = chains["chosen_on_all_dev"].split(",")[0]
-    assert FIRST_STAGE["aligner"] == STAGE_RETRIEVER[stage]
+    assert AlignerModeSettings().first_stage == STAGE_RETRIEVER[stage]

@@ -123,7 +123,6 @@ def test_answer_per_mode_defaults_are_what_kirag_builds(slice_triple_index, smol
     from kirag.rag.pipeline import KiRAG
 
     generic = {"--turns": "max_turns", "--beam": "beam_size", "--candidates": "num_candidates"}
-    reference = {"--turns": "num_turns", "--beam": "num_beams", "--candidates": "num_candidate_triples"}  # fmt: skip
     built = {
         "aligner": KiRAG(slice_triple_index, mode="aligner").retriever,
         "llm": KiRAG(slice_triple_index, mode="llm", constructor_model=DEFAULT_LLM).retriever,
@@ -131,5 +130,5 @@ def test_answer_per_mode_defaults_are_what_kirag_builds(slice_triple_index, smol
     settings = KiRAG(slice_triple_index, mode="reference").retriever.settings
     for flag, per_mode in answer_help_per_mode().items():
         actual = {mode: getattr(r, generic[flag]) for mode, r in built.items()}
-        actual["reference"] = getattr(settings, reference[flag])
+        actual["reference"] = getattr(settings, generic[flag])  # one name in every mode
         assert per_mode == actual, flag

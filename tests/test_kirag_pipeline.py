@@ -481,7 +481,7 @@ def test_reference_loop_sends_the_reference_prompt(index, llamacpp_engine):
     aligner = Aligner("minilm")
     selector = ChainDemonstrationSelector(load_pools().chains("wikipedia"), aligner)
     engine = RecordingEngine(llamacpp_engine)
-    settings = ReferenceSettings(num_turns=2, max_choices=7)
+    settings = ReferenceSettings(max_turns=2, max_choices=7)
     result = ReferenceRetriever(index, engine, aligner, selector, settings=settings).retrieve(
         BRIDGE, k=5
     )

@@ -44,8 +44,8 @@ DEMOS = [
 
 def test_settings_default_to_the_reference_numbers():
     s = ReferenceSettings()
-    assert (s.num_turns, s.topk, s.num_candidate_triples, s.max_choices) == (5, 10, 20, 100)
-    assert (s.max_new_tokens, s.num_demonstrations, s.num_beams) == (64, 5, 1)
+    assert (s.max_turns, s.topk, s.num_candidates, s.max_choices) == (5, 10, 20, 100)
+    assert (s.max_new_tokens, s.num_demonstrations, s.beam_size) == (64, 5, 1)
     assert (s.bonus, s.match_f1) == (0.5, 0.6)
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from kirag.cli import build_parser, main
-from kirag.cli.arguments import as_flags, parameter_flags, passes_to, subcommand_parsers
+from kirag.cli.arguments import as_flags, parameter_flags, subcommand_parsers
+from kirag.core.settings import passes_to
 from kirag.errors import OutputExistsError, SettingsError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,8 +151,8 @@ def test_every_flag_of_every_command_maps_from_its_dest():
             if action.option_strings and action.dest != "help":
                 assert flags[action.dest] is action, (words, action.dest)
     answer = dict(subcommand_parsers(parser))[("answer",)]
-    named = {p: parameter_flags(answer)[p].option_strings[0] for p in ("num_beams", "max_turns")}
-    assert named == {"num_beams": "--beam", "max_turns": "--turns"}
+    named = {p: parameter_flags(answer)[p].option_strings[0] for p in ("beam_size", "max_turns")}
+    assert named == {"beam_size": "--beam", "max_turns": "--turns"}
 
 
 def test_an_api_error_names_the_parameter_and_the_cli_the_flag(tmp_path, enwiki_slice, capsys):
@@ -173,16 +174,18 @@ def test_an_api_error_names_the_parameter_and_the_cli_the_flag(tmp_path, enwiki_
 def test_a_rank1_setting_error_names_the_parameter():
     from kirag.rerank.rank1 import Rank1Reranker
 
-    with pytest.raises(SettingsError, match=r"^thinking_budget must be >= 0 \(got -1\)$") as api:
+    with pytest.raises(
+        SettingsError, match=r"^thinking_budget must be an integer >= 0 \(got -1\)$"
+    ) as api:
         Rank1Reranker(thinking_budget=-1)
     assert api.value.parameters == ("thinking_budget",)
 
 
-def test_reference_mode_beam_error_names_num_beams_and_the_cli_beam():
+def test_reference_mode_beam_error_names_beam_size_and_the_cli_beam():
     from kirag.rag.reference import ReferenceSettings
 
     with pytest.raises(SettingsError) as api:
-        ReferenceSettings(num_beams=2)
-    assert "(num_beams=1)" in str(api.value)
+        ReferenceSettings(beam_size=2)
+    assert "(beam_size=1)" in str(api.value)
     answer = dict(subcommand_parsers(build_parser()))[("answer",)]
     assert as_flags(str(api.value), api.value.parameters, answer).endswith("beam 1 only (--beam 1)")

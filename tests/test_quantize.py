@@ -38,9 +38,12 @@ def texts(enwiki_slice_docs):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"kind": "domain-ish"}, "unknown calibration"),
-        ({"kind": "general", "chunks": 1}, "at least 2"),
-        ({"kind": "cross", "domain_share": 1.0}, "between 0 and 1"),
+        ({"kind": "domain-ish"}, "kind must be one of none, general, domain, cross"),
+        ({"kind": "general", "chunks": 1}, r"chunks must be an integer >= 2 \(got 1\)"),
+        (
+            {"kind": "cross", "domain_share": 1.0},
+            "domain_share must be a finite number > 0 and < 1",
+        ),
     ],
 )
 def test_calibration_settings_refuse_bad_values(kwargs, message):

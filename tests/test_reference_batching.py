@@ -26,7 +26,7 @@ def retriever(exact_llamacpp_engine, slice_triple_index, minilm):
     from kirag.rag.reference import ReferenceRetriever, ReferenceSettings
 
     settings = ReferenceSettings(
-        num_turns=2, topk=3, max_choices=6, max_new_tokens=12, num_demonstrations=1
+        max_turns=2, topk=3, max_choices=6, max_new_tokens=12, num_demonstrations=1
     )
     selector = ChainDemonstrationSelector(
         load_pools().chains("wikipedia"), DemonstrationEncoder(minilm), k=1

@@ -143,7 +143,7 @@ def test_passage_policies_truncate_or_keep_the_whole_passage(small_engine):
     prompt_tokens = small_engine.count_tokens(rs.build_prompt(query, passage))
     # the reference keeps the passage; the context, not the budget, ends the thinking
     assert whole.thinking_tokens <= 256 - prompt_tokens < 40
-    with pytest.raises(KiragError, match="passage policy"):
+    with pytest.raises(KiragError, match="passage_policy must be one of truncate, reference"):
         Rank1Reranker(engine=small_engine, passage_policy="keep")
 
 

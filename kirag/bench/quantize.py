@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 
 from kirag.bench.harness import rounded
-from kirag.core.ranges import COUNT, FRACTION
+from kirag.core.ranges import COUNT
+from kirag.core.settings import add_arguments as add_settings_arguments
+from kirag.core.settings import from_args
 from kirag.llm.quantize import CALIBRATIONS, CalibrationSettings
 
 RECALL_DEPTHS = (5, 10)
@@ -35,9 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--candidates", type=COUNT, default=10, help="BM25 passages per question")
     parser.add_argument("--calibration-questions", type=COUNT, default=12)
     parser.add_argument("--eval-questions", type=COUNT, default=6)
-    parser.add_argument("--calibration-chunks", type=COUNT, default=8)
-    parser.add_argument("--calibration-context", type=COUNT, default=512)
-    parser.add_argument("--domain-share", type=FRACTION, default=0.5)
+    # the calibration's own flags, but 8 windows: a bench quantizes once per format x calibration
+    add_settings_arguments(parser, CalibrationSettings, skip=("kind",), defaults={"chunks": 8})
     parser.add_argument("--batch-size", type=COUNT, default=8)
     parser.add_argument("--threads", type=COUNT, default=None)
     parser.add_argument(
@@ -130,13 +131,7 @@ def run(args: argparse.Namespace) -> dict:
         work = Path(args.work or tmp)
         matrices: dict[str, Path] = {}
         for calibration in args.calibrations.split(","):
-            settings = CalibrationSettings(
-                kind=calibration,
-                chunks=args.calibration_chunks,
-                context=args.calibration_context,
-                domain_share=args.domain_share,
-                seed=args.seed,
-            )
+            settings = from_args(CalibrationSettings, args, kind=calibration)
             for fmt in args.formats.split(","):
                 folder = work / f"{fmt.lower()}-{calibration}"
                 start = time.perf_counter()

@@ -36,6 +36,7 @@ COMMANDS = {
     "models": "models",
     "train": "train",
     "quantize": "quantize",
+    "settings": "settings",
 }
 
 DESCRIPTION = """\

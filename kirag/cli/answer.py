@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from kirag.cli.arguments import INPUT, OUTPUT, passes_to
+from kirag.cli.arguments import INPUT, OUTPUT
 from kirag.cli.common import (
     add_command,
     add_seed,
@@ -24,9 +24,10 @@ from kirag.cli.common import (
 )
 from kirag.cli.report import add_html, write_report
 from kirag.core.ranges import COUNT, COUNT_OR_ZERO
+from kirag.core.settings import add_per_mode_arguments, passes_to, per_mode_options
 from kirag.eval.submission import QA_TARGETS
 from kirag.llm.factory import ENGINES
-from kirag.rag.pipeline import MODE_DEFAULTS, REFERENCE_OPTION_NAMES
+from kirag.rag.modes import MODES
 
 EPILOG = """\
 examples:
@@ -113,24 +114,7 @@ def register(subparsers) -> None:
         default="wikipedia",
         help="reference mode: which pool of the demonstration file (default wikipedia)",
     )
-    parser.add_argument(
-        "--turns",
-        type=COUNT,
-        default=None,
-        help=f"maximum chain length ({per_mode_defaults('max_turns')})",
-    )
-    parser.add_argument(
-        "--beam",
-        type=COUNT,
-        default=None,
-        help=f"chains kept per turn ({per_mode_defaults('beam_size')})",
-    )
-    parser.add_argument(
-        "--candidates",
-        type=COUNT,
-        default=None,
-        help=f"candidate triples per turn ({per_mode_defaults('num_candidates')})",
-    )
+    add_per_mode_arguments(parser, MODES.values())
     parser.add_argument(
         "--no-graph", action="store_true", help="no entity-graph expansion of the candidates"
     )
@@ -147,8 +131,6 @@ def register(subparsers) -> None:
     add_html(parser)
     add_server(parser)
     add_seed(parser)
-    passes_to(parser, CHAIN_OPTIONS)
-    passes_to(parser, {dest: REFERENCE_OPTION_NAMES[name] for dest, name in CHAIN_OPTIONS.items()})
     passes_to(parser, {"rerank_budget": "thinking_budget"})
     parser.set_defaults(func=run)
 
@@ -158,7 +140,7 @@ def add_kirag_models(parser) -> None:
     parser.add_argument(
         "--mode",
         default="auto",
-        choices=["auto", *MODE_DEFAULTS],
+        choices=["auto", *MODES],
         help="auto: llm when --constructor is given, else aligner; reference: the paper's "
         "algorithm (jyfang6/kirag), constructor and reader default to the packaged tiny model",
     )
@@ -172,27 +154,6 @@ def add_kirag_models(parser) -> None:
         default=None,
         help="LLM that answers from the top documents (default: the chain's answer)",
     )
-
-
-# the flags (dests) that set the chain retriever's options, by the options' names
-CHAIN_OPTIONS = {"turns": "max_turns", "beam": "beam_size", "candidates": "num_candidates"}
-
-
-def per_mode_defaults(option: str) -> str:
-    """`option`'s default in each KiRAG mode, as the code sets it (MODE_DEFAULTS, else the
-    chain retriever's own default; reference mode: ReferenceSettings), for the help text."""
-    import inspect
-    from dataclasses import fields
-
-    from kirag.rag.chains import IterativeRetriever
-    from kirag.rag.pipeline import REFERENCE_OPTION_NAMES
-    from kirag.rag.reference import ReferenceSettings
-
-    generic = inspect.signature(IterativeRetriever).parameters[option].default
-    values = {mode: MODE_DEFAULTS[mode].get(option, generic) for mode in ("aligner", "llm")}
-    reference = {f.name: f.default for f in fields(ReferenceSettings)}
-    values["reference"] = reference[REFERENCE_OPTION_NAMES.get(option, option)]
-    return "default per mode: " + ", ".join(f"{mode} {value}" for mode, value in values.items())
 
 
 def build_kirag(args: argparse.Namespace):
@@ -222,7 +183,7 @@ def build_kirag(args: argparse.Namespace):
         aligner_tokenizer=args.aligner_tokenizer,
         demonstrations=args.demonstrations,
         dataset=args.dataset,
-        graph_expansion=not args.no_graph,
+        **({"graph_expansion": False} if args.no_graph else {}),
         **(
             {
                 "aligner_family": args.aligner_family,
@@ -232,11 +193,7 @@ def build_kirag(args: argparse.Namespace):
             else {}
         ),
         engine_options=options,
-        **{
-            name: getattr(args, dest)
-            for dest, name in CHAIN_OPTIONS.items()
-            if getattr(args, dest) is not None
-        },
+        **per_mode_options(args, MODES.values()),
     )
 
 

@@ -19,7 +19,7 @@ import argparse
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,16 +81,6 @@ def flag_name(action: argparse.Action) -> str:
     """How a user writes the flag: its long option, or the positional's name."""
     longs = [o for o in action.option_strings if o.startswith("--")]
     return (longs or action.option_strings or [action.metavar or action.dest])[0]
-
-
-def passes_to(parser: argparse.ArgumentParser, renames: Mapping[str, str]) -> Mapping[str, str]:
-    """Declare that flags pass their values to library parameters of other names (`{dest:
-    parameter}`, e.g. `{"context": "context_length"}`), so that an error naming the parameter
-    is printed with the flag. Returns `renames`: the command passes its values with it too."""
-    known = dict(getattr(parser, "kirag_parameters", {}))
-    known.update({parameter: dest for dest, parameter in renames.items()})
-    parser.kirag_parameters = known
-    return renames
 
 
 def parameter_flags(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:

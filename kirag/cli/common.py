@@ -8,9 +8,17 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from kirag.cli.arguments import INPUT, passes_to
-from kirag.core.ranges import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, SEED
+from kirag.cli.arguments import INPUT
+from kirag.core.ranges import COUNT, COUNT_OR_ZERO, POSITIVE, SEED
 from kirag.core.seeding import DEFAULT_SEED
+from kirag.core.settings import (
+    add_arguments,
+    changed_flags,
+    changed_options,
+    from_args,
+    passes_to,
+)
+from kirag.scale.executors import RayExecutorSettings
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -68,19 +76,7 @@ def add_ray(parser: argparse.ArgumentParser) -> None:
         help="run the shards on a pool of Ray workers (each loads the model once) instead of "
         "in this process; the work folder must be on storage every node sees",
     )
-    group.add_argument(
-        "--ray-address",
-        default=None,
-        help="auto (the cluster this node belongs to) or HOST:PORT; default: RAY_ADDRESS, else "
-        "a local cluster",
-    )
-    group.add_argument("--workers", type=COUNT, default=1, help="Ray workers (model copies)")
-    group.add_argument(
-        "--cpus-per-worker", type=NON_NEGATIVE, default=1.0, help="CPUs per Ray worker"
-    )
-    group.add_argument(
-        "--gpus-per-worker", type=NON_NEGATIVE, default=0.0, help="GPUs per Ray worker"
-    )
+    add_arguments(parser, RayExecutorSettings, into=group)
 
 
 def check_ray_flags(args: argparse.Namespace) -> None:
@@ -88,16 +84,7 @@ def check_ray_flags(args: argparse.Namespace) -> None:
     from kirag.errors import SettingsError
 
     if not args.ray:
-        given = [
-            flag
-            for flag, value, default in (
-                ("--ray-address", args.ray_address, None),
-                ("--workers", args.workers, 1),
-                ("--cpus-per-worker", args.cpus_per_worker, 1.0),
-                ("--gpus-per-worker", args.gpus_per_worker, 0.0),
-            )
-            if value != default
-        ]
+        given = changed_flags(from_args(RayExecutorSettings, args))
         if given:
             raise SettingsError(f"{given[0]} only applies with --ray")
 
@@ -112,9 +99,7 @@ def open_executor(args: argparse.Namespace) -> Iterator:
     if not args.ray:
         yield None
         return
-    executor = RayExecutor(
-        args.ray_address, args.workers, args.cpus_per_worker, args.gpus_per_worker
-    )
+    executor = RayExecutor(**changed_options(from_args(RayExecutorSettings, args)))
     try:
         yield executor
     finally:

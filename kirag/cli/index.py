@@ -10,7 +10,7 @@ import argparse
 import time
 from dataclasses import asdict
 
-from kirag.cli.arguments import CACHE, INPUT, OUTPUT, passes_to
+from kirag.cli.arguments import CACHE, INPUT, OUTPUT
 from kirag.cli.common import (
     add_command,
     add_on_error,
@@ -23,14 +23,9 @@ from kirag.cli.common import (
     server_options,
 )
 from kirag.core.optional import check_extra
-from kirag.core.ranges import COUNT, FRACTION, NON_NEGATIVE
-from kirag.knowledge.extraction import EXTRACTORS
+from kirag.core.settings import add_arguments, as_record, changed_options, from_args
 from kirag.llm.factory import ENGINES
 from kirag.models import DEFAULT_LLM
-from kirag.retrieval.bm25 import BACKENDS as BM25_BACKENDS
-from kirag.retrieval.encoder_backends import BACKENDS as ENCODER_BACKENDS
-from kirag.retrieval.encoder_backends import QUANTIZATIONS
-from kirag.retrieval.faiss_index import INDEX_TYPES
 
 EPILOG = """\
 examples:
@@ -59,135 +54,47 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _bm25_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--backend",
-        default="bm25s",
-        choices=list(BM25_BACKENDS),
-        help="bm25s (embedded) or lucene (pyserini; the lucene extra)",
-    )
-    parser.add_argument("--k1", type=NON_NEGATIVE, default=0.9, help="BM25 k1 (Anserini default)")
-    parser.add_argument("--b", type=FRACTION, default=0.4, help="BM25 b (Anserini default)")
-    parser.add_argument(
-        "--stemmer",
-        default="porter",
-        help="PyStemmer algorithm for bm25s (porter matches Lucene; 'none' to disable)",
-    )
-    parser.add_argument(
-        "--stopwords", default="lucene", help="'lucene' (Lucene's 33 English stopwords) or 'none'"
-    )
-    parser.add_argument("--threads", type=COUNT, default=1, help="indexing threads (Lucene)")
+    from kirag.retrieval.bm25 import BM25Settings
+
+    add_arguments(parser, BM25Settings)
 
 
 def _build_bm25(args: argparse.Namespace) -> dict:
-    from kirag.retrieval.bm25 import BM25Retriever
+    from kirag.retrieval.bm25 import BM25Retriever, BM25Settings
 
+    settings = from_args(BM25Settings, args)
     retriever = BM25Retriever.build(
         args.corpus,
         args.index,
-        backend=args.backend,
-        k1=args.k1,
-        b=args.b,
-        stemmer=None if args.stemmer == "none" else args.stemmer,
-        stopwords=None if args.stopwords == "none" else args.stopwords,
-        threads=args.threads,
+        **as_record(settings),
         overwrite=args.overwrite,
         on_error=on_error(args),
     )
-    return {"documents": len(retriever.docstore), "backend": args.backend}
-
-
-INDEX_TYPE_HELP = (
-    "FAISS index type: flat (exact), hnsw (one node only: HNSW graphs cannot be merged), ivfpq "
-    "(compressed, ~m bytes a vector; trained on a seeded sample, filled shard by shard and "
-    "merged: for large corpora)"
-)
-
-
-def _ivfpq_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--nlist", type=COUNT, default=None, help="ivfpq: inverted lists (default ~4 sqrt(n))"
-    )
-    parser.add_argument(
-        "--pq-m",
-        type=COUNT,
-        default=None,
-        help="ivfpq: PQ sub-quantizers, bytes per vector; must divide the dimension "
-        "(default: the largest divisor <= 64 with >= 4 dimensions each, 64 for 384-d)",
-    )
-
-
-def _faiss_options(args: argparse.Namespace) -> dict:
-    """The FAISS options given on the command line (ivfpq's nlist and m)."""
-    options = {"nlist": args.nlist, "pq_m": args.pq_m}
-    return {k: v for k, v in options.items() if v is not None}
-
-
-def _encoder_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """--encoder-backend / --quantize: how the encoder runs (recorded in the index: queries are
-    encoded the same way)."""
-    parser.add_argument(
-        "--encoder-backend",
-        default="torch",
-        choices=list(ENCODER_BACKENDS),
-        help="torch (default, the reference), or onnx / openvino: a cached export of the "
-        "transformer for faster CPU encoding (extras onnx, openvino)",
-    )
-    parser.add_argument(
-        "--quantize",
-        default=None,
-        choices=list(QUANTIZATIONS),
-        help="int8: int8 weights for --encoder-backend onnx|openvino (faster, agrees less); bf16: "
-        "bfloat16 arithmetic for --encoder-backend openvino on CPUs that have it (see docs/retrieval.md)",
-    )
-    passes_to(parser, {"encoder_backend": "backend"})  # EncoderBackend's field
+    return {"documents": len(retriever.docstore), "backend": settings.backend}
 
 
 def _dense_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model",
-        "--encoder",
-        dest="model",
-        default="minilm",
-        help="sentence-transformers model: short name, local path or hub id (a folder from "
-        "kirag train encoder)",
-    )
-    parser.add_argument("--index-type", default="flat", choices=INDEX_TYPES, help=INDEX_TYPE_HELP)
-    _ivfpq_arguments(parser)
-    parser.add_argument("--batch-size", type=COUNT, default=32, help="encoding batch size")
-    parser.add_argument(
-        "--shard-size",
-        type=COUNT,
-        default=8192,
-        help="passages per on-disk embedding shard (resume unit)",
-    )
-    parser.add_argument(
-        "--device", default=None, help="torch device (default: cuda when available, else cpu)"
-    )
+    from kirag.retrieval.dense import DenseSettings
+
+    add_arguments(parser, DenseSettings)
     add_ray(parser)
-    _encoder_backend_arguments(parser)
 
 
 def _build_dense(args: argparse.Namespace) -> dict:
     check_extra(
         "dense", "a dense index"
     )  # before the corpus is read: a missing extra fails at once
-    from kirag.retrieval.dense import DenseRetriever
+    from kirag.retrieval.dense import DenseRetriever, DenseSettings
 
+    settings = from_args(DenseSettings, args)
     with open_executor(args) as executor:
         retriever = DenseRetriever.build(
             args.corpus,
             args.index,
-            model=args.model,
-            index_type=args.index_type,
-            batch_size=args.batch_size,
-            shard_size=args.shard_size,
-            device=args.device,
-            backend=args.encoder_backend,
-            quantize=args.quantize,
+            **changed_options(settings),
             overwrite=args.overwrite,
             on_error=on_error(args),
             executor=executor,
-            **_faiss_options(args),
         )
     return {"documents": len(retriever.docstore), "encoder": retriever.encoder.config()}
 
@@ -209,14 +116,10 @@ def _extractor_options(args: argparse.Namespace) -> dict:
 
 
 def _triples_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--extractor",
-        default="spacy",
-        choices=list(EXTRACTORS),
-        help="spacy: dependency parse, no LLM (offline default); reference: the KiRAG reference's "
-        "prompt (instruction + 5 demonstrations chosen per document, 512 new tokens); llm: kirag's "
-        "own short few-shot prompt for small models",
-    )
+    from kirag.knowledge.triple_index import TripleIndexSettings
+    from kirag.retrieval.dense import DenseSettings
+
+    add_arguments(parser, TripleIndexSettings)
     parser.add_argument(
         "--model",
         default=DEFAULT_LLM,
@@ -245,28 +148,13 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
         help="--extractor reference: the model ranking demonstrations with the reference's E5 "
         "settings ('passage: Title: …', 256 tokens; the reference: intfloat/e5-large-v2)",
     )
-    parser.add_argument(
-        "--encoder", default="minilm", help="sentence-transformers model that embeds the triples"
-    )
-    _encoder_backend_arguments(parser)
-    parser.add_argument(
-        "--index-type",
-        default="flat",
-        choices=INDEX_TYPES,
-        help=INDEX_TYPE_HELP + " (for the triples)",
-    )
-    _ivfpq_arguments(parser)
+    # the triples' encoder runs and is indexed as a dense index's
+    add_arguments(parser, DenseSettings, skip=("model", "batch_size", "shard_size", "device"))
     parser.add_argument(
         "--cache",
         type=CACHE,
         default=None,
         help="extraction cache (SQLite); default: indexes/.extraction-cache.sqlite beside the index",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=COUNT,
-        default=16,
-        help="documents per extraction batch (the resume unit)",
     )
     parser.add_argument(
         "--import",
@@ -277,23 +165,14 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
         help="take the triples from the reference's cached KG corpus (a pickle of plain data, "
         "loaded with every global refused: no code in it can run) instead of extracting",
     )
-    parser.add_argument(
-        "--no-bm25",
-        action="store_true",
-        help="do not build the BM25 document index used for candidate expansion",
-    )
-    parser.add_argument(
-        "--no-dense",
-        action="store_true",
-        help="do not build the dense document index used for candidate expansion",
-    )
     add_server(parser)
     add_ray(parser)
 
 
 def _build_triples(args: argparse.Namespace) -> dict:
     check_extra("kirag", "a KiRAG triple index")
-    from kirag.knowledge.triple_index import build_from_corpus
+    from kirag.knowledge.triple_index import TripleIndexSettings, build_from_corpus
+    from kirag.retrieval.dense import DenseSettings
 
     extractor = args.extractor
     if args.import_kg:  # loaded and checked before any work: a hostile file is refused at once
@@ -303,23 +182,17 @@ def _build_triples(args: argparse.Namespace) -> dict:
     vllm_on_ray = args.ray and args.engine == "vllm"
     if vllm_on_ray:  # the GPU stage: Ray Data's vLLM processor does the sharding itself
         extractor = _ray_vllm_extractor(args)
+    settings = as_record(from_args(TripleIndexSettings, args)) | {"extractor": extractor}
     with open_executor(args) as executor:
         stats = build_from_corpus(
             args.corpus,
             args.index,
-            extractor=extractor,
+            **settings,
             extractor_options=_extractor_options(args),
-            encoder=args.encoder,
-            encoder_backend=args.encoder_backend,
-            quantize=args.quantize,
-            index_type=args.index_type,
             cache=args.cache,
-            batch_size=args.batch_size,
-            with_bm25=not args.no_bm25,
-            with_dense=not args.no_dense,
             overwrite=args.overwrite,
             on_error=on_error(args),
-            faiss_options=_faiss_options(args),
+            faiss_options=DenseSettings(nlist=args.nlist, pq_m=args.pq_m).faiss_options(),
             executor=None if vllm_on_ray else executor,
         )
     if args.import_kg:
@@ -360,10 +233,10 @@ def register(subparsers) -> None:
         epilog=EPILOG,
     )
     kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
-    for name, (help_text, add_arguments, _) in KINDS.items():
+    for name, (help_text, add_kind_arguments, _) in KINDS.items():
         sub = add_command(kinds, name, help=help_text)
         _common(sub)
-        add_arguments(sub)
+        add_kind_arguments(sub)
         sub.set_defaults(func=run)
 
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kirag.cli.arguments import INPUT, OUTPUT, passes_to
+from kirag.cli.arguments import INPUT, OUTPUT
 from kirag.cli.common import add_command, add_seed
-from kirag.core.ranges import COUNT, COUNT_OR_ZERO, FRACTION
-from kirag.llm.quantize import CALIBRATIONS, FORMATS, CalibrationSettings
-from kirag.rerank.rank1 import PASSAGE_POLICIES, REFERENCE_BUDGET
-
-DEFAULTS = CalibrationSettings()
+from kirag.core.ranges import COUNT
+from kirag.core.settings import add_arguments, as_record, from_args, passes_to
+from kirag.llm.quantize import FORMATS, CalibrationSettings
+from kirag.rerank.rank1 import Rank1Settings
 
 EPILOG = """\
 examples:
@@ -35,7 +34,6 @@ def register(subparsers) -> None:
     )
     parser.add_argument("model", type=INPUT, help="a .gguf path or a packaged model's short name")
     parser.add_argument("--to", required=True, type=str.upper, choices=FORMATS, dest="format")
-    parser.add_argument("--calibration", default="none", choices=CALIBRATIONS)
     parser.add_argument(
         "--output", type=OUTPUT, required=True, help="new folder for model.gguf and its record"
     )
@@ -48,12 +46,12 @@ def register(subparsers) -> None:
     )
     domain.add_argument("--k", type=COUNT, default=20, help="first-stage passages per query")
     domain.add_argument(
-        "--thinking-budget", type=COUNT_OR_ZERO, default=REFERENCE_BUDGET, help="as kirag rerank's"
+        "--context",
+        type=COUNT,
+        default=4096,
+        help="context length the prompts are fitted to, as kirag rerank's engine sees it",
     )
-    domain.add_argument("--context", type=COUNT, default=4096, help="as kirag rerank's")
-    domain.add_argument("--instruction", default=None, help="as kirag rerank's")
-    domain.add_argument("--dataset-prompt", default=None, help="as kirag rerank's")
-    domain.add_argument("--passage-policy", default="truncate", choices=PASSAGE_POLICIES)
+    add_arguments(parser, Rank1Settings, into=domain, skip=("batch_size",))
     general = parser.add_argument_group("general calibration")
     general.add_argument(
         "--calibration-file",
@@ -61,11 +59,7 @@ def register(subparsers) -> None:
         help="plain text, paragraphs separated by blank lines (default: the bundled Wikipedia "
         "passages that are not among the domain passages)",
     )
-    parser.add_argument("--calibration-chunks", type=COUNT, default=DEFAULTS.chunks)
-    parser.add_argument("--calibration-context", type=COUNT, default=DEFAULTS.context)
-    parser.add_argument(
-        "--domain-share", type=FRACTION, default=DEFAULTS.domain_share, help="with cross"
-    )
+    add_arguments(parser, CalibrationSettings, into=general)
     parser.add_argument("--threads", type=COUNT, default=None)
     parser.add_argument(
         "--tools", type=INPUT, default=None, help="folder of llama-imatrix/llama-quantize"
@@ -75,8 +69,6 @@ def register(subparsers) -> None:
     passes_to(
         parser,
         {
-            "calibration": "kind",
-            "calibration_chunks": "chunks",
             "calibration_file": "general",
             "context": "context_length",  # the vocabulary's, as kirag rerank's --context
         },
@@ -104,10 +96,7 @@ def domain_prompts(args: argparse.Namespace, source: Path) -> tuple[list[str], s
     try:
         reranker = Rank1Reranker(
             engine=vocab,
-            thinking_budget=args.thinking_budget,
-            instruction=args.instruction,
-            dataset_prompt=args.dataset_prompt,
-            passage_policy=args.passage_policy,
+            **as_record(from_args(Rank1Settings, args)),
         )
         pairs, used = [], set()
         for qid, hits in run.items():
@@ -139,13 +128,7 @@ def run(args: argparse.Namespace) -> int:
     from kirag.llm.quantize import quantize_gguf
     from kirag.models import resolve_model
 
-    settings = CalibrationSettings(
-        kind=args.calibration,
-        chunks=args.calibration_chunks,
-        context=args.calibration_context,
-        domain_share=args.domain_share,
-        seed=args.seed,
-    )
+    settings = from_args(CalibrationSettings, args)
     source = Path(resolve_model(args.model, "llm").location)
     domain, used = [], set()
     if settings.kind in ("domain", "cross"):

@@ -12,7 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
-from kirag.cli.arguments import CACHE, INPUT, OUTPUT, check_paths, passes_to
+from kirag.cli.arguments import CACHE, INPUT, OUTPUT, check_paths
 from kirag.cli.common import (
     add_command,
     add_on_error,
@@ -28,12 +28,12 @@ from kirag.cli.common import (
 )
 from kirag.cli.report import add_html, write_report
 from kirag.core.ranges import COUNT, COUNT_OR_ZERO, FRACTION
-from kirag.llm.convert import GGUF_TYPES
+from kirag.core.settings import add_arguments, as_record, from_args, keyed
 from kirag.llm.factory import ENGINES
-from kirag.llm.transformers_engine import DTYPES
+from kirag.llm.settings import EngineSettings
 from kirag.models import DEFAULT_LLM
 from kirag.rerank.factory import command_line_rerankers
-from kirag.rerank.rank1 import MIN_PASSAGE_ROOM, PASSAGE_POLICIES, REFERENCE_BUDGET
+from kirag.rerank.rank1 import Rank1Settings
 from kirag.rerank.records import (
     Rank1Judgement,
     explanation_rows,
@@ -146,80 +146,16 @@ def add_reranker_arguments(parser: argparse.ArgumentParser, optional: bool = Fal
         choices=["auto", *ENGINES],
         help="LLM engine for rank1",
     )
-    parser.add_argument(
-        "--thinking-budget",
-        type=COUNT_OR_ZERO,
-        default=REFERENCE_BUDGET,
-        help=f"max reasoning tokens (0: answer at once); default: the reference's "
-        f"{REFERENCE_BUDGET}, sized for a GPU (minutes per pair on a CPU: try 64-512 there; the "
-        f"run prints its estimated time once it has started). With --passage-policy truncate a "
-        f"budget that leaves under {MIN_PASSAGE_ROOM} tokens of the context for query and passage "
-        "is lowered to leave that (said in a warning and in the settings)",
-    )
-    parser.add_argument("--batch-size", type=COUNT, default=8)
-    parser.add_argument(
-        "--dtype",
-        default=None,
-        choices=[*DTYPES, "auto"],
-        help="precision (transformers, vllm); default: float16 on a GPU (the Rank1 "
-        "reference's), float32 on the CPU (float16 is slow there; float32 is the numerical reference)",
-    )
-    parser.add_argument(
-        "--quantize",
-        default=None,
-        choices=["int8", *GGUF_TYPES],
-        help="transformers on CPU: int8 (dynamic, measured accuracy loss); llamacpp: a GGUF "
-        "weight type the model is requantized to once (q4_0: the fastest CPU prompt kernels)",
-    )
-    parser.add_argument(
-        "--quantization",
-        default=None,
-        help="vLLM checkpoint quantization (awq, gptq, fp8): GPU only",
-    )
-    parser.add_argument(
-        "--tensor-parallel", type=COUNT, default=1, help="vLLM tensor parallelism (GPUs)"
-    )
-    parser.add_argument(
-        "--context",
-        type=COUNT,
-        default=None,
-        help="context length in tokens (every engine's context_length option)",
-    )
-    parser.add_argument(
-        "--instruction", default=None, help="appended to every query (Rank1 instructions)"
-    )
-    parser.add_argument(
-        "--dataset-prompt",
-        default=None,
-        help="the Rank1 reference's prompt for a dataset, by name (scifact, climatefever, "
-        "treccovid, arguana, dbpedia, fiqa2018, nfcorpus, touche2020, scidocs, "
-        "brightretrieval[_aops|_theoremqa_questions|_theoremqa_theorems|_leetcode|_pony]), or "
-        "a prompt text with FILL_QUERY_HERE wrapping each query",
-    )
-    parser.add_argument(
-        "--passage-policy",
-        default="truncate",
-        choices=PASSAGE_POLICIES,
-        help="long passages: truncate (cut the passage so the whole thinking budget fits) or "
-        "reference (orionw/rank1: keep the whole passage, the context ends the thinking)",
-    )
-    passes_to(parser, ENGINE_OPTIONS)
-
-
-# the flags (dests) that pass their value to an engine option of another name
-ENGINE_OPTIONS = {"tensor_parallel": "tensor_parallel_size", "context": "context_length"}
+    add_arguments(parser, Rank1Settings, title="Rank1")
+    add_arguments(parser, EngineSettings, title="LLM engine")
 
 
 def engine_options(args: argparse.Namespace) -> dict:
-    """The engine options the flags ask for. Options the chosen engine does not take are passed
+    """The engine options the flags ask for (those changed from EngineSettings' defaults), and
+    the model server's when --engine openai. Options the chosen engine does not take are passed
     on anyway, so that the engine factory refuses them with a clear error instead of ignoring
     them (e.g. --quantization awq with the llama.cpp engine)."""
-    options: dict = {}
-    for dest in ("dtype", "quantize", "quantization", "tensor_parallel", "context"):
-        value = getattr(args, dest)
-        if value and (dest != "tensor_parallel" or value > 1):
-            options[ENGINE_OPTIONS.get(dest, dest)] = value
-    return options | server_options(args)
+    return from_args(EngineSettings, args).options() | server_options(args)
 
 
 def _corpus_store(args, run, tmp: Path):
@@ -239,11 +175,7 @@ def make_reranker(args: argparse.Namespace, cache: Path):
 
     flags = {
         "engine": args.engine,
-        "thinking_budget": args.thinking_budget,
-        "batch_size": args.batch_size,
-        "instruction": args.instruction,
-        "dataset_prompt": args.dataset_prompt,
-        "passage_policy": args.passage_policy,
+        **as_record(from_args(Rank1Settings, args)),
         "cache": cache,
         "engine_options": engine_options(args),
     }
@@ -345,23 +277,12 @@ INPUT_FLAGS = (
 )
 
 
-# the flags that decide a reranker's scores: they key the work folder of a sharded rerank
-SCORING_FLAGS = (
-    "reranker",
-    "model",
-    "engine",
-    "k",
-    "thinking_budget",
-    "batch_size",
-    "dtype",
-    "quantize",
-    "quantization",
-    "tensor_parallel",
-    "context",
-    "instruction",
-    "dataset_prompt",
-    "passage_policy",
-)
+def scoring_settings(args: argparse.Namespace) -> dict:
+    """The settings that decide a reranker's scores, as the command line gives them: they key
+    the work folder of a sharded rerank (the choice of reranker, model, engine and depth, and
+    every Rank1 and engine setting that affects results, float rounding included)."""
+    chosen = {name: getattr(args, name) for name in ("reranker", "model", "engine", "k")}
+    return chosen | keyed(from_args(Rank1Settings, args)) | keyed(from_args(EngineSettings, args))
 
 
 def _rerank_on_ray(args: argparse.Namespace, run_hits, topics, store) -> dict:
@@ -372,7 +293,7 @@ def _rerank_on_ray(args: argparse.Namespace, run_hits, topics, store) -> dict:
 
     from kirag.rerank.sharded import rerank_sharded, work_dir_for
 
-    settings = {name: getattr(args, name) for name in SCORING_FLAGS}
+    settings = scoring_settings(args)
     plain = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "func"})
     with open_executor(args) as executor:
         return rerank_sharded(

@@ -10,7 +10,7 @@ from kirag.cli.answer import add_kirag_models
 from kirag.cli.arguments import INPUT
 from kirag.cli.common import add_command, add_seed, add_server
 from kirag.cli.rerank import add_reranker_arguments
-from kirag.core.ranges import COUNT, NON_NEGATIVE
+from kirag.core.settings import add_arguments, declared, from_args
 from kirag.retrieval.fusion import FUSIONS
 from kirag.serve.ray_serve import RaySettings
 from kirag.serve.settings import API_KEY_ENV, DEFAULT_HOST, DEFAULT_PORT, PORT, ServeSettings
@@ -29,7 +29,6 @@ Rerank APIs: POST /rerank (text-embeddings-inference), POST /v1/rerank (Cohere /
 Binds {DEFAULT_HOST} unless --host says otherwise; set {API_KEY_ENV} before exposing it.
 """
 
-LIMITS = ServeSettings()
 RAY = RaySettings()
 
 
@@ -59,22 +58,7 @@ def register(subparsers) -> None:
         default=API_KEY_ENV,
         help="environment variable holding the API key; when set, requests need it",
     )
-    limits = parser.add_argument_group("limits")
-    limits.add_argument("--max-k", type=COUNT, default=LIMITS.max_k)
-    limits.add_argument("--max-documents", type=COUNT, default=LIMITS.max_documents)
-    limits.add_argument("--max-body-bytes", type=COUNT, default=LIMITS.max_body_bytes)
-    limits.add_argument(
-        "--model-queue",
-        type=COUNT,
-        default=LIMITS.model_queue,
-        help="model calls running or waiting; more get 503 with Retry-After",
-    )
-    limits.add_argument(
-        "--search-queue",
-        type=COUNT,
-        default=LIMITS.search_queue,
-        help="index searches running or waiting; more get 503 with Retry-After",
-    )
+    add_arguments(parser, ServeSettings, title="limits")
     parser.add_argument(
         "--mcp", action="store_true", help="serve search, rerank and answer as MCP tools on stdio"
     )
@@ -84,28 +68,13 @@ def register(subparsers) -> None:
         action="store_true",
         help="serve the same app as a Ray Serve deployment: each replica loads its own copy",
     )
-    ray.add_argument(
-        "--ray-address",
-        default=RAY.address,
-        help="auto or HOST:PORT of a running cluster; default: RAY_ADDRESS, else a local one",
-    )
-    ray.add_argument("--replicas", type=COUNT, default=RAY.replicas, help="replicas of the app")
-    ray.add_argument(
-        "--replica-cpus", type=NON_NEGATIVE, default=RAY.replica_cpus, help="CPUs per replica"
-    )
+    add_arguments(parser, RaySettings, into=ray)
     add_seed(parser)
     parser.set_defaults(func=run)
 
 
 def settings_from(args: argparse.Namespace) -> ServeSettings:
-    return ServeSettings(
-        max_body_bytes=args.max_body_bytes,
-        max_k=args.max_k,
-        max_documents=args.max_documents,
-        model_queue=args.model_queue,
-        search_queue=args.search_queue,
-        api_key=os.environ.get(args.api_key_env) or None,
-    )
+    return from_args(ServeSettings, args, api_key=os.environ.get(args.api_key_env) or None)
 
 
 def check_something(args: argparse.Namespace) -> None:
@@ -120,12 +89,11 @@ def ray_settings_from(args: argparse.Namespace) -> RaySettings | None:
     """The Ray Serve settings with --ray; a Ray flag without it (or with --mcp) is refused."""
     from kirag.errors import SettingsError
 
-    given = RaySettings(args.replicas, args.replica_cpus, args.ray_address)
+    given = from_args(RaySettings, args)
     if not args.ray:
         if given != RAY:
-            raise SettingsError(
-                "--ray-address, --replicas and --replica-cpus only apply with --ray"
-            )
+            flags = ", ".join(item.flag for item in declared(RaySettings))
+            raise SettingsError(f"{flags} only apply with --ray")
         return None
     if args.mcp:
         raise SettingsError("--ray serves HTTP; --mcp serves stdio: give one of them")

@@ -42,6 +42,8 @@ from kirag.core.atomic import (
     write_json,
 )
 from kirag.core.optional import check_extra
+from kirag.core.ranges import COUNT
+from kirag.core.settings import check_settings, setting
 from kirag.errors import IndexLoadError, OutputExistsError
 from kirag.io.docstore import DocStore
 from kirag.knowledge.entity_graph import FILENAME as GRAPH_FILE
@@ -52,6 +54,7 @@ from kirag.knowledge.entity_graph import (  # build_entity_graph: re-exported
 )
 from kirag.knowledge.titles import TitleLookup
 from kirag.knowledge.triples import Triple
+from kirag.models import DEFAULT_EMBEDDER
 from kirag.retrieval.encoder_backends import EncoderBackend
 from kirag.types import Document
 
@@ -384,31 +387,79 @@ def build_triple_index(
     return index_dir
 
 
+def _extractor_names() -> list[str]:
+    from kirag.knowledge.extraction import EXTRACTORS
+
+    return list(EXTRACTORS)
+
+
+@dataclass(frozen=True)
+class TripleIndexSettings:
+    """How a triple index is built from a corpus: the extractor, the encoder of the triples and
+    its FAISS index, the extraction batches, and the document indexes kept beside the triples
+    (the chains' first stage and candidate expansion)."""
+
+    extractor: str = setting(
+        "spacy",
+        "spacy: dependency parse, no LLM (offline default); reference: the KiRAG reference's "
+        "prompt (instruction + 5 demonstrations chosen per document, 512 new tokens); llm: "
+        "kirag's own short few-shot prompt for small models",
+        choices=_extractor_names,
+    )
+    encoder: str = setting(DEFAULT_EMBEDDER, "sentence-transformers model that embeds the triples")
+    encoder_backend: str = setting(
+        "torch", "how the encoder runs (as kirag index dense's)", cli=False
+    )
+    quantize: str | None = setting(None, "the encoder's quantization", cli=False)
+    index_type: str = setting("flat", "the triples' FAISS index type", cli=False)
+    batch_size: int = setting(
+        16, "documents per extraction batch (the resume unit)", range=COUNT, affects="nothing"
+    )
+    with_bm25: bool = setting(
+        True, "build the BM25 document index used for candidate expansion", flag="--bm25"
+    )
+    with_dense: bool = setting(
+        True, "build the dense document index used for candidate expansion", flag="--dense"
+    )
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+TRIPLE_DEFAULTS = TripleIndexSettings()
+
+
 def build_from_corpus(
     corpus,
     index_dir: str | Path,
-    extractor: str | TripleExtractor = "spacy",
+    extractor: str | TripleExtractor = TRIPLE_DEFAULTS.extractor,
     extractor_options: dict | None = None,
-    encoder: str = "minilm",
-    index_type: str = "flat",
+    encoder: str = TRIPLE_DEFAULTS.encoder,
+    index_type: str = TRIPLE_DEFAULTS.index_type,
     cache: str | Path | None = None,
-    batch_size: int = 16,
-    with_bm25: bool = True,
-    with_dense: bool = True,
+    batch_size: int = TRIPLE_DEFAULTS.batch_size,
+    with_bm25: bool = TRIPLE_DEFAULTS.with_bm25,
+    with_dense: bool = TRIPLE_DEFAULTS.with_dense,
     overwrite: bool = False,
     on_error: str = "raise",
     faiss_options: dict | None = None,
     executor=None,
-    encoder_backend: str = "torch",
-    quantize: str | None = None,
+    encoder_backend: str = TRIPLE_DEFAULTS.encoder_backend,
+    quantize: str | None = TRIPLE_DEFAULTS.quantize,
 ) -> dict:
-    """Extract triples from a corpus (cached and resumable) and build a triple index from them.
-    `extractor` is a registered name or a TripleExtractor object (e.g. ImportedTripleExtractor).
+    """Extract triples from a corpus (cached and resumable) and build a triple index from them;
+    the settings are TripleIndexSettings' fields. `extractor` is a registered name or a
+    TripleExtractor object (e.g. ImportedTripleExtractor).
     The extraction cache lives outside the index (default: `.extraction-cache.sqlite` beside
     it), so an interrupted build keeps every extracted batch. The target's build lock is held
     throughout. With an `executor` (kirag.scale) the extraction runs in shards on it."""
     from kirag.io.corpus import resolve_corpus_path
 
+    name = extractor if isinstance(extractor, str) else TRIPLE_DEFAULTS.extractor
+    settings = TripleIndexSettings(
+        name, encoder, encoder_backend, quantize, index_type, batch_size, with_bm25, with_dense
+    )
+    EncoderBackend(encoder_backend, quantize)  # a bad name fails before extraction
     index_dir = Path(index_dir)
     if isinstance(corpus, str | Path):
         check_not_inside(index_dir, resolve_corpus_path(corpus))
@@ -423,38 +474,33 @@ def build_from_corpus(
         return _build_from_corpus(
             corpus,
             index_dir,
+            settings,
             extractor,
-            extractor_options,
-            encoder,
-            index_type,
+            extractor_options or {},
             cache,
-            batch_size,
-            with_bm25,
-            with_dense,
-            overwrite,
-            on_error,
-            faiss_options,
-            executor,
-            EncoderBackend(encoder_backend, quantize),  # a bad name fails before extraction
+            BuildRun(overwrite, on_error, faiss_options or {}, executor),
         )
+
+
+@dataclass(frozen=True)
+class BuildRun:
+    """How one build runs, beside its settings: replacing an index, bad lines, FAISS options,
+    the executor."""
+
+    overwrite: bool
+    on_error: str
+    faiss_options: dict
+    executor: object
 
 
 def _build_from_corpus(
     corpus,
     index_dir: Path,
+    settings: TripleIndexSettings,
     extractor: str | TripleExtractor,
-    extractor_options: dict | None,
-    encoder: str,
-    index_type: str,
+    extractor_options: dict,
     cache: str | Path | None,
-    batch_size: int,
-    with_bm25: bool,
-    with_dense: bool,
-    overwrite: bool,
-    on_error: str,
-    faiss_options: dict | None,
-    executor,
-    runtime: EncoderBackend,
+    run: BuildRun,
 ) -> dict:
     import functools
 
@@ -463,10 +509,12 @@ def _build_from_corpus(
     from kirag.retrieval.dense import Encoder
 
     documents = (
-        read_corpus(corpus, on_error=on_error) if isinstance(corpus, str | Path) else list(corpus)
+        read_corpus(corpus, on_error=run.on_error)
+        if isinstance(corpus, str | Path)
+        else list(corpus)
     )
     extractor_obj = (
-        make_extractor(extractor, **(extractor_options or {}))
+        make_extractor(extractor, **extractor_options)
         if isinstance(extractor, str)
         else extractor  # an extractor object, e.g. an imported KG cache
     )
@@ -477,10 +525,10 @@ def _build_from_corpus(
             documents,
             extractor_obj,
             store,
-            batch_size=batch_size,
-            executor=executor,
+            batch_size=settings.batch_size,
+            executor=run.executor,
             # a worker builds its own extractor by name rather than receive this one pickled
-            factory=functools.partial(make_extractor, extractor, **(extractor_options or {}))
+            factory=functools.partial(make_extractor, extractor, **extractor_options)
             if isinstance(extractor, str)
             else None,
         )
@@ -493,14 +541,14 @@ def _build_from_corpus(
         documents,
         pairs,
         index_dir,
-        Encoder(encoder, backend=runtime.backend, quantize=runtime.quantize),
+        Encoder(settings.encoder, backend=settings.encoder_backend, quantize=settings.quantize),
         extractor_obj.id,
-        index_type,
-        overwrite,
-        with_bm25=with_bm25,
-        with_dense=with_dense,
-        faiss_options=faiss_options,
-        executor=executor,
+        settings.index_type,
+        run.overwrite,
+        with_bm25=settings.with_bm25,
+        with_dense=settings.with_dense,
+        faiss_options=run.faiss_options,
+        executor=run.executor,
     )
     store.close()
     manifest = json.loads((index_dir / "manifest.json").read_text("utf-8"))

@@ -30,10 +30,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from kirag.core.ranges import COUNT, SEED, Range
+from kirag.core.settings import check_settings, setting
 from kirag.errors import KiragError, SettingsError
 from kirag.llm.base import EngineTokens
 
 CALIBRATIONS = ("none", "general", "domain", "cross")
+CHUNKS = Range(2, integer=True)  # llama-imatrix needs at least 2 windows
+OPEN_SHARE = Range(0, 1, low_open=True, high_open=True)
 # llama-quantize's type names kirag offers (k-quants, i-quants, and the classic ones)
 FORMATS = (
     "Q8_0",
@@ -66,25 +70,27 @@ class CalibrationSettings:
     """How the importance matrix is measured: `chunks` windows of `context` tokens (llama-imatrix
     needs at least two), `domain_share` of them from the domain prompts with `cross`."""
 
-    kind: str = "none"
-    chunks: int = 16
-    context: int = 512
-    domain_share: float = 0.5
-    seed: int = 42
+    kind: str = setting(
+        "none",
+        "calibration text: none, general (generic text), domain (the exact Rank1 prompts of "
+        "your queries and passages) or cross (both, domain_share of it domain)",
+        choices=CALIBRATIONS,
+        flag="--calibration",
+    )
+    chunks: int = setting(
+        16,
+        "windows of context tokens measured (llama-imatrix needs 2)",
+        range=CHUNKS,
+        flag="--calibration-chunks",
+    )
+    context: int = setting(
+        512, "tokens per calibration window", range=COUNT, flag="--calibration-context"
+    )
+    domain_share: float = setting(0.5, "with cross: the share of domain windows", range=OPEN_SHARE)
+    seed: int = setting(42, "which windows are drawn", range=SEED, cli=False)  # --seed
 
     def __post_init__(self):
-        if self.kind not in CALIBRATIONS:
-            raise SettingsError(
-                f"unknown calibration {self.kind!r}; known: {', '.join(CALIBRATIONS)}"
-            )
-        if self.chunks < 2:
-            raise SettingsError(
-                "chunks must be at least 2 (llama-imatrix needs 2)", parameters=("chunks",)
-            )
-        if not 0.0 < self.domain_share < 1.0:
-            raise SettingsError(
-                "domain_share must be between 0 and 1 (exclusive)", parameters=("domain_share",)
-            )
+        check_settings(self)
 
     @property
     def tokens(self) -> int:

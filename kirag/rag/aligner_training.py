@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kirag.errors import InputError, KiragError
+from kirag.models import DEFAULT_EMBEDDER
 from kirag.rag.aligner import AlignerSettings, aligner_query
 
 REFERENCE_TEMPERATURE = 0.01
@@ -55,7 +56,7 @@ class AlignerRow:
 class TrainSettings:
     """The reference's training defaults (train_aligner.py)."""
 
-    base_model: str = "minilm"
+    base_model: str = DEFAULT_EMBEDDER
     learning_rate: float = 2e-5
     weight_decay: float = 0.01
     epochs: float = 10

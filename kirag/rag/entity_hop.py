@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kirag.core.ranges import COUNT, NON_NEGATIVE
+from kirag.core.settings import check_settings, setting
 from kirag.knowledge.sentences import words
 from kirag.knowledge.triple_index import TripleIndex
 from kirag.knowledge.triples import Triple
@@ -33,13 +35,32 @@ _ORDINAL = re.compile(r"#(\d+)$")
 class HopSettings:
     """How far the hop looks and how its ranking joins the first stage's."""
 
-    source_depth: int = 5  # first-stage passages whose entities are followed
-    graph: bool = False  # also the documents of the entity-graph neighbours' triples
-    lead_weight: float = 0.0  # prior for an article's first passages: w / (1 + ordinal)
-    weight: float = 0.92  # of the hop's ranking in the fusion (first stage: 1; see the retriever)
-    depth: int = 20  # hop documents kept in its ranking
-    question_titles: bool = True  # also the titles the question itself names
-    scorer: str = "bm25"  # what ranks the hop's passages: "bm25" (lexical) or "dense"
+    source_depth: int = setting(
+        5, "first-stage passages whose entities are followed", range=COUNT, cli=False
+    )
+    graph: bool = setting(
+        False, "also the documents of the entity-graph neighbours' triples", cli=False
+    )
+    lead_weight: float = setting(
+        0.0,
+        "prior for an article's first passages: w / (1 + ordinal)",
+        range=NON_NEGATIVE,
+        cli=False,
+    )
+    weight: float = setting(
+        0.92, "of the hop's ranking in the fusion (first stage: 1)", range=NON_NEGATIVE, cli=False
+    )
+    depth: int = setting(20, "hop documents kept in its ranking", range=COUNT, cli=False)
+    question_titles: bool = setting(True, "also the titles the question itself names", cli=False)
+    scorer: str = setting(
+        "bm25",
+        "what ranks the hop's passages: lexical or dense",
+        choices=("bm25", "dense"),
+        cli=False,
+    )
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 def passage_ordinal(doc_id: str) -> int | None:

@@ -22,6 +22,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from kirag.core.ranges import COUNT, COUNT_OR_ZERO, NON_NEGATIVE
+from kirag.core.settings import check_settings, setting
 from kirag.knowledge.mentions import MentionLookup, article_of, other_articles
 from kirag.knowledge.titles import TitleLookup
 from kirag.rag.entity_hop import rank_for
@@ -36,15 +38,33 @@ class RouteSettings:
     The defaults are the setting `kirag bench kirag --sections offline` chose on the 96 dev
     questions (benchmarks/results/kirag-offline.json; tests/test_entity_routes.py ties them)."""
 
-    named_lead: float = 1.0  # lead prior of the named articles' passages: w / (1 + ordinal)
-    named_at: int = 1  # rank of the first named-article passage (comparison questions)
-    named_count: int = 2  # named-article passages placed (one per article)
-    hop_sources: int = 1  # first-stage passages whose names are followed
-    hop_lead: float = 0.2  # lead prior of the hop's passages
-    hop_at: int = 4  # rank of the hop's first passage
-    hop_count: int = 2  # hop passages placed
-    hop_titles: bool = True  # also the articles the sources name by title
-    max_passages: int = 100  # a name written in more passages links nothing
+    named_lead: float = setting(
+        1.0,
+        "lead prior of the named articles' passages: w / (1 + ordinal)",
+        range=NON_NEGATIVE,
+        cli=False,
+    )
+    named_at: int = setting(
+        1, "rank of the first named-article passage (comparison questions)", range=COUNT, cli=False
+    )
+    named_count: int = setting(
+        2, "named-article passages placed (one per article)", range=COUNT_OR_ZERO, cli=False
+    )
+    hop_sources: int = setting(
+        1, "first-stage passages whose names are followed", range=COUNT_OR_ZERO, cli=False
+    )
+    hop_lead: float = setting(
+        0.2, "lead prior of the hop's passages", range=NON_NEGATIVE, cli=False
+    )
+    hop_at: int = setting(4, "rank of the hop's first passage", range=COUNT, cli=False)
+    hop_count: int = setting(2, "hop passages placed", range=COUNT_OR_ZERO, cli=False)
+    hop_titles: bool = setting(True, "also the articles the sources name by title", cli=False)
+    max_passages: int = setting(
+        100, "a name written in more passages links nothing", range=COUNT, cli=False
+    )
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
     def label(self) -> str:
         """The setting in a line, as benchmark tables name it."""

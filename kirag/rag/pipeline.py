@@ -23,54 +23,15 @@ from pathlib import Path
 from typing import Literal
 
 from kirag.core.concurrency import AsyncSearch, off_loop
+from kirag.core.settings import as_record
 from kirag.errors import KiragError
 from kirag.knowledge.triple_index import TripleIndex
 from kirag.models import DEFAULT_LLM
 from kirag.rag.chains import ChainResult, IterativeRetriever
+from kirag.rag.modes import chain_options, mode_of, mode_settings
 from kirag.types import Hit
 
 Mode = Literal["auto", "aligner", "llm", "reference"]
-
-# Defaults per mode. The aligner mode's (the offline default) were chosen by leave-one-out
-# cross-validation on the bundled bridge questions (`kirag bench kirag-cv`, results in
-# benchmarks/results/kirag-settings-cv.json): 3 turns, beam 2, the chain documents fused at half
-# the first stage's weight (chosen in 30 of 31 folds; its first stage: FIRST_STAGE below). Its
-# untrained aligner picks first hops among the triples of the first-stage documents (searching
-# all triples adds near-duplicates of the question it cannot tell apart). The LLM constructor
-# gets the reference's candidate search.
-MODE_DEFAULTS: dict[str, dict] = {
-    "aligner": {
-        "max_turns": 3,
-        "beam_size": 2,
-        "triple_search": False,
-        "doc_expansion_k": 5,
-        "fusion_weights": (0.5, 1.0, 0.0),
-    },
-    "llm": {
-        "max_turns": 3,
-        "beam_size": 1,
-        "triple_search": True,
-        "doc_expansion_k": 5,
-        "num_candidates": 30,
-        "fusion_weights": (1.0, 1.0, 0.0),
-    },
-    "reference": {},  # kirag.rag.reference.ReferenceSettings holds the reference's numbers
-}
-# The generic options the CLI passes, under their reference-mode names.
-REFERENCE_OPTION_NAMES = {
-    "max_turns": "num_turns",
-    "beam_size": "num_beams",
-    "num_candidates": "num_candidate_triples",
-}
-
-
-# The first stage each mode fuses with its chains ("auto"): "rrf" of the document indexes inside
-# the triple index, one of them by name, or a first stage with the entity routes ("+routes").
-# The aligner mode's: `kirag bench kirag --sections offline` on the 96 dev questions of the
-# sample — chains over BM25 + entity routes above chains over RRF, BM25 or BM25 + hop
-# (benchmarks/results/kirag-offline-chains.json; docs/kirag-offline.md). The LLM mode's was not
-# measured there and stays RRF.
-FIRST_STAGE: dict[str, str] = {"aligner": "bm25+routes", "llm": "rrf"}
 
 
 @dataclass
@@ -116,34 +77,36 @@ class KiRAG:
         demonstrations: str | Path | None = None,
         dataset: str = "wikipedia",
         engine_options: dict | None = None,
+        settings=None,
         **retriever_options,
     ):
+        """`settings`: a mode's settings object (kirag.rag.modes: AlignerModeSettings,
+        LLMModeSettings, ReferenceSettings), which also chooses the mode; `retriever_options`:
+        any of that mode's settings by name, over its defaults (or over `settings`)."""
         self.index = index if isinstance(index, TripleIndex) else TripleIndex(index)
         # options of the LLM engine (e.g. the openai engine's base_url, concurrency)
         self.engine_options = dict(engine_options or {})
-        if mode == "auto":
+        aligner_family = retriever_options.pop("aligner_family", None)
+        demonstration_encoder = retriever_options.pop("demonstration_encoder", None)
+        if settings is not None:
+            mode = mode_of(settings) if mode == "auto" else mode
+            retriever_options = {**as_record(settings), **retriever_options}
+        elif mode == "auto":
             mode = "llm" if constructor_model else "aligner"
-        if mode not in MODE_DEFAULTS:
-            raise KiragError(
-                f"unknown KiRAG mode {mode!r}; known: auto, {', '.join(MODE_DEFAULTS)}"
-            )
+        self.settings = mode_settings(mode, **retriever_options)
+        self.mode = mode
         self.reranker = reranker
         self.reader_k = reader_k
         if mode == "reference":
-            self.mode = mode
-            aligner_family = retriever_options.pop("aligner_family", None)
-            demonstration_encoder = retriever_options.pop("demonstration_encoder", None)
             self._init_reference(
                 constructor_model, reader_model, engine, aligner, aligner_tokenizer,
-                demonstrations, dataset, doc_retriever, retriever_options,
-                aligner_family, demonstration_encoder,
+                demonstrations, dataset, doc_retriever, aligner_family, demonstration_encoder,
             )  # fmt: skip
             return
         if mode == "llm" and not constructor_model:
             raise KiragError(
                 f"mode 'llm' needs a constructor model (e.g. constructor_model={DEFAULT_LLM!r})"
             )
-        self.mode = mode
         constructor = None
         if mode == "llm":
             from kirag.llm.factory import load_engine
@@ -157,17 +120,16 @@ class KiRAG:
             from kirag.retrieval.dense import Encoder
 
             aligner_model = Encoder(aligner)
-        options = {**MODE_DEFAULTS[mode], **retriever_options}
+        if doc_retriever == "auto":
+            doc_retriever = self.settings.first_stage
         self.retriever = IterativeRetriever(
             self.index,
             constructor=constructor,
             aligner=aligner_model,
-            doc_retriever=self._doc_retriever(
-                FIRST_STAGE[mode] if doc_retriever == "auto" else doc_retriever
-            )
+            doc_retriever=self._doc_retriever(doc_retriever)
             if isinstance(doc_retriever, str)
             else doc_retriever,
-            **options,
+            **chain_options(self.settings),
         )
         self.reader = None
         if reader_model:
@@ -186,13 +148,10 @@ class KiRAG:
         demonstrations,
         dataset,
         doc_retriever,
-        options: dict,
         aligner_family: str | None = None,
         demonstration_encoder=None,
     ) -> None:
         """Reference mode: the reference loop, its aligner settings, demonstrations and reader."""
-        from dataclasses import fields
-
         from kirag.knowledge.demonstrations import (
             ChainDemonstrationSelector,
             DemonstrationEncoder,
@@ -201,20 +160,9 @@ class KiRAG:
         from kirag.llm.factory import load_engine
         from kirag.rag.aligner import Aligner
         from kirag.rag.reader import ReferenceReader
-        from kirag.rag.reference import ReferenceRetriever, ReferenceSettings
+        from kirag.rag.reference import ReferenceRetriever
 
-        known = {f.name for f in fields(ReferenceSettings)}
-        settings = {}
-        for name, value in options.items():
-            name = REFERENCE_OPTION_NAMES.get(name, name)
-            if name == "graph_expansion":
-                continue  # no entity graph in the reference
-            if name not in known:
-                raise KiragError(
-                    f"option {name!r} does not apply to reference mode; known: {', '.join(sorted(known))}"
-                )
-            settings[name] = value
-        settings = ReferenceSettings(**settings)
+        settings = self.settings
         pool = load_pools(demonstrations).chains(dataset)  # before loading models: fail fast
         constructor_engine = load_engine(
             constructor_model or DEFAULT_LLM, engine=engine, **self.engine_options

@@ -2,13 +2,13 @@
 (knowledge_graph/models.py, `KiRAG.retrieve`), step by step, every number a parameter with the
 reference's default.
 
-Each turn t (at most `num_turns` = 5; before turn t > 1 it stops when every chain's last step is
+Each turn t (at most `max_turns` = 5; before turn t > 1 it stops when every chain's last step is
 empty):
 1. dense top-`topk` (10) documents for the question (turn 1) or "question + ' ' + last step";
    documents accumulate over turns, and the candidate triples are all triples of all documents
    retrieved so far;
 2. the aligner scores them against "{question}\\nknowledge triples: {'. '.join(steps)}." and its
-   top `num_candidate_triples` (20) enter the pool, each keeping its best score over turns;
+   top `num_candidates` (20) enter the pool, each keeping its best score over turns;
 3. the constructor LLM sees the pool's best `max_choices` (100) triples, one `<h; r; t>` per line,
    then "\\n\\nQuestion: …", under a system message with the 5 demonstrations most similar to the
    question; its assistant turn is prefilled "Thought: " + ". ".join(steps); 64 new tokens;
@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kirag.core.answers import token_f1
+from kirag.core.ranges import COUNT, COUNT_OR_ZERO, FRACTION
+from kirag.core.settings import check_settings, setting
 from kirag.errors import SettingsError
 from kirag.knowledge.demonstrations import ChainDemonstration
 from kirag.knowledge.sentences import punkt_sentences
@@ -51,21 +53,32 @@ CONSTRUCTOR_INSTRUCTION = (
 class ReferenceSettings:
     """The reference's numbers (jyfang6/kirag retrieve.py and KiRAG's constructor defaults)."""
 
-    num_turns: int = 5
-    topk: int = 10
-    num_candidate_triples: int = 20
-    max_choices: int = 100
-    max_new_tokens: int = 64
-    num_demonstrations: int = 5
-    num_beams: int = 1
-    bonus: float = PICK_BONUS
-    match_f1: float = MATCH_F1
+    max_turns: int = setting(5, "maximum chain length", range=COUNT, flag="--turns")
+    topk: int = setting(10, "dense documents per turn", range=COUNT, cli=False)
+    num_candidates: int = setting(
+        20, "aligner's top triples entering the pool per turn", range=COUNT, flag="--candidates"
+    )
+    max_choices: int = setting(100, "pool triples shown to the constructor", range=COUNT, cli=False)
+    max_new_tokens: int = setting(
+        64, "tokens the constructor writes per turn", range=COUNT, cli=False
+    )
+    num_demonstrations: int = setting(
+        5, "chain demonstrations in the constructor's prompt", range=COUNT_OR_ZERO, cli=False
+    )
+    beam_size: int = setting(
+        1, "chains kept per turn (the reference: 1)", range=COUNT, flag="--beam"
+    )
+    bonus: float = setting(PICK_BONUS, "added to a picked or answering pool triple", cli=False)
+    match_f1: float = setting(
+        MATCH_F1, "token F1 a step needs to pick a pool triple", range=FRACTION, cli=False
+    )
 
     def __post_init__(self) -> None:
-        if self.num_beams != 1:  # the one check, before any model is loaded
+        check_settings(self)
+        if self.beam_size != 1:  # the one check, before any model is loaded
             raise SettingsError(
-                "reference mode implements the reference's beam 1 only (num_beams=1)",
-                parameters=("num_beams",),
+                "reference mode implements the reference's beam 1 only (beam_size=1)",
+                parameters=("beam_size",),
             )
 
 
@@ -292,7 +305,7 @@ class ReferenceRetriever:
                 state.vectors[p] = vector
 
     def align(self, state: ReferenceState, question: str, positions: Sequence[int]) -> None:
-        """The aligner's top `num_candidate_triples` per chain enter the pool (best score kept)."""
+        """The aligner's top `num_candidates` per chain enter the pool (best score kept)."""
         import numpy as np
 
         if not positions:
@@ -301,7 +314,7 @@ class ReferenceRetriever:
         queries = self.aligner.encode_queries([aligner_query(question, c) for c in state.chains])
         for query in queries:
             scores = matrix @ query
-            for i in top_candidates(scores, self.settings.num_candidate_triples):
+            for i in top_candidates(scores, self.settings.num_candidates):
                 triple = self._triples[positions[i]]
                 key = pool_key(triple)
                 state.scores[key] = max(state.scores.get(key, -1e9), float(scores[i]))
@@ -344,10 +357,10 @@ class ReferenceRetriever:
         llama.cpp has that property; docs/kirag-reference.md says how often chains differ."""
         s = self.settings
         self._triples = {}  # kept for this call's turns
-        runs = [_Run(q, ReferenceState(chains=[[] for _ in range(s.num_beams)])) for q in questions]
+        runs = [_Run(q, ReferenceState(chains=[[] for _ in range(s.beam_size)])) for q in questions]
         for run in runs:
             run.demos = self.selector.select(run.question) if self.selector is not None else []
-        for turn in range(1, s.num_turns + 1):
+        for turn in range(1, s.max_turns + 1):
             active = [r for r in runs if not should_stop(r.state.chains, turn)]
             if not active:
                 break

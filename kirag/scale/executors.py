@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kirag.core.cost import CostMeter
 from kirag.core.optional import require
 from kirag.core.progress import progress
-from kirag.errors import KiragError, SettingsError
+from kirag.core.ranges import COUNT, NON_NEGATIVE
+from kirag.core.settings import check_settings, setting
+from kirag.errors import KiragError
 from kirag.scale.shards import Shard, ShardReport, ShardTask, pending
 
 log = logging.getLogger(__name__)
@@ -112,6 +115,33 @@ class _ShardWorker:
         return self.task.run(shard, rows)
 
 
+@dataclass(frozen=True)
+class RayExecutorSettings:
+    """Where a command's sharded work runs on Ray and how wide (none of it changes results:
+    shards are the same units whichever worker runs them)."""
+
+    ray_address: str | None = setting(
+        None,
+        "auto (the cluster this node belongs to) or HOST:PORT; default: RAY_ADDRESS, else a "
+        "local cluster",
+        option="address",
+        affects="nothing",
+    )
+    workers: int = setting(1, "Ray workers (model copies)", range=COUNT, affects="nothing")
+    cpus_per_worker: float = setting(
+        1.0, "CPUs per Ray worker", range=NON_NEGATIVE, affects="nothing"
+    )
+    gpus_per_worker: float = setting(
+        0.0, "GPUs per Ray worker", range=NON_NEGATIVE, affects="nothing"
+    )
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+RAY_DEFAULTS = RayExecutorSettings()
+
+
 class RayExecutor:
     """A pool of `workers` Ray actors (each `cpus_per_worker` CPUs, `gpus_per_worker` GPUs) on the
     cluster at `address` ("auto", "HOST:PORT"; None: RAY_ADDRESS, else a local cluster), or on
@@ -122,18 +152,13 @@ class RayExecutor:
 
     def __init__(
         self,
-        address: str | None = None,
-        workers: int = 1,
-        cpus_per_worker: float = 1.0,
-        gpus_per_worker: float = 0.0,
+        address: str | None = RAY_DEFAULTS.ray_address,
+        workers: int = RAY_DEFAULTS.workers,
+        cpus_per_worker: float = RAY_DEFAULTS.cpus_per_worker,
+        gpus_per_worker: float = RAY_DEFAULTS.gpus_per_worker,
     ):
-        if workers < 1:
-            raise SettingsError(f"workers must be >= 1 (got {workers})", parameters=("workers",))
-        if cpus_per_worker < 0 or gpus_per_worker < 0:
-            raise SettingsError(
-                "cpus_per_worker and gpus_per_worker must be >= 0",
-                parameters=("cpus_per_worker", "gpus_per_worker"),
-            )
+        """The settings are RayExecutorSettings' (`address` is its ray_address)."""
+        RayExecutorSettings(address, workers, cpus_per_worker, gpus_per_worker)
         self.address = address
         self.workers = workers
         self.cpus_per_worker = cpus_per_worker
@@ -250,10 +275,10 @@ def _task_failure(exc: BaseException, shard: Shard) -> BaseException:
 
 def make_executor(
     ray: bool = False,
-    address: str | None = None,
-    workers: int = 1,
-    cpus_per_worker: float = 1.0,
-    gpus_per_worker: float = 0.0,
+    address: str | None = RAY_DEFAULTS.ray_address,
+    workers: int = RAY_DEFAULTS.workers,
+    cpus_per_worker: float = RAY_DEFAULTS.cpus_per_worker,
+    gpus_per_worker: float = RAY_DEFAULTS.gpus_per_worker,
 ) -> SerialExecutor | RayExecutor:
     """The serial executor, or with `ray` a Ray executor with these settings."""
     if not ray:

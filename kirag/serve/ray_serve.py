@@ -12,12 +12,13 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kirag.core.interrupts import checkpoint
 from kirag.core.optional import require
-from kirag.core.ranges import COUNT, NON_NEGATIVE, check_fields
+from kirag.core.ranges import COUNT, NON_NEGATIVE
+from kirag.core.settings import check_settings, setting
 from kirag.errors import KiragError
 
 if TYPE_CHECKING:  # the CLI imports RaySettings at start: keep this module light
@@ -31,12 +32,16 @@ APP_NAME = "kirag"
 class RaySettings:
     """Where and how wide the deployment runs."""
 
-    replicas: int = field(default=1, metadata={"range": COUNT})
-    replica_cpus: float = field(default=1.0, metadata={"range": NON_NEGATIVE})
-    address: str | None = None  # None: RAY_ADDRESS, else a local cluster
+    replicas: int = setting(1, "replicas of the app", range=COUNT, affects="nothing")
+    replica_cpus: float = setting(1.0, "CPUs per replica", range=NON_NEGATIVE, affects="nothing")
+    ray_address: str | None = setting(
+        None,
+        "auto or HOST:PORT of a running cluster; default: RAY_ADDRESS, else a local one",
+        affects="nothing",
+    )
 
     def __post_init__(self) -> None:
-        check_fields(self)
+        check_settings(self)
 
 
 class KiragReplica:
@@ -66,10 +71,10 @@ def serve_ray(
     started = not ray.is_initialized()
     if started:
         try:
-            ray.init(address=ray_settings.address, include_dashboard=False, log_to_driver=False)
+            ray.init(address=ray_settings.ray_address, include_dashboard=False, log_to_driver=False)
         except ConnectionError as exc:
             raise KiragError(
-                f"cannot reach the Ray cluster at {ray_settings.address or 'RAY_ADDRESS'}: "
+                f"cannot reach the Ray cluster at {ray_settings.ray_address or 'RAY_ADDRESS'}: "
                 f"{exc}; start it with `ray start --head` or give no ray_address for a local one",
                 parameters=("ray_address",),
             ) from None
