@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def reference_loop(reference: Path, index_dir: Path):
+def reference_loop(reference: Path, index_dir: Path, num_turns: int = 5):
     """The reference's KiRAG object over kirag's index, SmolLM2 through transformers."""
     sys.path[:0] = [str(reference), str(ROOT)]
     import nltk
@@ -92,7 +92,7 @@ def reference_loop(reference: Path, index_dir: Path):
         kg.cached_kg_triples = cache
         loop = models.KiRAG(
             retriever=KiragDenseHits(), kg_generator=kg, constructor=constructor,
-            aligner_model="e5", aligner_model_name_or_path=minilm,
+            aligner_model="e5", aligner_model_name_or_path=minilm, num_turns=num_turns,
         )  # fmt: skip
         loop.reasoning_chain_examplars = [
             {"question": d.question, "chains": ", ".join(d.chain), "answer": d.answer}

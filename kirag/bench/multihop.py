@@ -85,6 +85,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="section batching: engines compared (reference mode, one at a time vs batched)",
     )
     parser.add_argument(
+        "--batching-turns", type=COUNT, default=5, help="section batching: turns per question"
+    )
+    parser.add_argument(
+        "--batching-reference",
+        type=Path,
+        default=None,
+        help="section batching: a checkout of jyfang6/kirag at 3098584d, whose own loop is "
+        "timed beside kirag's on transformers (needs the reference's Python dependencies)",
+    )
+    parser.add_argument(
         "--systems",
         default="",
         help="run only the systems whose name this regular expression matches (default: all)",
@@ -437,7 +447,10 @@ def run(args: argparse.Namespace) -> dict:
         from kirag.bench.reference_batching import bench_batching
 
         engines = [e.strip() for e in args.batching_engines.split(",") if e.strip()]
-        out["batching"] = bench_batching(questions, documents, root, engines, args.batching_docs)
+        out["batching"] = bench_batching(
+            questions, documents, root, engines, args.batching_docs,
+            turns=args.batching_turns, reference=args.batching_reference,
+        )  # fmt: skip
         _checkpoint(args, out)
     if "multihop" in sections or "subcorpus" in sections:
         triples, bm25, dense = build_indexes("enwiki-sample", root, "sample")

@@ -205,6 +205,9 @@ class ReferenceState:
     positions: dict[PoolKey, int] = field(default_factory=dict)  # an index position of each
     chains: list[list[str]] = field(default_factory=list)
     pool_after_turn: list[list[dict]] = field(default_factory=list)
+    # aligner vectors of this question's candidates, by index position: encoded per question,
+    # in the batches the question alone makes, since a padded batch moves the last float bits
+    vectors: dict[int, object] = field(default_factory=dict)
 
     def ranked_documents(self) -> list[str]:
         """Documents by best dense score, ties in retrieval order (the reference's order)."""
@@ -263,7 +266,6 @@ class ReferenceRetriever:
             from kirag.errors import KiragError
 
             raise KiragError(f"{index.path}: reference mode needs the index's dense document index")
-        self._vectors: dict[int, object] = {}
         self._triples: dict[int, Triple] = {}
         self.calls = 0
 
@@ -283,20 +285,24 @@ class ReferenceRetriever:
                 )
         documents = state.ranked_documents()
         positions = self.index.positions_of_documents(documents)
-        self._load(positions)
+        self._load(state, positions)
         rank = {d: i for i, d in enumerate(documents)}
         return sorted(positions, key=lambda p: (rank[self._triples[p].doc_id], p))
 
-    def _load(self, positions: Sequence[int]) -> None:
+    def _load(self, state: ReferenceState, positions: Sequence[int]) -> None:
+        """Triples read once per call (shared by its questions); aligner vectors per question:
+        the aligner's padded batches change the last bits of a vector with the batch's other
+        texts (MiniLM: ~1e-7), so sharing them across questions could reorder near-tied pool
+        entries and give a question another chain batched than alone."""
         missing = [p for p in positions if p not in self._triples]
         if missing:
             for p, triple in zip(missing, self.index.triples(missing), strict=True):
                 self._triples[p] = triple
-        unencoded = [p for p in positions if p not in self._vectors]
+        unencoded = [p for p in positions if p not in state.vectors]
         if unencoded:
             vectors = self.aligner.encode_passages([self._triples[p].text for p in unencoded])
             for p, vector in zip(unencoded, vectors, strict=True):
-                self._vectors[p] = vector
+                state.vectors[p] = vector
 
     def align(self, state: ReferenceState, question: str, positions: Sequence[int]) -> None:
         """The aligner's top `num_candidates` per chain enter the pool (best score kept)."""
@@ -304,7 +310,7 @@ class ReferenceRetriever:
 
         if not positions:
             return
-        matrix = np.stack([self._vectors[p] for p in positions])
+        matrix = np.stack([state.vectors[p] for p in positions])
         queries = self.aligner.encode_queries([aligner_query(question, c) for c in state.chains])
         for query in queries:
             scores = matrix @ query
@@ -344,11 +350,13 @@ class ReferenceRetriever:
     def retrieve_many(self, questions: Sequence[str], k: int = 10) -> list[ChainResult]:
         """The loop for many questions in lockstep: each turn, one engine call with the prompts
         of every question still running (the engine batches them: llama.cpp parallel sequences,
-        vLLM, transformers with left padding). Everything else is per question, so with an
+        vLLM, transformers with left padding). Everything else is per question (the aligner
+        encodes each question's candidates in the batches `retrieve` makes for it), so with an
         engine whose batched arithmetic equals its one-at-a-time arithmetic each question gets
-        the chain `retrieve` gives it alone."""
+        the chain `retrieve` gives it alone, bit for bit. On CPU neither transformers nor
+        llama.cpp has that property; docs/kirag-reference.md says how often chains differ."""
         s = self.settings
-        self._vectors, self._triples = {}, {}  # kept for this call's turns
+        self._triples = {}  # kept for this call's turns
         runs = [_Run(q, ReferenceState(chains=[[] for _ in range(s.beam_size)])) for q in questions]
         for run in runs:
             run.demos = self.selector.select(run.question) if self.selector is not None else []
