@@ -183,9 +183,10 @@ def test_two_path_flags_naming_one_file_are_refused(command, first, second, tmp_
 
 def test_the_library_and_the_cli_say_the_same_words(capsys):
     """One range, one message: the CLI names the flag, the Python API the parameter."""
-    from dataclasses import dataclass, field
+    from dataclasses import dataclass
 
-    from kirag.core.ranges import COUNT, FRACTION, check_fields
+    from kirag.core.ranges import COUNT, FRACTION
+    from kirag.core.settings import check_settings, setting
     from kirag.errors import SettingsError
 
     code, err = _run(["search", "--index", "x", "--query", "y", "--k", "0"], capsys)
@@ -195,11 +196,11 @@ def test_the_library_and_the_cli_say_the_same_words(capsys):
 
     @dataclass(frozen=True)
     class Settings:
-        k: int = field(default=10, metadata={"range": COUNT})
-        b: float = field(default=0.4, metadata={"range": FRACTION})
+        k: int = setting(10, "hits", range=COUNT)
+        b: float = setting(0.4, "BM25 b", range=FRACTION)
 
         def __post_init__(self):
-            check_fields(self)
+            check_settings(self)
 
     assert Settings().k == 10
     with pytest.raises(SettingsError, match=r"^b must be a finite number from 0 to 1 \(got nan\)$"):

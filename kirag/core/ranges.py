@@ -3,12 +3,11 @@
 A `Range` checks a value for the Python API (`Range.check(value, "k")` raises `SettingsError`
 naming the parameter) and parses a command-line string (an argparse `type=`: the error names the
 flag), with the same words either way. Settings dataclasses attach one to a field with
-`field(metadata={"range": COUNT})` and check all of them with `check_fields(settings)`.
+`setting(default, help, range=COUNT)` (kirag.core.settings), which checks them all.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -100,16 +99,6 @@ class Range:
 
 def _text(number: float) -> str:
     return str(int(number)) if float(number).is_integer() and abs(number) < 1e15 else str(number)
-
-
-def check_fields(settings: Any) -> Any:
-    """Check every field of a settings dataclass that declares a range in its metadata;
-    the error names the field. Returns the settings (call it in __post_init__)."""
-    for field in dataclasses.fields(settings):
-        bounds = field.metadata.get("range")
-        if bounds is not None:
-            bounds.check(getattr(settings, field.name), field.name)
-    return settings
 
 
 # The named ranges: one definition per kind of number (flags and parameters share them).
