@@ -123,16 +123,12 @@ class Rank1Reranker(BaseReranker):
 
             engine = load_engine(model, engine, **dict(engine_options or {}))
         self.engine = engine
-        self.batch_size = max(1, batch_size)
-        self.instruction = instruction
-        self.dataset_prompt = dataset_prompt
-        self.passage_policy = passage_policy
+        self.dataset_prompt = dataset_prompt  # resolved: the prompt text, not its name
         self.true_id = single_token_id(engine, rs.TRUE_TOKEN)
         self.false_id = single_token_id(engine, rs.FALSE_TOKEN)
         self.cache = ScoreCache(cache) if isinstance(cache, str | Path) else cache
         self._overhead = engine.count_tokens(rs.build_prompt("", "")) + 1
-        self.requested_budget = thinking_budget
-        self.thinking_budget = self._fit_budget(thinking_budget)
+        self.thinking_budget = self._fit_budget(thinking_budget)  # what fits the context
         self.settings = {
             "scorer": "rank1",
             "model": engine.model_id,
@@ -153,6 +149,18 @@ class Rank1Reranker(BaseReranker):
         self._meter: CostMeter | None = None  # the estimate of the run being reranked
         self._tokens_bar = None  # its thinking tokens, as they are generated
         self._cost_said = False  # the estimate of single `rerank` calls was said
+
+    @property
+    def batch_size(self) -> int:
+        return self.options.batch_size
+
+    @property
+    def instruction(self) -> str | None:
+        return self.options.instruction
+
+    @property
+    def passage_policy(self) -> str:
+        return self.options.passage_policy
 
     def _fit_budget(self, budget: int) -> int:
         """The thinking budget that works with this context: "truncate" lowers one that would
