@@ -114,7 +114,7 @@ def register(subparsers) -> None:
         default="wikipedia",
         help="reference mode: which pool of the demonstration file (default wikipedia)",
     )
-    add_per_mode_arguments(parser, MODES.values())
+    add_per_mode_arguments(parser, MODES)
     parser.add_argument(
         "--no-graph", action="store_true", help="no entity-graph expansion of the candidates"
     )
@@ -193,7 +193,7 @@ def build_kirag(args: argparse.Namespace):
             else {}
         ),
         engine_options=options,
-        **per_mode_options(args, MODES.values()),
+        **per_mode_options(args, MODES),
     )
 
 

@@ -10,7 +10,7 @@ from kirag.cli.answer import add_kirag_models
 from kirag.cli.arguments import INPUT
 from kirag.cli.common import add_command, add_seed, add_server
 from kirag.cli.rerank import add_reranker_arguments
-from kirag.core.settings import add_arguments, declared, from_args
+from kirag.core.settings import add_arguments, changed_flags, from_args
 from kirag.retrieval.fusion import FUSIONS
 from kirag.serve.ray_serve import RaySettings
 from kirag.serve.settings import API_KEY_ENV, DEFAULT_HOST, DEFAULT_PORT, PORT, ServeSettings
@@ -28,8 +28,6 @@ examples:
 Rerank APIs: POST /rerank (text-embeddings-inference), POST /v1/rerank (Cohere / Jina).
 Binds {DEFAULT_HOST} unless --host says otherwise; set {API_KEY_ENV} before exposing it.
 """
-
-RAY = RaySettings()
 
 
 def register(subparsers) -> None:
@@ -91,9 +89,9 @@ def ray_settings_from(args: argparse.Namespace) -> RaySettings | None:
 
     given = from_args(RaySettings, args)
     if not args.ray:
-        if given != RAY:
-            flags = ", ".join(item.flag for item in declared(RaySettings))
-            raise SettingsError(f"{flags} only apply with --ray")
+        flags = changed_flags(given)  # as the executors' --ray flags are refused
+        if flags:
+            raise SettingsError(f"{', '.join(flags)}: Ray Serve's flags only apply with --ray")
         return None
     if args.mcp:
         raise SettingsError("--ray serves HTTP; --mcp serves stdio: give one of them")

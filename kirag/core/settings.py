@@ -180,22 +180,14 @@ def passes_to(parser: argparse.ArgumentParser, renames: Mapping[str, str]) -> Ma
     return renames
 
 
-def add_per_mode_arguments(
-    parser: argparse.ArgumentParser, settings_classes: Iterable[type]
-) -> None:
+def add_per_mode_arguments(parser: argparse.ArgumentParser, modes: Mapping[str, type]) -> None:
     """One flag for each setting declared (with a flag) by every one of several sibling classes
-    (modes), with no default of its own: the chosen class's default applies. The help states
-    each class's default; the range and help are the first class's."""
-    classes = list(settings_classes)
-    shared = [
-        item
-        for item in declared(classes[0])
-        if item.setting.cli and all(item.name in _names(cls) for cls in classes[1:])
-    ]
+    (`{mode name: settings class}`), with no default of its own: the chosen mode's default
+    applies. The help states each mode's default; the range and help are the first class's."""
+    classes = tuple(modes.values())
+    shared = _shared(classes)
     for item in shared:
-        defaults = ", ".join(
-            f"{_sibling_label(cls)} {getattr(cls(), item.name)}" for cls in classes
-        )
+        defaults = ", ".join(f"{mode} {getattr(cls(), item.name)}" for mode, cls in modes.items())
         action = parser.add_argument(
             item.flag,
             dest=item.dest,
@@ -203,29 +195,27 @@ def add_per_mode_arguments(
             default=None,
             help=f"{item.setting.help} (default per mode: {defaults})",
         )
-        action.kirag_setting = (tuple(classes), item.name)
+        action.kirag_setting = (classes, item.name)
     passes_to(parser, {item.dest: item.name for item in shared if item.dest != item.name})
 
 
-def per_mode_options(args: argparse.Namespace, settings_classes: Iterable[type]) -> dict:
+def per_mode_options(args: argparse.Namespace, modes: Mapping[str, type]) -> dict:
     """The per-mode flags a user gave (see add_per_mode_arguments), by setting name."""
-    classes = list(settings_classes)
-    shared = [item for item in declared(classes[0]) if all(item.name in _names(c) for c in classes)]
     return {
         item.name: getattr(args, item.dest)
-        for item in shared
+        for item in _shared(tuple(modes.values()))
         if getattr(args, item.dest, None) is not None
     }
 
 
-def _names(settings_class: type) -> list[str]:
-    return [item.name for item in declared(settings_class)]
-
-
-def _sibling_label(settings_class: type) -> str:
-    """ "AlignerModeSettings" -> "aligner", "ReferenceSettings" -> "reference"."""
-    name = settings_class.__name__.removesuffix("Settings").removesuffix("Mode")
-    return name.lower()
+def _shared(classes: Sequence[type]) -> list[Declared]:
+    """The first class's declared flags that every class declares too."""
+    names = [{item.name for item in declared(cls)} for cls in classes[1:]]
+    return [
+        item
+        for item in declared(classes[0])
+        if item.setting.cli and all(item.name in other for other in names)
+    ]
 
 
 def from_args(settings_class: type, args: argparse.Namespace, **overrides: Any) -> Any:
@@ -241,19 +231,17 @@ def from_args(settings_class: type, args: argparse.Namespace, **overrides: Any) 
 def changed_options(settings: Any) -> dict[str, Any]:
     """The settings that differ from their defaults, under the parameter names they pass to
     (engine options: only what the user asked for reaches the engine)."""
-    return {
-        item.parameter: getattr(settings, item.name)
-        for item in declared(settings)
-        if getattr(settings, item.name) != item.default
-    }
+    return {item.parameter: getattr(settings, item.name) for item in _changed(settings)}
 
 
 def changed_flags(settings: Any) -> list[str]:
     """The flags of the settings that differ from their defaults (a flag given where it does
     not apply is refused by name)."""
-    return [
-        item.flag for item in declared(settings) if getattr(settings, item.name) != item.default
-    ]
+    return [item.flag for item in _changed(settings)]
+
+
+def _changed(settings: Any) -> list[Declared]:
+    return [item for item in declared(settings) if getattr(settings, item.name) != item.default]
 
 
 # ----------------------------------------------------------------- records and keys
