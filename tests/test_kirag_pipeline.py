@@ -17,6 +17,10 @@ from kirag.rag.constructor import ChainConstructor, parse_decision
 # a bundled bridge question whose two passages are both in the 314-passage test slice
 BRIDGE = "In what year did the country whose coast the Portuguese explorer Diogo Cão reached in 1484 achieve independence?"
 GOLD = {"Economy_of_Angola#1", "Angola#1"}
+# no first stage here: first hops are searched among all the index's triples, and documents are
+# fused from the chains and the best triples (the retriever's defaults are the aligner mode's,
+# which takes its first hops from a first stage)
+ALL_TRIPLES = {"triple_search": True, "fusion_weights": (1.0, 1.0, 0.5)}
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +213,7 @@ def test_streaming_build_equals_one_encode_and_resumes(index, tmp_path):
 
 
 def test_aligner_chains_bridge_two_articles(index):
-    retriever = IterativeRetriever(index, max_turns=2, beam_size=2)
+    retriever = IterativeRetriever(index, **ALL_TRIPLES, max_turns=2, beam_size=2)
     result = retriever.retrieve(BRIDGE, k=5)
     assert result.llm_calls == 0 and len(result.chains) <= 2
     assert any(t.doc_id in GOLD for c in result.chains for t in c.triples)
@@ -222,22 +226,22 @@ def test_aligner_chains_bridge_two_articles(index):
 
 
 def test_stopping_rules(index):
-    one_turn = IterativeRetriever(index, max_turns=1, beam_size=1).retrieve(BRIDGE)
+    one_turn = IterativeRetriever(index, **ALL_TRIPLES, max_turns=1, beam_size=1).retrieve(BRIDGE)
     assert len(one_turn.best_chain.triples) == 1 and {t.turn for t in one_turn.trace} == {1}
-    nothing_good = IterativeRetriever(index, max_turns=3, min_score=2.0).retrieve(
+    nothing_good = IterativeRetriever(index, **ALL_TRIPLES, max_turns=3, min_score=2.0).retrieve(
         BRIDGE
     )  # no candidate clears it
     assert all(not c.triples for c in nothing_good.chains)
     with pytest.raises(ValueError):
-        IterativeRetriever(index, max_turns=0)
+        IterativeRetriever(index, **ALL_TRIPLES, max_turns=0)
 
 
 def test_graph_expansion_widens_candidates(index):
     with_graph = IterativeRetriever(
-        index, max_turns=2, beam_size=1, num_candidates=5, graph_expansion=True
+        index, **ALL_TRIPLES, max_turns=2, beam_size=1, num_candidates=5, graph_expansion=True
     ).retrieve(BRIDGE)
     without = IterativeRetriever(
-        index, max_turns=2, beam_size=1, num_candidates=5, graph_expansion=False
+        index, **ALL_TRIPLES, max_turns=2, beam_size=1, num_candidates=5, graph_expansion=False
     ).retrieve(BRIDGE)
     second = [t for t in with_graph.trace if t.turn == 2]
     assert second and len(with_graph.trace[-1].candidates) >= len(without.trace[-1].candidates)
@@ -270,9 +274,9 @@ def test_constructor_decisions_parse_tolerantly():
 
 def test_llm_constructor_mode_runs_with_the_packaged_model(index, llamacpp_engine):
     constructor = ChainConstructor(llamacpp_engine, max_tokens=48, num_candidates=5)
-    result = IterativeRetriever(index, constructor=constructor, max_turns=2, beam_size=1).retrieve(
-        BRIDGE, k=5
-    )
+    result = IterativeRetriever(
+        index, constructor=constructor, **ALL_TRIPLES, max_turns=2, beam_size=1
+    ).retrieve(BRIDGE, k=5)
     assert result.llm_calls >= 1 and result.trace[0].decision is not None
     assert result.hits
 

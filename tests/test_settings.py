@@ -53,13 +53,21 @@ OTHER_SETTINGS = {
     ("kirag bench kirag", "--encoder"): "a trained encoder folder for the ablation rows",
     ("kirag bench kirag", "--bm25"): "a BM25 index folder, not whether to build one",
     ("kirag bench kirag", "--dense"): "a dense index folder, not whether to build one",
-    ("kirag bench reproduce", "--extractor"): "only the extractors the benchmark runs (spacy, llm)",
-    ("kirag bench reproduce", "--encoder"): "the embedder of both its dense and triple indexes",
     ("kirag bench gpu-check", "--encoder"): "the model encoded on GPU and CPU",
     ("kirag bench rerank", "--candidates"): "BM25 passages per question, not triples",
     ("kirag bench quantize", "--candidates"): "BM25 passages per question, not triples",
     ("kirag bench kirag-cv", "--turns"): "the list of turns the cross-validation tries",
     ("kirag bench reproduce", "--turns"): "the benchmark's own (CPU-sized) reference turns",
+}
+
+# flag -> why classes that declare it under one field name declare it apart (else it is one
+# declaration, shared with kirag.core.settings.same_as or other_default: one help, one range)
+DECLARED_APART = {
+    "--batch-size": "encoding, extraction and reranking batches: three settings of three commands",
+    "--quantize": "the dense encoder's and the LLM engine's weights: other commands, other values",
+    "--turns": "a per-mode flag: the reference mode states the reference's numbers",
+    "--beam": "a per-mode flag: the reference mode allows only 1",
+    "--candidates": "a per-mode flag: the reference's candidates enter a pool",
 }
 
 
@@ -128,7 +136,10 @@ def test_derived_flags_say_what_the_setting_says():
         assert action.default == item.default or action.kirag_default_differs, f"{command} {flag}"
         assert action.help == item.setting.help, f"{command} {flag}"
         assert action.type in (item.setting.range, None), f"{command} {flag}"
-        assert action.choices == item.setting.allowed(), f"{command} {flag}"
+        if action.kirag_restricted:  # a command that runs fewer of the choices, declared
+            assert set(action.choices) < set(item.setting.allowed()), f"{command} {flag}"
+        else:
+            assert action.choices == item.setting.allowed(), f"{command} {flag}"
     assert derived >= 30  # rerank, serve and quantize derive theirs
 
 
@@ -141,6 +152,18 @@ def test_every_declared_flag_is_on_some_command():
         if flag not in flags
     ]
     assert missing == []
+
+
+def test_a_setting_two_classes_hold_is_declared_once():
+    """One concept in two classes (the Ray cluster's address of kirag serve --ray and of the
+    executors) is one declaration; a flag declared apart is listed with the reason."""
+    apart = {
+        flag
+        for flag, owners in DECLARED_FLAGS.items()
+        for name in {item.name for _, item in owners}
+        if len({id(item.setting) for _, item in owners if item.name == name}) > 1
+    }
+    assert apart == set(DECLARED_APART)
 
 
 def test_the_other_settings_listed_are_still_written_by_hand():
@@ -242,10 +265,30 @@ def test_the_modes_share_one_name_per_setting_and_refuse_others():
         mode_settings("reference", beam_size=2)
 
 
+def test_the_chain_retriever_has_no_defaults_of_its_own():
+    """IterativeRetriever takes a beam-search mode's settings: no setting is also a parameter
+    with a default of its own, and its checks are the settings' (before the index is read)."""
+    import inspect
+
+    from kirag.rag.chains import IterativeRetriever
+    from kirag.rag.modes import AlignerModeSettings
+
+    parameters = set(inspect.signature(IterativeRetriever).parameters)
+    assert parameters & {item.name for item in declared(AlignerModeSettings)} == set()
+    with pytest.raises(SettingsError, match=r"^beam_size must be an integer >= 1 \(got 0\)$"):
+        IterativeRetriever(None, beam_size=0)
+
+
 @pytest.mark.triple_index
 def test_kirag_composes_the_retriever_its_settings_describe(slice_triple_index):
+    from kirag.knowledge.triple_index import TripleIndex
+    from kirag.rag.chains import IterativeRetriever
     from kirag.rag.modes import AlignerModeSettings
     from kirag.rag.pipeline import KiRAG
+
+    plain = IterativeRetriever(TripleIndex(slice_triple_index))
+    assert plain.settings == AlignerModeSettings()  # its defaults are the aligner mode's
+    assert (plain.max_turns, plain.fusion_weights) == (3, AlignerModeSettings().fusion_weights)
 
     kirag = KiRAG(slice_triple_index, settings=AlignerModeSettings(max_turns=1, beam_size=3))
     assert kirag.mode == "aligner"

@@ -22,9 +22,13 @@ from kirag.models import DEFAULT_LLM
 
 SYSTEMS = ("bm25", "dense", "iterative", "kirag")
 KS = (3, 5)
+REPRODUCED = {"extractor": ("spacy", "llm")}  # the extractors the benchmark builds with
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from kirag.core.settings import add_arguments as add_settings
+    from kirag.knowledge.triple_index import TripleIndexSettings
+
     parser.add_argument(
         "--dataset", required=True, help="a prepared dataset folder (kirag data prepare)"
     )
@@ -37,11 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", default=DEFAULT_LLM, help="LLM of every role (constructor, reader)"
     )
     parser.add_argument("--engine", default="auto", help="LLM engine (llamacpp, vllm, ...)")
-    parser.add_argument("--extractor", choices=["spacy", "llm"], default="spacy")
+    # the triple index's extractor and encoder (the encoder also embeds the dense index); the
+    # benchmark runs only the extractors it can rebuild an index with
+    add_settings(parser, TripleIndexSettings, only=("extractor", "encoder"), restrict=REPRODUCED)
     parser.add_argument("--extractor-model", help="LLM of the llm extractor (default: --model)")
-    parser.add_argument(
-        "--encoder", default="minilm", help="embedder of the dense and triple indexes"
-    )
     parser.add_argument("--aligner", help="aligner model (default: the index's encoder)")
     parser.add_argument(
         "--aligner-tokenizer", help="tokenizer of a saved aligner without one (e5-large-v2's)"

@@ -81,6 +81,13 @@ def other_default(settings_class: type, name: str, default: Any) -> Any:
     return dataclasses.field(default=default, metadata=inherited.metadata)
 
 
+def same_as(settings_class: type, name: str) -> Any:
+    """`settings_class`'s field `name` as it is declared there (one setting that two classes
+    both hold, e.g. the Ray cluster's address: one name, default, range and help)."""
+    inherited = settings_class.__dataclass_fields__[name]
+    return dataclasses.field(default=inherited.default, metadata=inherited.metadata)
+
+
 @dataclass(frozen=True)
 class Declared:
     """One declared field of a settings class: its name, default and declaration."""
@@ -139,18 +146,23 @@ def add_arguments(
     title: str | None = None,
     into: argparse._ArgumentGroup | None = None,
     skip: Iterable[str] = (),
+    only: Iterable[str] | None = None,
     defaults: Mapping[str, Any] | None = None,
+    restrict: Mapping[str, Sequence[Any]] | None = None,
 ) -> None:
-    """One flag per declared field (but `skip` and cli=False ones), in a new argument group
-    when `title` is given (or the group `into`): its type from the range, its choices, its
+    """One flag per declared field (but `skip` and cli=False ones; with `only`, just those), in
+    a new argument group when `title` is given (or the group `into`): its type from the range,
+    its choices (`restrict`: the fewer a command runs, a subset of the declared ones), its
     default (the class's, or `defaults`' for a command that differs) and help that states the
     default."""
     target = into or (parser.add_argument_group(title) if title else parser)
     skipped = set(skip)
+    wanted = None if only is None else set(only)
     defaults = defaults or {}
+    restrict = restrict or {}
     renames = {}
     for item in declared(settings_class):
-        if not item.setting.cli or item.name in skipped:
+        if not item.setting.cli or item.name in skipped or (wanted and item.name not in wanted):
             continue
         default = defaults.get(item.name, item.default)
         kwargs: dict[str, Any] = {"dest": item.dest, "default": default}
@@ -159,12 +171,17 @@ def add_arguments(
         elif item.setting.range is not None:
             kwargs["type"] = item.setting.range
         allowed = item.setting.allowed()
+        if item.name in restrict:
+            if allowed is None or not set(restrict[item.name]) <= set(allowed):
+                raise ValueError(f"{item.name}: {restrict[item.name]} is not among {allowed}")
+            allowed = list(restrict[item.name])
         if allowed is not None:
             kwargs["choices"] = allowed
         kwargs["help"] = item.setting.help or None  # the CLI's formatter adds the default
         action = target.add_argument(item.flag, *item.setting.aliases, **kwargs)
         action.kirag_setting = (settings_class, item.name)  # derived, not restated (tests walk it)
         action.kirag_default_differs = item.name in defaults  # a command's own default, declared
+        action.kirag_restricted = item.name in restrict  # a command's fewer choices, declared
         if item.parameter != item.dest:  # errors name the parameter; the CLI prints the flag
             renames[item.dest] = item.parameter
     passes_to(parser, renames)

@@ -12,24 +12,20 @@ best score among their candidate triples.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from kirag.core.ranges import COUNT
 from kirag.knowledge.sentences import words
 from kirag.knowledge.triple_index import TripleIndex
 from kirag.knowledge.triples import Triple
 from kirag.rag.aligner_vectors import aligner_vectors
-from kirag.rag.constructor import PICK_BONUS, ChainConstructor
+from kirag.rag.chain_settings import AlignerModeSettings
+from kirag.rag.constructor import ChainConstructor
 from kirag.rag.records import STEP_DECIMALS, ChainStep, chain_steps, steps_json
 from kirag.retrieval.base import Retriever
 from kirag.retrieval.fusion import reciprocal_rank_fusion
 from kirag.types import Hit
-
-# What a next triple must not share with the chain: its sentence (default: a triple from a
-# sentence already on the chain adds no evidence), its document, or nothing.
-NEW_EVIDENCE = ("sentence", "document", "none")
 
 
 @dataclass
@@ -128,45 +124,31 @@ class IterativeRetriever:
         constructor: ChainConstructor | None = None,
         aligner=None,
         doc_retriever: Retriever | None = None,
-        max_turns: int = 3,
-        beam_size: int = 2,
-        num_candidates: int = 30,
-        graph_expansion: bool = True,
-        graph_hops: int = 1,
-        doc_expansion_k: int = 5,
-        pick_bonus: float = PICK_BONUS,
-        min_score: float = 0.0,
-        new_evidence: str = "sentence",
-        hop_search: bool = False,
-        passage_weight: float = 1.0,
-        triple_search: bool = True,
-        fusion_weights: tuple[float, float, float] = (1.0, 1.0, 0.5),
+        settings: AlignerModeSettings | None = None,
+        **options,
     ):
-        for name, value in (
-            ("max_turns", max_turns),
-            ("beam_size", beam_size),
-            ("num_candidates", num_candidates),
-        ):
-            COUNT.check(value, name)
+        """`settings`: a beam-search mode's settings (AlignerModeSettings, the default, or
+        LLMModeSettings); `options`: any of its fields by name, over it. Its `first_stage` names
+        the `doc_retriever` KiRAG builds; the retriever uses the one it is given."""
+        settings = replace(settings or AlignerModeSettings(), **options)  # checked: frozen
+        self.settings = settings
         self.index = index
         self.constructor = constructor
         self.aligner = aligner if aligner is not None else index.encoder
         self.doc_retriever = doc_retriever
-        self.max_turns = max_turns
-        self.beam_size = beam_size
-        self.num_candidates = num_candidates
-        self.graph_expansion = graph_expansion
-        self.graph_hops = graph_hops
-        self.doc_expansion_k = doc_expansion_k
-        self.pick_bonus = pick_bonus
-        self.min_score = min_score
-        if new_evidence not in NEW_EVIDENCE:
-            raise ValueError(f"new_evidence must be one of {NEW_EVIDENCE}")
-        self.new_evidence = new_evidence
-        self.hop_search = hop_search
-        self.passage_weight = passage_weight
-        self.triple_search = triple_search
-        self.fusion_weights = fusion_weights
+        self.max_turns = settings.max_turns
+        self.beam_size = settings.beam_size
+        self.num_candidates = settings.num_candidates
+        self.graph_expansion = settings.graph_expansion
+        self.graph_hops = settings.graph_hops
+        self.doc_expansion_k = settings.doc_expansion_k
+        self.pick_bonus = settings.pick_bonus
+        self.min_score = settings.min_score
+        self.new_evidence = settings.new_evidence
+        self.hop_search = settings.hop_search
+        self.passage_weight = settings.passage_weight
+        self.triple_search = settings.triple_search
+        self.fusion_weights = settings.fusion_weights
         self._same_encoder = (
             getattr(self.aligner, "model_name", None) == index.manifest["encoder"]["model"]
         )

@@ -28,7 +28,7 @@ from kirag.errors import KiragError
 from kirag.knowledge.triple_index import TripleIndex
 from kirag.models import DEFAULT_LLM
 from kirag.rag.chains import ChainResult, IterativeRetriever
-from kirag.rag.modes import chain_options, mode_of, mode_settings
+from kirag.rag.modes import mode_of, mode_settings
 from kirag.types import Hit
 
 Mode = Literal["auto", "aligner", "llm", "reference"]
@@ -129,7 +129,7 @@ class KiRAG:
             doc_retriever=self._doc_retriever(doc_retriever)
             if isinstance(doc_retriever, str)
             else doc_retriever,
-            **chain_options(self.settings),
+            settings=self.settings,
         )
         self.reader = None
         if reader_model:

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 from kirag.core.interrupts import checkpoint
 from kirag.core.optional import require
 from kirag.core.ranges import COUNT, NON_NEGATIVE
-from kirag.core.settings import check_settings, setting
+from kirag.core.settings import check_settings, same_as, setting
 from kirag.errors import KiragError
+from kirag.scale.executors import RayExecutorSettings
 
 if TYPE_CHECKING:  # the CLI imports RaySettings at start: keep this module light
     from kirag.serve.services import Services
@@ -34,11 +35,7 @@ class RaySettings:
 
     replicas: int = setting(1, "replicas of the app", range=COUNT, affects="nothing")
     replica_cpus: float = setting(1.0, "CPUs per replica", range=NON_NEGATIVE, affects="nothing")
-    ray_address: str | None = setting(
-        None,
-        "auto or HOST:PORT of a running cluster; default: RAY_ADDRESS, else a local one",
-        affects="nothing",
-    )
+    ray_address: str | None = same_as(RayExecutorSettings, "ray_address")  # one cluster address
 
     def __post_init__(self) -> None:
         check_settings(self)
