@@ -55,7 +55,7 @@ class Rank1Settings:
 
     thinking_budget: int = setting(
         REFERENCE_BUDGET,
-        f"max reasoning tokens (0: answer at once); default: the reference's {REFERENCE_BUDGET}, "
+        f"max reasoning tokens (0: answer at once); the reference's {REFERENCE_BUDGET} is "
         "sized for a GPU (minutes per pair on a CPU: try 64-512 there; the run prints its "
         "estimated time once it has started). With passage policy truncate a budget that leaves "
         f"under {MIN_PASSAGE_ROOM} tokens of the context for query and passage is lowered to "

@@ -34,7 +34,6 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
 OTHER_SETTINGS = {
     ("kirag train aligner", "--batch-size"): "training batch",
     ("kirag train encoder", "--batch-size"): "training batch",
-    ("kirag index triples", "--model"): "the extraction LLM (its encoder is --encoder)",
     ("kirag rerank", "--model"): "the reranker's model",
     ("kirag serve", "--model"): "the reranker's model",
     ("kirag bench reproduce", "--model"): "the LLM of every role",
@@ -58,6 +57,15 @@ OTHER_SETTINGS = {
     ("kirag bench quantize", "--candidates"): "BM25 passages per question, not triples",
     ("kirag bench kirag-cv", "--turns"): "the list of turns the cross-validation tries",
     ("kirag bench reproduce", "--turns"): "the benchmark's own (CPU-sized) reference turns",
+    ("kirag search", "--k"): "hits per query of a search run, not documents per answer",
+    ("kirag rerank", "--k"): "the first stage's hits reranked",
+    ("kirag quantize", "--k"): "first-stage passages of a calibration query",
+    ("kirag submit trec", "--k"): "the documents a TREC run keeps per topic",
+    ("kirag submit validate", "--k"): "the documents a TREC run may keep per topic",
+    ("kirag rerank", "--engine"): "the reranker's engine, not the extraction LLM's",
+    ("kirag serve", "--engine"): "the served reranker's engine",
+    ("kirag answer", "--engine"): "the constructor's and reader's engine",
+    ("kirag bench reproduce", "--engine"): "the engine of every LLM role",
 }
 
 # flag -> why classes that declare it under one field name declare it apart (else it is one
@@ -65,6 +73,7 @@ OTHER_SETTINGS = {
 DECLARED_APART = {
     "--batch-size": "encoding, extraction and reranking batches: three settings of three commands",
     "--quantize": "the dense encoder's and the LLM engine's weights: other commands, other values",
+    "--model": "the dense encoder and the extraction LLM: two models of kirag index triples",
     "--turns": "a per-mode flag: the reference mode states the reference's numbers",
     "--beam": "a per-mode flag: the reference mode allows only 1",
     "--candidates": "a per-mode flag: the reference's candidates enter a pool",
@@ -141,6 +150,24 @@ def test_derived_flags_say_what_the_setting_says():
         else:
             assert action.choices == item.setting.allowed(), f"{command} {flag}"
     assert derived >= 30  # rerank, serve and quantize derive theirs
+
+
+def test_a_flag_spelled_for_its_command_says_what_the_setting_says():
+    """A derived flag a command spells its own way (add_arguments' `flags`) keeps the
+    setting's help, range and default (or a declared command default)."""
+    renamed = []
+    for command, parser in _commands(build_parser()):
+        for action in parser._actions:
+            tag = getattr(action, "kirag_setting", None)
+            if tag is None or isinstance(tag[0], tuple):
+                continue
+            item = {i.name: i for i in declared(tag[0])}[tag[1]]
+            if action.option_strings[0] == item.flag:
+                continue
+            renamed.append((command, action.option_strings[0]))
+            assert action.help == item.setting.help and action.type is item.setting.range
+            assert action.default == item.default or action.kirag_default_differs
+    assert renamed == [("kirag answer", "--rerank-budget")]
 
 
 def test_every_declared_flag_is_on_some_command():

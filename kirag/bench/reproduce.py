@@ -28,6 +28,7 @@ REPRODUCED = {"extractor": ("spacy", "llm")}  # the extractors the benchmark bui
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from kirag.core.settings import add_arguments as add_settings
     from kirag.knowledge.triple_index import TripleIndexSettings
+    from kirag.rag.reader import ReaderSettings
 
     parser.add_argument(
         "--dataset", required=True, help="a prepared dataset folder (kirag data prepare)"
@@ -71,15 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=64,
         help="new tokens per constructor step (the reference's 64)",
     )
-    parser.add_argument(
-        "--reader-max-tokens",
-        type=COUNT,
-        default=32,
-        help="reader's new tokens (the reference's 32)",
-    )
-    parser.add_argument(
-        "--reader-k", type=COUNT, default=3, help="documents the reader sees (the reference's 3)"
-    )
+    add_settings(parser, ReaderSettings)  # --reader-k, --reader-max-tokens: the reference's
     parser.add_argument(
         "--index",
         help="an existing triple index of the corpus to use instead (e.g. one built with "

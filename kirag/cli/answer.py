@@ -23,11 +23,13 @@ from kirag.cli.common import (
     server_options,
 )
 from kirag.cli.report import add_html, write_report
-from kirag.core.ranges import COUNT, COUNT_OR_ZERO
-from kirag.core.settings import add_per_mode_arguments, passes_to, per_mode_options
+from kirag.core.settings import add_arguments, add_per_mode_arguments, per_mode_options
 from kirag.eval.submission import QA_TARGETS
 from kirag.llm.factory import ENGINES
+from kirag.rag.answering import AnswerSettings
 from kirag.rag.modes import MODES
+from kirag.rag.reader import ReaderSettings
+from kirag.rerank.rank1 import Rank1Settings
 
 EPILOG = """\
 examples:
@@ -118,20 +120,22 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--no-graph", action="store_true", help="no entity-graph expansion of the candidates"
     )
-    parser.add_argument("--k", type=COUNT, default=10, help="documents ranked per question")
-    parser.add_argument(
-        "--reader-k", type=COUNT, default=3, help="documents the reader reads (reference: 3)"
-    )
+    add_arguments(parser, AnswerSettings)
+    add_arguments(parser, ReaderSettings, only=("k",))
     parser.add_argument(
         "--rerank", default=None, help="rerank the chain's documents with Rank1 using this model"
     )
-    parser.add_argument(
-        "--rerank-budget", type=COUNT_OR_ZERO, default=0, help="thinking budget of that reranker"
+    # that reranker's thinking budget: Rank1's, spelled for this command, 0 (answer at once)
+    add_arguments(
+        parser,
+        Rank1Settings,
+        only=("thinking_budget",),
+        defaults={"thinking_budget": 0},
+        flags={"thinking_budget": "--rerank-budget"},
     )
     add_html(parser)
     add_server(parser)
     add_seed(parser)
-    passes_to(parser, {"rerank_budget": "thinking_budget"})
     parser.set_defaults(func=run)
 
 

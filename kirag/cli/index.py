@@ -24,8 +24,6 @@ from kirag.cli.common import (
 )
 from kirag.core.optional import check_extra
 from kirag.core.settings import add_arguments, as_record, changed_options, from_args
-from kirag.llm.factory import ENGINES
-from kirag.models import DEFAULT_LLM
 
 EPILOG = """\
 examples:
@@ -116,21 +114,12 @@ def _extractor_options(args: argparse.Namespace) -> dict:
 
 
 def _triples_arguments(parser: argparse.ArgumentParser) -> None:
+    from kirag.knowledge.llm_extractor import LLMExtractorSettings
     from kirag.knowledge.triple_index import TripleIndexSettings
     from kirag.retrieval.dense import DenseSettings
 
     add_arguments(parser, TripleIndexSettings)
-    parser.add_argument(
-        "--model",
-        default=DEFAULT_LLM,
-        help="LLM for --extractor llm|reference (short name, .gguf or HF folder, hub id)",
-    )
-    parser.add_argument(
-        "--engine",
-        default="auto",
-        choices=["auto", *ENGINES],
-        help="LLM engine for --extractor llm|reference",
-    )
+    add_arguments(parser, LLMExtractorSettings)  # --model, --engine
     parser.add_argument(
         "--demonstrations",
         type=INPUT,

@@ -14,6 +14,7 @@ SETTINGS_CLASSES = {
     "BM25 index (kirag index bm25)": "kirag.retrieval.bm25:BM25Settings",
     "Dense index (kirag index dense)": "kirag.retrieval.dense:DenseSettings",
     "Triple index (kirag index triples)": "kirag.knowledge.triple_index:TripleIndexSettings",
+    "LLM triple extractor (--extractor llm)": "kirag.knowledge.llm_extractor:LLMExtractorSettings",
     "Rank1 reranker": "kirag.rerank.rank1:Rank1Settings",
     "LLM engine": "kirag.llm.settings:EngineSettings",
     "Quantization calibration (kirag quantize)": "kirag.llm.quantize:CalibrationSettings",
@@ -25,6 +26,8 @@ SETTINGS_CLASSES = {
     "KiRAG reference mode (the paper's algorithm)": "kirag.rag.reference:ReferenceSettings",
     "KiRAG entity routes (the offline first stage)": "kirag.rag.entity_routes:RouteSettings",
     "KiRAG entity hop": "kirag.rag.entity_hop:HopSettings",
+    "KiRAG answers (kirag answer)": "kirag.rag.answering:AnswerSettings",
+    "KiRAG reader": "kirag.rag.reader:ReaderSettings",
 }
 
 INTRO = """\

@@ -149,23 +149,32 @@ def add_arguments(
     only: Iterable[str] | None = None,
     defaults: Mapping[str, Any] | None = None,
     restrict: Mapping[str, Sequence[Any]] | None = None,
+    flags: Mapping[str, str] | None = None,
 ) -> None:
     """One flag per declared field (but `skip` and cli=False ones; with `only`, just those), in
     a new argument group when `title` is given (or the group `into`): its type from the range,
     its choices (`restrict`: the fewer a command runs, a subset of the declared ones), its
-    default (the class's, or `defaults`' for a command that differs) and help that states the
-    default."""
+    default (the class's, or `defaults`' for a command that differs), help that states the
+    default, and its flag (`flags`: a command's own spelling, where the declared one means
+    something else there: kirag answer's --rerank-budget is Rank1's --thinking-budget)."""
     target = into or (parser.add_argument_group(title) if title else parser)
     skipped = set(skip)
     wanted = None if only is None else set(only)
     defaults = defaults or {}
     restrict = restrict or {}
+    flags = flags or {}
     renames = {}
     for item in declared(settings_class):
-        if not item.setting.cli or item.name in skipped or (wanted and item.name not in wanted):
+        if (
+            not item.setting.cli
+            or item.name in skipped
+            or (wanted is not None and item.name not in wanted)
+        ):
             continue
         default = defaults.get(item.name, item.default)
-        kwargs: dict[str, Any] = {"dest": item.dest, "default": default}
+        flag = flags.get(item.name, item.flag)
+        dest = flag.lstrip("-").replace("-", "_") if item.name in flags else item.dest
+        kwargs: dict[str, Any] = {"dest": dest, "default": default}
         if isinstance(default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
         elif item.setting.range is not None:
@@ -178,12 +187,13 @@ def add_arguments(
         if allowed is not None:
             kwargs["choices"] = allowed
         kwargs["help"] = item.setting.help or None  # the CLI's formatter adds the default
-        action = target.add_argument(item.flag, *item.setting.aliases, **kwargs)
+        aliases = () if item.name in flags else item.setting.aliases
+        action = target.add_argument(flag, *aliases, **kwargs)
         action.kirag_setting = (settings_class, item.name)  # derived, not restated (tests walk it)
         action.kirag_default_differs = item.name in defaults  # a command's own default, declared
         action.kirag_restricted = item.name in restrict  # a command's fewer choices, declared
-        if item.parameter != item.dest:  # errors name the parameter; the CLI prints the flag
-            renames[item.dest] = item.parameter
+        if item.parameter != dest:  # errors name the parameter; the CLI prints the flag
+            renames[dest] = item.parameter
     passes_to(parser, renames)
 
 

@@ -6,16 +6,55 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 
+from kirag.core.ranges import COUNT, COUNT_OR_ZERO
+from kirag.core.settings import check_settings, setting
 from kirag.knowledge.sentences import SentenceSplitter, link_sentence
 from kirag.knowledge.triples import Triple, dedupe_triples, parse_triples
 from kirag.llm.base import LLMEngine, chat_generate, room_for_text
+from kirag.llm.factory import ENGINES
 from kirag.models import DEFAULT_LLM
 from kirag.types import Document
 
 PROMPT_FILE = "triple_extraction.json"
+
+
+@dataclass(frozen=True)
+class LLMExtractorSettings:
+    """How an LLM extracts triples (`--extractor llm`; the reference extractor shares the model,
+    engine, batches and sentence splitting). The extraction cache's id holds the engine, model,
+    prompt version, examples and new tokens (LLMTripleExtractor.id)."""
+
+    model: str = setting(
+        DEFAULT_LLM,
+        "LLM for --extractor llm|reference (short name, .gguf or HF folder, hub id)",
+    )
+    engine_name: str = setting(
+        "auto",
+        "LLM engine for --extractor llm|reference",
+        choices=("auto", *ENGINES),
+        flag="--engine",
+    )
+    max_tokens: int = setting(256, "new tokens of a document's triples", range=COUNT, cli=False)
+    num_examples: int = setting(
+        2, "few-shot examples in the prompt", range=COUNT_OR_ZERO, cli=False
+    )
+    # a document's triples move with its batch-mates on llama.cpp (float rounding)
+    batch_size: int = setting(
+        8, "documents per engine call", range=COUNT, affects="rounding", cli=False
+    )
+    sentence_pipeline: str = setting(
+        "blank", "spaCy pipeline of the sentences triples are linked to", cli=False
+    )
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+LLM_EXTRACTION = LLMExtractorSettings()
 
 
 def load_extraction_prompt() -> dict:
@@ -52,14 +91,17 @@ class LLMTripleExtractor:
     def __init__(
         self,
         engine: LLMEngine | None = None,
-        model: str = DEFAULT_LLM,
-        engine_name: str = "auto",
-        max_tokens: int = 256,
-        num_examples: int = 2,
-        batch_size: int = 8,
-        sentence_pipeline: str = "blank",
+        model: str = LLM_EXTRACTION.model,
+        engine_name: str = LLM_EXTRACTION.engine_name,
+        max_tokens: int = LLM_EXTRACTION.max_tokens,
+        num_examples: int = LLM_EXTRACTION.num_examples,
+        batch_size: int = LLM_EXTRACTION.batch_size,
+        sentence_pipeline: str = LLM_EXTRACTION.sentence_pipeline,
         engine_options: Mapping | None = None,
     ):
+        self.settings = LLMExtractorSettings(
+            model, engine_name, max_tokens, num_examples, batch_size, sentence_pipeline
+        )  # checked before an engine loads
         if engine is None:
             from kirag.llm.factory import load_engine
 

@@ -25,11 +25,10 @@ from kirag.knowledge.demonstrations import (
     fit_extraction_demonstrations,
     load_pools,
 )
-from kirag.knowledge.llm_extractor import LLMTripleExtractor
+from kirag.knowledge.llm_extractor import LLM_EXTRACTION, LLMTripleExtractor
 from kirag.knowledge.sentences import punkt_sentences, reference_sentence_link
 from kirag.knowledge.triples import Triple, raw_triple, raw_triple_texts
 from kirag.llm.base import LLMEngine, chat_generate
-from kirag.models import DEFAULT_LLM
 from kirag.types import Document
 
 
@@ -80,11 +79,11 @@ class ReferenceTripleExtractor(LLMTripleExtractor):
     def __init__(
         self,
         engine: LLMEngine | None = None,
-        model: str = DEFAULT_LLM,
-        engine_name: str = "auto",
+        model: str = LLM_EXTRACTION.model,
+        engine_name: str = LLM_EXTRACTION.engine_name,
         max_tokens: int = EXTRACTION_MAX_TOKENS,
-        batch_size: int = 8,
-        sentence_pipeline: str = "blank",
+        batch_size: int = LLM_EXTRACTION.batch_size,
+        sentence_pipeline: str = LLM_EXTRACTION.sentence_pipeline,
         demonstrations: str | None = None,
         dataset: str = SHIPPED,
         encoder="minilm",

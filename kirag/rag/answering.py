@@ -5,11 +5,29 @@ one engine call each."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+from kirag.core.ranges import COUNT
+from kirag.core.settings import check_settings, setting
 
 REFERENCE_BATCH = 16  # reference mode: questions whose turns share one engine call
 
 
-def answer_questions(kirag, questions: Sequence[str], k: int = 10) -> list:
+@dataclass(frozen=True)
+class AnswerSettings:
+    """What an answer returns with it: the documents ranked per question (the reader reads the
+    first of them: ReaderSettings)."""
+
+    k: int = setting(10, "documents ranked per question", range=COUNT)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+ANSWER = AnswerSettings()
+
+
+def answer_questions(kirag, questions: Sequence[str], k: int = ANSWER.k) -> list:
     """The Answer of each question, in order, with a progress bar (per question; per chunk in
     reference mode)."""
     from kirag.core.progress import progress

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kirag.core.ranges import COUNT
-from kirag.rag.reader import Reader
+from kirag.rag.reader import READER, Reader
 from kirag.retrieval.base import Retriever
 from kirag.types import Hit
 
@@ -25,7 +25,9 @@ class BaselineResult:
 class SingleShotRAG:
     """Retrieve once for the question; optionally answer with a reader over the top documents."""
 
-    def __init__(self, retriever: Retriever, reader: Reader | None = None, reader_k: int = 3):
+    def __init__(
+        self, retriever: Retriever, reader: Reader | None = None, reader_k: int = READER.k
+    ):
         self.retriever = retriever
         self.reader = reader
         self.reader_k = reader_k
@@ -48,7 +50,9 @@ class RetrieveReadRetrieve:
     round's reader sees that round's top documents; the final ranking fuses the rounds' rankings
     with reciprocal-rank fusion, so later rounds can lift second-hop documents into the top."""
 
-    def __init__(self, retriever: Retriever, reader: Reader, rounds: int = 2, reader_k: int = 3):
+    def __init__(
+        self, retriever: Retriever, reader: Reader, rounds: int = 2, reader_k: int = READER.k
+    ):
         COUNT.check(rounds, "rounds")
         self.retriever = retriever
         self.reader = reader

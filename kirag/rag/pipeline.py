@@ -27,8 +27,10 @@ from kirag.core.settings import as_record
 from kirag.errors import KiragError
 from kirag.knowledge.triple_index import TripleIndex
 from kirag.models import DEFAULT_LLM
+from kirag.rag.answering import ANSWER
 from kirag.rag.chains import ChainResult, IterativeRetriever
 from kirag.rag.modes import mode_of, mode_settings
+from kirag.rag.reader import READER
 from kirag.types import Hit
 
 Mode = Literal["auto", "aligner", "llm", "reference"]
@@ -71,7 +73,7 @@ class KiRAG:
         engine: str = "auto",
         aligner=None,  # a model name or trained folder, or a loaded encoder (shared vectors)
         doc_retriever="auto",
-        reader_k: int = 3,
+        reader_k: int = READER.k,
         reranker=None,
         aligner_tokenizer: str | None = None,
         demonstrations: str | Path | None = None,
@@ -226,24 +228,24 @@ class KiRAG:
             )
         return documents[name]
 
-    def retrieve(self, question: str, k: int = 10) -> ChainResult:
+    def retrieve(self, question: str, k: int = ANSWER.k) -> ChainResult:
         result = self.retriever.retrieve(question, k=k)
         if self.reranker is not None and result.hits:
             result.hits = self.reranker.rerank(question, result.hits, k=k)
         return result
 
-    def answer(self, question: str, k: int = 10) -> Answer:
+    def answer(self, question: str, k: int = ANSWER.k) -> Answer:
         return self.answer_many([question], k=k)[0]
 
-    async def aretrieve(self, question: str, k: int = 10) -> ChainResult:
+    async def aretrieve(self, question: str, k: int = ANSWER.k) -> ChainResult:
         """`retrieve` off the event loop (one model call at a time per process)."""
         return await off_loop(self.retrieve, question, k)
 
-    async def aanswer(self, question: str, k: int = 10) -> Answer:
+    async def aanswer(self, question: str, k: int = ANSWER.k) -> Answer:
         """`answer` off the event loop (one model call at a time per process)."""
         return await off_loop(self.answer, question, k)
 
-    def retrieve_many(self, questions: Sequence[str], k: int = 10) -> list[ChainResult]:
+    def retrieve_many(self, questions: Sequence[str], k: int = ANSWER.k) -> list[ChainResult]:
         """`retrieve` for many questions; reference mode runs their turns as engine batches."""
         if self.mode != "reference":
             return [self.retrieve(q, k=k) for q in questions]
@@ -254,7 +256,7 @@ class KiRAG:
                     result.hits = self.reranker.rerank(question, result.hits, k=k)
         return results
 
-    def answer_many(self, questions: Sequence[str], k: int = 10) -> list[Answer]:
+    def answer_many(self, questions: Sequence[str], k: int = ANSWER.k) -> list[Answer]:
         results = self.retrieve_many(questions, k=k)
         if self.reader is not None:
             contexts = [

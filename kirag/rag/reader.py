@@ -6,11 +6,40 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from kirag.core.ranges import COUNT
+from kirag.core.settings import check_settings, setting
 from kirag.llm.base import LLMEngine, chat_generate
 from kirag.types import Document
+
+
+@dataclass(frozen=True)
+class ReaderSettings:
+    """What the reader reads and writes: the top documents it answers from, and the new tokens
+    of its answer (both the reference's: 3 documents, 32 tokens)."""
+
+    k: int = setting(
+        3,
+        "documents the reader reads (the reference's 3)",
+        range=COUNT,
+        flag="--reader-k",
+        option="reader_k",
+    )
+    max_tokens: int = setting(
+        32,
+        "new tokens of the reader's answer (the reference's 32)",
+        range=COUNT,
+        flag="--reader-max-tokens",
+    )
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+READER = ReaderSettings()
 
 
 @cache
@@ -54,9 +83,9 @@ class Reader:
 
     stop: tuple[str, ...] | None = ("\n\n",)
 
-    def __init__(self, engine: LLMEngine, max_tokens: int = 32):
+    def __init__(self, engine: LLMEngine, max_tokens: int = READER.max_tokens):
         self.engine = engine
-        self.max_tokens = max_tokens
+        self.max_tokens = ReaderSettings(max_tokens=max_tokens).max_tokens  # checked
         self.calls = 0
 
     def messages(
