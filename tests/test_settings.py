@@ -32,16 +32,10 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
 
 # (command, flag) -> why a hand-written flag of that name is another setting than the declared one
 OTHER_SETTINGS = {
-    ("kirag train aligner", "--batch-size"): "training batch",
-    ("kirag train encoder", "--batch-size"): "training batch",
     ("kirag rerank", "--model"): "the reranker's model",
     ("kirag serve", "--model"): "the reranker's model",
     ("kirag bench reproduce", "--model"): "the LLM of every role",
     ("kirag bench quantize", "--model"): "the GGUF quantized",
-    ("kirag train aligner", "--model"): "the base model trained",
-    ("kirag train encoder", "--model"): "the base model trained",
-    ("kirag train aligner", "--device"): "the training device",
-    ("kirag train encoder", "--device"): "the training device",
     ("kirag quantize", "--context"): "the context the calibration prompts are fitted to",
     ("kirag bench rerank", "--batch-size"): "the benchmark's own grid value",
     ("kirag bench quantize", "--batch-size"): "the benchmark's own grid value",
@@ -74,6 +68,7 @@ DECLARED_APART = {
     "--batch-size": "encoding, extraction and reranking batches: three settings of three commands",
     "--quantize": "the dense encoder's and the LLM engine's weights: other commands, other values",
     "--model": "the dense encoder and the extraction LLM: two models of kirag index triples",
+    "--device": "where a dense index is encoded, where a model is trained: other commands",
     "--turns": "a per-mode flag: the reference mode states the reference's numbers",
     "--beam": "a per-mode flag: the reference mode allows only 1",
     "--candidates": "a per-mode flag: the reference's candidates enter a pool",
@@ -128,7 +123,7 @@ def test_derived_flags_say_what_the_setting_says():
         owners = [(cls, item) for cls, item in DECLARED_FLAGS[flag] if item.name == tag[1]]
         if isinstance(tag[0], tuple):  # one flag for sibling classes (modes): default per class
             assert {cls for cls, _ in owners} >= set(tag[0]), f"{command} {flag}"
-            item = owners[0][1]
+            item = next(i for c, i in owners if c is tag[0][0])  # the first class's
             assert action.type is item.setting.range and action.default is None
             assert action.help.startswith(item.setting.help + " (default per mode: ")
             derived += 1
@@ -290,6 +285,26 @@ def test_the_modes_share_one_name_per_setting_and_refuse_others():
         mode_settings("reference", graph_expansion=False)
     with pytest.raises(SettingsError, match=r"beam_size=1"):
         mode_settings("reference", beam_size=2)
+
+
+def test_the_train_commands_default_to_their_settings_classes(tmp_path):
+    """kirag train aligner's defaults are the rows' source's class (the reference's, or the
+    CPU-sized --from-corpus ones); kirag train encoder's are CorpusEncoderSettings'."""
+    from kirag.cli.train import aligner_settings, encoder_settings
+    from kirag.rag.aligner_training import TrainSettings
+    from kirag.rag.corpus_training import CorpusAlignerSettings, CorpusEncoderSettings
+
+    rows = tmp_path / "rows.json"
+    rows.write_text("[]")
+    out = ["--output", str(tmp_path / "out")]
+    parse = build_parser().parse_args
+    assert aligner_settings(parse(["train", "aligner", "--train", str(rows), *out])) == (
+        TrainSettings()
+    )
+    corpus = parse(["train", "aligner", "--from-corpus", str(rows), *out, "--lr", "0.1"])
+    assert aligner_settings(corpus) == CorpusAlignerSettings(learning_rate=0.1)
+    encoder = parse(["train", "encoder", "--from-corpus", str(rows), *out])
+    assert encoder_settings(encoder) == CorpusEncoderSettings()
 
 
 def test_the_chain_retriever_has_no_defaults_of_its_own():

@@ -28,6 +28,11 @@ SETTINGS_CLASSES = {
     "KiRAG entity hop": "kirag.rag.entity_hop:HopSettings",
     "KiRAG answers (kirag answer)": "kirag.rag.answering:AnswerSettings",
     "KiRAG reader": "kirag.rag.reader:ReaderSettings",
+    "Aligner training (kirag train aligner)": "kirag.rag.aligner_training:TrainSettings",
+    "Aligner training from the corpus (kirag train aligner --from-corpus)": (
+        "kirag.rag.corpus_training:CorpusAlignerSettings"
+    ),
+    "Encoder training (kirag train encoder)": "kirag.rag.corpus_training:CorpusEncoderSettings",
 }
 
 INTRO = """\

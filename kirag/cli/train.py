@@ -10,8 +10,33 @@ from pathlib import Path
 
 from kirag.cli.arguments import INPUT, OUTPUT
 from kirag.cli.common import HelpFormatter, add_seed
-from kirag.core.ranges import COUNT, COUNT_OR_ZERO, FRACTION, NON_NEGATIVE, OPEN_FRACTION, POSITIVE
+from kirag.core.ranges import COUNT, OPEN_FRACTION
+from kirag.core.settings import (
+    add_arguments,
+    add_per_mode_arguments,
+    declared,
+    from_args,
+    per_mode_options,
+)
 from kirag.rag.aligner_training import TrainSettings
+from kirag.rag.corpus_training import CORPUS_ENCODER, CorpusAlignerSettings, CorpusEncoderSettings
+
+# the aligner's training defaults by the rows' source: the reference's, or CPU-sized ones
+ALIGNER_SOURCES = {
+    "--train/--from-questions": TrainSettings,
+    "--from-corpus": CorpusAlignerSettings,
+}
+# the aligner's settings every source defaults alike: plain flags (the others: one per source)
+ALIGNER_ALIKE = tuple(
+    item.name
+    for item in declared(TrainSettings)
+    if len({repr(getattr(cls(), item.name)) for cls in ALIGNER_SOURCES.values()}) == 1
+)
+# the training settings `kirag train encoder` sets (--max-length sets both lengths)
+ENCODER_FLAGS = (
+    "base_model", "recipe", "pairs", "epochs", "learning_rate", "batch_size", "temperature",
+    "save_steps", "device",
+)  # fmt: skip
 
 EPILOG = """\
 examples:
@@ -35,7 +60,6 @@ def register(subparsers) -> None:
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
-    d = TrainSettings()
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--train", type=INPUT, help="train_aligner.json (the reference's format)")
     source.add_argument(
@@ -63,35 +87,16 @@ def register(subparsers) -> None:
         "--checkpoints", type=OUTPUT, help="checkpoint folder (default: OUTPUT-checkpoints)"
     )
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    p.add_argument("--model", default=d.base_model, help="base bi-encoder (e5-large-v2 in paper)")
-    p.add_argument("--epochs", type=POSITIVE, default=None, help=f"default {d.epochs:g}")
-    p.add_argument("--lr", type=POSITIVE, default=None, help=f"default {d.learning_rate:g}")
-    p.add_argument("--weight-decay", type=NON_NEGATIVE, default=d.weight_decay)
-    p.add_argument("--warmup", type=FRACTION, default=d.warmup_ratio, help="warm-up ratio")
-    p.add_argument("--batch-size", type=COUNT, default=None, help=f"default {d.batch_size}")
-    p.add_argument("--accumulate", type=COUNT, default=None, help=f"default {d.accumulate}")
-    p.add_argument("--grad-clip", type=NON_NEGATIVE, default=d.grad_clip)
-    p.add_argument(
-        "--query-max-length", type=COUNT, default=None, help=f"default {d.query_max_length}"
-    )
-    p.add_argument("--doc-max-length", type=COUNT, default=d.doc_max_length)
-    p.add_argument(
-        "--negatives",
-        type=COUNT_OR_ZERO,
-        default=None,
-        help=f"hard negatives a row (default {d.num_negatives})",
-    )
-    p.add_argument("--save-steps", type=COUNT, default=None, help="checkpoint every N steps")
-    p.add_argument("--device", default=None)
+    # the training settings: the reference's, or CPU-sized ones with --from-corpus (the
+    # reference's contrastive temperature is kept)
+    add_per_mode_arguments(p, ALIGNER_SOURCES, skip=ALIGNER_ALIKE)
+    add_arguments(p, TrainSettings, only=ALIGNER_ALIKE, skip=("temperature",))
     add_seed(p)
     p.set_defaults(func=run)
     _register_encoder(jobs)
 
 
 def _register_encoder(jobs) -> None:
-    from kirag.rag.corpus_training import CORPUS_ENCODER, RECIPES
-
-    d = CORPUS_ENCODER
     p = jobs.add_parser(
         "encoder",
         help="fine-tune the dense encoder on the corpus itself (inverse cloze / title pairs)",
@@ -111,49 +116,37 @@ def _register_encoder(jobs) -> None:
         "--checkpoints", type=OUTPUT, help="checkpoint folder (default: OUTPUT-checkpoints)"
     )
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    p.add_argument("--model", default=d.base_model, help="base bi-encoder")
-    p.add_argument("--recipe", default="ict", choices=RECIPES)
-    p.add_argument("--pairs", type=COUNT, default=2000, help="training pairs (one per passage)")
-    p.add_argument("--epochs", type=POSITIVE, default=d.epochs)
-    p.add_argument("--lr", type=POSITIVE, default=d.learning_rate)
-    p.add_argument("--batch-size", type=COUNT, default=d.batch_size)
-    p.add_argument("--max-length", type=COUNT, default=d.query_max_length, help="tokens")
-    p.add_argument("--temperature", type=POSITIVE, default=d.temperature)
-    p.add_argument("--save-steps", type=COUNT, default=None, help="checkpoint every N steps")
-    p.add_argument("--device", default=None)
+    add_arguments(p, CorpusEncoderSettings, only=ENCODER_FLAGS)
+    p.add_argument(
+        "--max-length",
+        type=COUNT,
+        default=CORPUS_ENCODER.query_max_length,
+        help="tokens of a query and of a passage (query_max_length and doc_max_length)",
+    )
     add_seed(p)
     p.set_defaults(func=run_encoder)
 
 
-def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
+def aligner_settings(args: argparse.Namespace) -> TrainSettings:
+    """The aligner's training settings: the flags given, over the rows' source's defaults."""
+    source = "--from-corpus" if args.from_corpus else "--train/--from-questions"
+    options = per_mode_options(args, ALIGNER_SOURCES)
+    return ALIGNER_SOURCES[source](**options, seed=args.seed)
 
+
+def encoder_settings(args: argparse.Namespace) -> CorpusEncoderSettings:
+    """The encoder's training settings from the flags (--max-length: both lengths)."""
+    length = {"query_max_length": args.max_length, "doc_max_length": args.max_length}
+    return from_args(CorpusEncoderSettings, args, **length)
+
+
+def run(args: argparse.Namespace) -> int:
     from kirag.core.progress import progress_enabled
     from kirag.core.runconfig import RunConfig
     from kirag.errors import KiragError
     from kirag.rag import aligner_training as at
-    from kirag.rag.corpus_training import CORPUS_ALIGNER
 
-    base = CORPUS_ALIGNER if args.from_corpus else TrainSettings()
-    given = {
-        "epochs": args.epochs,
-        "learning_rate": args.lr,
-        "batch_size": args.batch_size,
-        "accumulate": args.accumulate,
-        "query_max_length": args.query_max_length,
-        "num_negatives": args.negatives,
-    }
-    settings = replace(
-        base,
-        base_model=args.model,
-        weight_decay=args.weight_decay,
-        warmup_ratio=args.warmup,
-        grad_clip=args.grad_clip,
-        doc_max_length=args.doc_max_length,
-        seed=args.seed,
-        save_steps=args.save_steps,
-        **{k: v for k, v in given.items() if v is not None},
-    )
+    settings = aligner_settings(args)
     args.negatives = settings.num_negatives
     if args.from_corpus:
         train_rows, dev_rows = _corpus_rows(args)
@@ -170,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         train_rows, dev_rows = _silver_rows(args)
     output = Path(args.output)
     checkpoints = Path(args.checkpoints or f"{output}-checkpoints")
-    trainer = at.AlignerTrainer(settings, device=args.device, progress=progress_enabled())
+    trainer = at.AlignerTrainer(settings, device=settings.device, progress=progress_enabled())
     metrics = trainer.train(train_rows, dev_rows, output, checkpoints, resume=args.resume)
     metrics.update(train_rows=len(train_rows), dev_rows=len(dev_rows))
     config = RunConfig("train aligner", {**at.settings_dict(settings), **_sources(args)})
@@ -203,33 +196,22 @@ def _corpus_rows(args: argparse.Namespace):
 
 def run_encoder(args: argparse.Namespace) -> int:
     """`kirag train encoder --from-corpus CORPUS`: ICT / title pairs, in-batch negatives."""
-    from dataclasses import replace
-
     from kirag.core.progress import progress_enabled
     from kirag.core.runconfig import RunConfig
     from kirag.io.corpus import read_corpus
     from kirag.rag import aligner_training as at
     from kirag.rag import corpus_training as ct
 
-    settings = replace(
-        ct.CORPUS_ENCODER,
-        base_model=args.model,
-        learning_rate=args.lr,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        query_max_length=args.max_length,
-        doc_max_length=args.max_length,
-        temperature=args.temperature,
-        seed=args.seed,
-        save_steps=args.save_steps,
+    settings = encoder_settings(args)
+    rows = ct.encoder_pairs(
+        read_corpus(args.from_corpus), settings.pairs, settings.seed, settings.recipe
     )
-    rows = ct.encoder_pairs(read_corpus(args.from_corpus), args.pairs, args.seed, args.recipe)
     output = Path(args.output)
     checkpoints = Path(args.checkpoints or f"{output}-checkpoints")
-    trainer = at.AlignerTrainer(settings, device=args.device, progress=progress_enabled())
+    trainer = at.AlignerTrainer(settings, device=settings.device, progress=progress_enabled())
     metrics = trainer.train(rows, [], output, checkpoints, resume=args.resume)
     metrics.update(train_rows=len(rows))
-    sources = {"from_corpus": args.from_corpus, "recipe": args.recipe, "pairs": args.pairs}
+    sources = {"from_corpus": args.from_corpus}
     config = RunConfig("train encoder", {**at.settings_dict(settings), **sources})
     config.results = metrics
     config.write(output)

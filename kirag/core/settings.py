@@ -207,12 +207,15 @@ def passes_to(parser: argparse.ArgumentParser, renames: Mapping[str, str]) -> Ma
     return renames
 
 
-def add_per_mode_arguments(parser: argparse.ArgumentParser, modes: Mapping[str, type]) -> None:
+def add_per_mode_arguments(
+    parser: argparse.ArgumentParser, modes: Mapping[str, type], *, skip: Iterable[str] = ()
+) -> None:
     """One flag for each setting declared (with a flag) by every one of several sibling classes
-    (`{mode name: settings class}`), with no default of its own: the chosen mode's default
-    applies. The help states each mode's default; the range and help are the first class's."""
+    (`{mode name: settings class}`; but `skip`), with no default of its own: the chosen mode's
+    default applies. The help states each mode's default; the range and help are the first
+    class's."""
     classes = tuple(modes.values())
-    shared = _shared(classes)
+    shared = [item for item in _shared(classes) if item.name not in set(skip)]
     for item in shared:
         defaults = ", ".join(f"{mode} {getattr(cls(), item.name)}" for mode, cls in modes.items())
         action = parser.add_argument(

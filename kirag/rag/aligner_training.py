@@ -22,9 +22,19 @@ import random
 import shutil
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from kirag.core.ranges import (
+    COUNT,
+    COUNT_OR_ZERO,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    SEED,
+)
+from kirag.core.seeding import DEFAULT_SEED
+from kirag.core.settings import check_settings, setting
 from kirag.errors import InputError, KiragError
 from kirag.models import DEFAULT_EMBEDDER
 from kirag.rag.aligner import AlignerSettings, aligner_query
@@ -52,25 +62,44 @@ class AlignerRow:
     negatives: list[str]
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainSettings:
-    """The reference's training defaults (train_aligner.py)."""
+    """How `kirag train aligner` fine-tunes a bi-encoder on the reference's aligner files or on
+    silver chains from a question file: the reference's defaults (train_aligner.py)."""
 
-    base_model: str = DEFAULT_EMBEDDER
-    learning_rate: float = 2e-5
-    weight_decay: float = 0.01
-    epochs: float = 10
-    warmup_ratio: float = 0.1
-    batch_size: int = 8
-    accumulate: int = 2
-    grad_clip: float = 1.0
-    query_max_length: int = 256
-    doc_max_length: int = REFERENCE_DOC_MAX
-    num_negatives: int = 10
-    seed: int = 42
-    save_steps: int | None = None  # None: a checkpoint per epoch
-    temperature: float = REFERENCE_TEMPERATURE  # of the contrastive loss (scale = 1 / it)
-    extra: dict = field(default_factory=dict)
+    base_model: str = setting(
+        DEFAULT_EMBEDDER, "base bi-encoder (the reference's: e5-large-v2)", flag="--model"
+    )
+    learning_rate: float = setting(2e-5, "peak learning rate", range=POSITIVE, flag="--lr")
+    weight_decay: float = setting(0.01, "AdamW weight decay", range=NON_NEGATIVE)
+    epochs: float = setting(10, "passes over the training rows", range=POSITIVE)
+    warmup_ratio: float = setting(0.1, "warm-up ratio", range=FRACTION, flag="--warmup")
+    batch_size: int = setting(
+        8, "training rows per step (each other's in-batch negatives)", range=COUNT
+    )
+    accumulate: int = setting(2, "gradient accumulation steps", range=COUNT)
+    grad_clip: float = setting(1.0, "gradient norm clipping", range=NON_NEGATIVE)
+    query_max_length: int = setting(256, "tokens of a query", range=COUNT)
+    doc_max_length: int = setting(
+        REFERENCE_DOC_MAX, "tokens of a positive or negative triple", range=COUNT
+    )
+    num_negatives: int = setting(
+        10, "hard negatives a row", range=COUNT_OR_ZERO, flag="--negatives"
+    )
+    seed: int = setting(DEFAULT_SEED, "random seed (the --seed flag)", range=SEED, cli=False)
+    save_steps: int | None = setting(
+        None, "checkpoint every N steps (default: every epoch)", range=COUNT, affects="nothing"
+    )
+    temperature: float = setting(
+        REFERENCE_TEMPERATURE, "of the contrastive loss (its scale is 1 / it)", range=POSITIVE
+    )
+    # the device moves the weights at float rounding only
+    device: str | None = setting(
+        None, "training device (default: a GPU when there is one)", affects="rounding"
+    )
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 def _triple_text(value: object, path: Path, line: int, what: str) -> str:

@@ -25,6 +25,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from kirag.core.ranges import COUNT
+from kirag.core.settings import other_default, setting
 from kirag.knowledge.triple_index import TripleIndex, triple_embedding_text
 from kirag.knowledge.triples import Triple, entity_key
 from kirag.rag.aligner_training import AlignerRow, TrainSettings
@@ -210,11 +212,42 @@ def encoder_pairs(documents, count: int, seed: int, recipe: str = "ict") -> list
 # CPU-sized settings for training from the corpus (minutes on 2 cores, not hours): one epoch,
 # short inputs, a few hard negatives besides the in-batch ones.
 CORPUS_CHAINS = 1500
-CORPUS_ALIGNER = TrainSettings(
-    epochs=1, batch_size=16, accumulate=1, query_max_length=128, num_negatives=3,
-    learning_rate=3e-5,
-)  # fmt: skip
-CORPUS_ENCODER = TrainSettings(
-    epochs=1, batch_size=32, accumulate=1, query_max_length=128, doc_max_length=128,
-    num_negatives=0, learning_rate=3e-5, temperature=0.05,
-)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CorpusAlignerSettings(TrainSettings):
+    """`kirag train aligner --from-corpus`: the aligner trained on silver chains from the triple
+    index's own graph, CPU-sized (six defaults differ from the reference's)."""
+
+    learning_rate: float = other_default(TrainSettings, "learning_rate", 3e-5)
+    epochs: float = other_default(TrainSettings, "epochs", 1)
+    batch_size: int = other_default(TrainSettings, "batch_size", 16)
+    accumulate: int = other_default(TrainSettings, "accumulate", 1)
+    query_max_length: int = other_default(TrainSettings, "query_max_length", 128)
+    num_negatives: int = other_default(TrainSettings, "num_negatives", 3)
+
+
+@dataclass(frozen=True)
+class CorpusEncoderSettings(TrainSettings):
+    """`kirag train encoder`: the dense encoder trained on query-passage pairs made from the
+    corpus (no labels), in-batch negatives only, CPU-sized."""
+
+    learning_rate: float = other_default(TrainSettings, "learning_rate", 3e-5)
+    epochs: float = other_default(TrainSettings, "epochs", 1)
+    batch_size: int = other_default(TrainSettings, "batch_size", 32)
+    accumulate: int = other_default(TrainSettings, "accumulate", 1)
+    query_max_length: int = other_default(TrainSettings, "query_max_length", 128)
+    doc_max_length: int = other_default(TrainSettings, "doc_max_length", 128)
+    num_negatives: int = other_default(TrainSettings, "num_negatives", 0)
+    temperature: float = other_default(TrainSettings, "temperature", 0.05)
+    recipe: str = setting(
+        "ict",
+        "how pairs are made: ict (a sentence as the query, the rest of its passage as the "
+        "positive), title (the title as the query), or ict+title (either, by a coin)",
+        choices=RECIPES,
+    )
+    pairs: int = setting(2000, "training pairs (one per passage)", range=COUNT)
+
+
+CORPUS_ALIGNER = CorpusAlignerSettings()
+CORPUS_ENCODER = CorpusEncoderSettings()
