@@ -7,20 +7,30 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 KIRAG := $(VENV)/bin/kirag
 EXTRAS ?= dev,llamacpp,lucene
-# llama-cpp-python is source-only on PyPI: build a portable AVX2 wheel once (~4 min) and reuse it.
+# llama-cpp-python is source-only on PyPI. `make install` builds it once (about 15 minutes on 2
+# idle cores) with runtime CPU dispatch (GGML_BACKEND_DL + GGML_CPU_ALL_VARIANTS, as llama.cpp's
+# releases ship): its CPU backend is one library per instruction-set level and ggml loads the best
+# this CPU executes — AVX-512/VNNI/BF16/AMX where present, AVX2 elsewhere, never an illegal
+# instruction on another machine reusing the cached wheel (docs/quantization.md). The wheel and
+# llama.cpp's own llama-imatrix/llama-quantize (for `kirag quantize`) are cached under a folder
+# named by the version and a hash of the flags.
 LLAMA_CPP_VERSION := 0.3.36
 WHEEL_CACHE ?= $(HOME)/.cache/kirag/wheels
 LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
-# Opt-in (not yet what `make install` uses: its full build was not completed here, see
-# docs/quantization.md): the same wheel with every x86 CPU variant chosen at run time
-# (GGML_BACKEND_DL + GGML_CPU_ALL_VARIANTS, as llama.cpp's releases ship), cached under a folder
-# named by the version and a hash of the flags, and llama.cpp's own tools for `kirag quantize`.
 LLAMA_VARIANTS_CMAKE := .ci/llama_cpu_variants.cmake
 LLAMA_DISPATCH_ARGS := $(LLAMA_CMAKE_ARGS) -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON
-LLAMA_KEY := $(shell (echo '$(LLAMA_CPP_VERSION) $(LLAMA_DISPATCH_ARGS)'; cat $(LLAMA_VARIANTS_CMAKE)) | sha256sum | cut -c1-12)
+# The x86 levels built (.ci/select_cpu_variants.py drops the others from ggml's list): AVX2
+# (haswell), AVX-VNNI (alderlake), AVX-512 (skylakex), +VNNI (cascadelake, icelake), +BF16
+# (zen4), AMX (sapphirerapids), and x64, which runs on any x86-64 CPU.
+LLAMA_CPU_VARIANTS := x64 haswell alderlake skylakex cascadelake icelake zen4 sapphirerapids
+LLAMA_KEY := $(shell (echo '$(LLAMA_CPP_VERSION) $(LLAMA_DISPATCH_ARGS) $(LLAMA_CPU_VARIANTS)'; cat $(LLAMA_VARIANTS_CMAKE) .ci/select_cpu_variants.py) | sha256sum | cut -c1-12)
 LLAMA_DIR := $(WHEEL_CACHE)/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(LLAMA_KEY)
 DEMO_DIR ?= indexes/demo
 PYTEST_ARGS ?=
+# the suite runs in this many worker processes (pytest-xdist); the tests of the session's triple
+# index stay in one (tests/conftest.py groups them) so it is built once. 0: one process.
+PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup)
 
 VLLM_VENV ?= .venv-vllm
 VLLM_PY := $(VLLM_VENV)/bin/python
@@ -30,8 +40,8 @@ VLLM_PY := $(VLLM_VENV)/bin/python
 $(VENV)/.installed: pyproject.toml constraints.txt requirements-ner.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade -c constraints.txt pip setuptools wheel
-	$(MAKE) --no-print-directory llama-wheel
-	$(PIP) install --quiet -c constraints.txt $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
+	$(MAKE) --no-print-directory llama-tools
+	$(PIP) install --quiet -c constraints.txt $(LLAMA_DIR)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
 	# a stale kirag.egg-info in the source tree would shadow the new metadata (entry points)
 	rm -rf kirag.egg-info
 	# pyproject.toml has ranges; constraints.txt has the exact versions tested (torch: CPU build)
@@ -51,6 +61,8 @@ CHROMIUM ?= /usr/bin/chromium
 browser:
 	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# The earlier single build (AVX2 only, no runtime dispatch; about 4 minutes): not what `make
+# install` uses; for a machine where the dispatch build is too long (then pip install it yourself).
 llama-wheel:
 	@mkdir -p $(WHEEL_CACHE)
 	@if ls $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1; then \
@@ -61,17 +73,17 @@ llama-wheel:
 			llama-cpp-python==$(LLAMA_CPP_VERSION) -w $(WHEEL_CACHE); \
 	fi
 
-# Built in the unpacked sdist (a folder that stays: llama-tools builds in the same tree), about
-# an hour on a busy 2-core machine for the 14 CPU variants (measured here at nice 10), once.
+# Built in the unpacked sdist (a folder that stays: llama-tools builds in the same tree), once.
 llama-wheel-dispatch:
 	@mkdir -p $(LLAMA_DIR)
 	@if ls $(LLAMA_DIR)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1; then \
 		echo "reusing $$(ls $(LLAMA_DIR)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl)"; \
 	else \
-		echo "building llama-cpp-python $(LLAMA_CPP_VERSION) with every CPU variant (long: 14 CPU variants; once)"; \
+		echo "building llama-cpp-python $(LLAMA_CPP_VERSION) with its CPU variants ($(LLAMA_CPU_VARIANTS); long, once)"; \
 		rm -rf $(LLAMA_DIR)/src $(LLAMA_DIR)/build && \
 		$(PIP) download --quiet --no-deps --no-binary :all: llama-cpp-python==$(LLAMA_CPP_VERSION) -d $(LLAMA_DIR) && \
 		mkdir -p $(LLAMA_DIR)/src && tar -xzf $(LLAMA_DIR)/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz -C $(LLAMA_DIR)/src --strip-components=1 && \
+		$(PY) .ci/select_cpu_variants.py $(LLAMA_DIR)/src/vendor/llama.cpp/ggml/src/CMakeLists.txt $(LLAMA_CPU_VARIANTS) && \
 		CMAKE_ARGS="$(LLAMA_DISPATCH_ARGS) -DCMAKE_PROJECT_llama_cpp_INCLUDE=$(CURDIR)/$(LLAMA_VARIANTS_CMAKE)" \
 		$(PIP) wheel --quiet --no-deps -C build-dir=$(LLAMA_DIR)/build $(LLAMA_DIR)/src -w $(LLAMA_DIR); \
 	fi
@@ -132,7 +144,7 @@ $(DEMO_DIR)/enwiki-triples/manifest.json: | install
 
 test: install browser
 	$(PY) -m ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	$(PY) -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; \
 	exit $$rc
 
@@ -141,7 +153,7 @@ test: install browser
 # `make test`, everything.
 FAST_LANE := not slow and not llm and not triple_index
 test-fast: install
-	$(PY) -m pytest -m "$(FAST_LANE)" $(PYTEST_ARGS); rc=$$?; \
+	$(PY) -m pytest $(PYTEST_PARALLEL) -m "$(FAST_LANE)" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; \
 	exit $$rc
 

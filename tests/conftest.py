@@ -179,6 +179,11 @@ MARKING_FIXTURES = {
 }
 
 
+# Under pytest-xdist (`make test` runs -n 2 --dist loadgroup), the tests of one session-built
+# index run in one worker, so the index is built once, not once per worker.
+GROUPED_MARKERS = ("triple_index",)
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
@@ -187,3 +192,5 @@ def pytest_collection_modifyitems(config, items) -> None:
         for marker, fixtures in MARKING_FIXTURES.items():
             if used & fixtures:
                 item.add_marker(marker)
+                if marker in GROUPED_MARKERS:
+                    item.add_marker(pytest.mark.xdist_group(marker))

@@ -28,14 +28,15 @@ def rounded(values: dict, digits: int = 4) -> dict:
     return {k: round(v, digits) if isinstance(v, float) else v for k, v in values.items()}
 
 
-def run_child(module: str, args: Sequence, what: str) -> dict:
+def run_child(module: str, args: Sequence, what: str, env: dict | None = None) -> dict:
     """Run `python -m module args...` in a fresh process (its own peak RSS, no shared JVM or
-    model) and parse the JSON on the last line of its output; a failure raises with its stderr."""
+    model; `env` added to this one's) and parse the JSON on the last line of its output; a
+    failure raises with its stderr."""
     result = subprocess.run(
         [sys.executable, "-m", module, *map(str, args)],
         capture_output=True,
         text=True,
-        env={**os.environ, "KIRAG_PROGRESS": "0"},
+        env={**os.environ, "KIRAG_PROGRESS": "0", **(env or {})},
     )
     if result.returncode != 0:
         raise RuntimeError(f"{what} child failed:\n{result.stderr[-2000:]}")

@@ -29,6 +29,8 @@ CONFIGS = {
     # Q8_0 holds the Q4_1 weights almost exactly and has fast CPU prompt kernels too
     "llamacpp-q8_0": {"engine": "llamacpp", "options": {"quantize": "q8_0"}},
     "llamacpp-iq4_nl": {"engine": "llamacpp", "options": {"quantize": "iq4_nl"}},
+    # the k-quant users pick for 4 bits (mixed 4/6-bit blocks; kirag quantize's default format)
+    "llamacpp-q4_k_m": {"engine": "llamacpp", "options": {"quantize": "q4_k_m"}},
     # the same weights in full precision inside llama.cpp (f32 weights and KV cache; flash
     # attention off, its CPU kernel moves log-probs by ~5e-3 against ~1e-5 without): how far
     # another implementation's arithmetic alone moves the scores
@@ -42,6 +44,29 @@ F32_INSIDE_LLAMACPP = "llamacpp-f32"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from kirag.bench.random_gguf import SHAPES
+    from kirag.models import DEFAULT_LLM
+
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_LLM,
+        help="the model every configuration loads: a name or a GGUF path (rank1-7b's, say)",
+    )
+    parser.add_argument(
+        "--speed-only",
+        choices=sorted(SHAPES),
+        default=None,
+        help="instead of --model, a GGUF of this Rank1-sized architecture with seeded random "
+        "weights (written once into kirag's cache): honest pairs/s at a realistic size, "
+        "scores that mean nothing (no agreement is reported)",
+    )
+    parser.add_argument(
+        "--cpu-variants",
+        default="",
+        help="comma-separated llama.cpp CPU variants to run each llamacpp configuration under "
+        "(e.g. haswell,zen4: AVX2 against AVX-512/VNNI/BF16 on one build); empty: the best "
+        "this CPU runs",
+    )
     parser.add_argument("--budgets", default="0,64,256", help="thinking budgets to measure")
     parser.add_argument("--candidates", type=COUNT, default=20, help="BM25 candidates per question")
     parser.add_argument(
@@ -108,12 +133,16 @@ def build_pairs(candidates: int) -> tuple[list[tuple[str, str, str, str]], dict]
     return pairs, qrels
 
 
-def _child(spec: dict) -> dict:
-    """One configuration in its own process; a failure is reported as the row's error."""
+def _child(spec: dict, cpu_variant: str | None = None) -> dict:
+    """One configuration in its own process (under `cpu_variant`, llama.cpp's CPU library, when
+    given); a failure is reported as the row's error."""
+    from kirag.llm.llamacpp_backends import VARIANT_VARIABLE
+
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(spec, fh)
+    env = {VARIANT_VARIABLE: cpu_variant} if cpu_variant else {}
     try:
-        return run_child("kirag.bench.children.rank1", [fh.name], spec["engine"])
+        return run_child("kirag.bench.children.rank1", [fh.name], spec["engine"], env=env)
     except RuntimeError as exc:
         lines = str(exc).strip().splitlines()
         return {"error": lines[-1] if lines else "failed"}
@@ -158,53 +187,48 @@ def run(args: argparse.Namespace) -> dict:
     budgets = [int(b) for b in args.budgets.split(",") if b.strip()]  # empty: --remote only
     counts = [int(n) for n in args.questions.split(",")][: len(budgets)]
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    variants = [v.strip() for v in args.cpu_variants.split(",") if v.strip()]
+    model, model_record = _model(args)
+    runs = _runs(configs, variants)
     qids = list(dict.fromkeys(p[0] for p in pairs))
     out: dict = {
+        **model_record,
         "pairs_available": len(pairs),
         "candidates_per_question": args.candidates,
         "configs": {name: CONFIGS[name] for name in configs},
+        "cpu_variants": variants or "the best this CPU runs",
         "budgets": {},
     }
-    first_stage = {}
-    for qid, _, doc_id, _ in pairs:
-        first_stage.setdefault(qid, []).append(doc_id)
+    speed_only = bool(args.speed_only)
     for budget, count in zip(budgets, counts, strict=True):
         chosen = [p for p in pairs if p[0] in set(qids[:count])]
         section: dict = {"questions": count, "pairs": len(chosen)}
         results = {}
-        for name in configs:
+        for label, (name, variant) in runs.items():
             spec = {
                 **CONFIGS[name],
+                "model": model,
                 "budget": budget,
                 "batch_size": args.batch_size,
                 "pairs": [(p[1], p[3]) for p in chosen],
             }
-            results[name] = _child(spec)
-        reference = results.get("transformers-fp32", {}).get("p_true")
-        inside = results.get(F32_INSIDE_LLAMACPP, {}).get("p_true")
-        for name, result in results.items():
+            results[label] = _child(spec, variant)
+        reference = None if speed_only else results.get("transformers-fp32", {}).get("p_true")
+        for label, result in results.items():
             row = {
                 k: (round(v, 4) if isinstance(v, float) else v)
                 for k, v in result.items()
                 if k != "p_true" or args.keep_scores
             }
             if reference and "p_true" in result:
-                row.update(
-                    {
-                        k: round(v, 4)
-                        for k, v in agreement(chosen, result["p_true"], reference, qrels).items()
-                    }
-                )
-            if inside and "p_true" in result and name.startswith("llamacpp-"):
+                found = agreement(chosen, result["p_true"], reference, qrels)
+                row.update({k: round(v, 4) for k, v in found.items()})
+            inside = None if speed_only else _f32_inside(results, runs[label][1])
+            if inside and "p_true" in result and label.startswith("llamacpp-"):
                 found = agreement(chosen, result["p_true"], inside, qrels, against="llamacpp_f32")
                 row.update({k: round(v, 4) for k, v in found.items() if "_vs_" in k})
-            section[name] = row
-        fp32 = results.get("transformers-fp32", {}).get("pairs_per_second")
-        for name in configs:
-            if fp32 and "pairs_per_second" in results[name]:
-                section[name]["speedup_vs_fp32"] = round(
-                    results[name]["pairs_per_second"] / fp32, 3
-                )
+            section[label] = row
+        _speedups_vs_baselines(section, results, runs)
         out["budgets"][str(budget)] = section
     if args.remote:
         from kirag.bench.rerank_remote import measure
@@ -220,12 +244,66 @@ def run(args: argparse.Namespace) -> dict:
         )
     if args.speedup_questions:
         out["batching_and_prefix_reuse"] = _speedups(
-            pairs, qids[: args.speedup_questions], args.batch_size
+            pairs, qids[: args.speedup_questions], args.batch_size, model
         )
     return out
 
 
-def _speedups(pairs, qids: list[str], batch_size: int) -> dict:
+def _model(args: argparse.Namespace) -> tuple[str, dict]:
+    """The model path every configuration loads, and what the results say of it."""
+    if not args.speed_only:
+        return args.model, {"model": args.model}
+    from kirag.bench.random_gguf import SEED, SHAPES, random_gguf
+
+    shape = SHAPES[args.speed_only]
+    path = random_gguf(shape, SEED)
+    return str(path), {
+        "model": f"{shape.name} architecture, seeded random weights (seed {SEED})",
+        "model_path": str(path),
+        "parameters": shape.parameters,
+        "speed_only": "random weights: pairs/s are real, P(true) means nothing "
+        "(no agreement reported); tokenizer: SmolLM2's, padded to the shape's vocabulary",
+    }
+
+
+def _runs(configs: list[str], variants: list[str]) -> dict[str, tuple[str, str | None]]:
+    """Row label -> (configuration, CPU variant): each llama.cpp configuration once per variant
+    (`name@variant`), the others once."""
+    runs: dict[str, tuple[str, str | None]] = {}
+    for name in configs:
+        if variants and CONFIGS[name]["engine"] == "llamacpp":
+            runs.update({f"{name}@{v}": (name, v) for v in variants})
+        else:
+            runs[name] = (name, None)
+    return runs
+
+
+def _f32_inside(results: dict, variant: str | None) -> list[float] | None:
+    """llama.cpp's own full-precision P(true), under the same CPU variant."""
+    return results.get(_f32_inside_label(variant), {}).get("p_true")
+
+
+def _speedups_vs_baselines(section: dict, results: dict, runs: dict) -> None:
+    """Each row's pairs/s over transformers fp32's, and over llama.cpp f32's under the same CPU
+    variant (the other full-precision baseline, same engine)."""
+    fp32 = results.get("transformers-fp32", {}).get("pairs_per_second")
+    for label, (_, variant) in runs.items():
+        speed = results[label].get("pairs_per_second")
+        if not speed:
+            continue
+        if fp32:
+            section[label]["speedup_vs_fp32"] = round(speed / fp32, 3)
+        inside = _f32_inside_label(variant)
+        f32 = results.get(inside, {}).get("pairs_per_second")
+        if f32 and label.startswith("llamacpp-"):
+            section[label]["speedup_vs_llamacpp_f32"] = round(speed / f32, 3)
+
+
+def _f32_inside_label(variant: str | None) -> str:
+    return f"{F32_INSIDE_LLAMACPP}@{variant}" if variant else F32_INSIDE_LLAMACPP
+
+
+def _speedups(pairs, qids: list[str], batch_size: int, model: str) -> dict:
     """Same pairs, budget 0: one at a time vs batched (transformers, prefix sharing off and on),
     and llama.cpp one prompt at a time from an empty cache vs its batched sequences with KV-prefix
     reuse."""
@@ -262,7 +340,7 @@ def _speedups(pairs, qids: list[str], batch_size: int) -> dict:
     }
     out: dict = {"pairs": len(chosen), "budget": 0}
     for name, spec in runs.items():
-        result = _child({**spec, "budget": 0, "pairs": chosen})
+        result = _child({**spec, "model": model, "budget": 0, "pairs": chosen})
         out[name] = {
             k: round(v, 4)
             for k, v in result.items()

@@ -5,11 +5,16 @@ and ggml loads, at run time, the best one this CPU can execute — AVX-512/VNNI/
 present, AVX2 elsewhere, never an illegal instruction on another machine. ggml looks for the
 libraries beside the executable and in the working directory, not inside the wheel, so kirag
 loads them from the wheel's own `llama_cpp/lib` before the first model. A wheel built without
-runtime dispatch has one `libggml-cpu.so` and reports itself as such."""
+runtime dispatch has one `libggml-cpu.so` and reports itself as such.
+
+`KIRAG_LLAMA_CPU_VARIANT=haswell` (any shipped variant this CPU can execute) loads that one
+instead of the best: how `kirag bench rerank --cpu-variants` compares AVX2 with AVX-512/VNNI on
+one machine and one build. It is per process, as ggml's backend registry is."""
 
 from __future__ import annotations
 
 import ctypes
+import os
 import re
 import sys
 import threading
@@ -18,6 +23,7 @@ from pathlib import Path
 from kirag.core.runconfig import RUNTIME_HOOKS
 
 SINGLE_BUILD = "single build (no runtime CPU dispatch)"
+VARIANT_VARIABLE = "KIRAG_LLAMA_CPU_VARIANT"
 _VARIANT = re.compile(r"libggml-cpu(?:-([A-Za-z0-9_.]+))?\.so")
 _lock = threading.Lock()
 _ready = False
@@ -36,21 +42,56 @@ def cpu_variants(folder: Path) -> list[str]:
 
 def ensure_backends(llama_cpp) -> None:
     """Load llama.cpp's backends once per process: from the wheel's library folder when the
-    wheel ships them as loadable variants (ggml picks the best the CPU supports), then
+    wheel ships them as loadable variants (ggml picks the best the CPU supports, or the one
+    KIRAG_LLAMA_CPU_VARIANT names), then
     `llama_backend_init` (which loads nothing more once a backend is registered)."""
     global _ready
     with _lock:
         if _ready:
             return
         folder = library_folder(llama_cpp)
+        chosen = os.environ.get(VARIANT_VARIABLE, "").strip()
+        library = chosen_library(folder, chosen) if chosen else None
         if cpu_variants(folder):
-            ggml = ctypes.CDLL(str(folder / "libggml.so"))
+            ggml = ctypes.CDLL(str(_loaded_ggml(folder)))
             ggml.ggml_backend_reg_count.restype = ctypes.c_size_t
-            if ggml.ggml_backend_reg_count() == 0:
+            if ggml.ggml_backend_reg_count() == 0 and library:
+                ggml.ggml_backend_load.argtypes = [ctypes.c_char_p]
+                ggml.ggml_backend_load.restype = ctypes.c_void_p
+                ggml.ggml_backend_load(str(library).encode())
+            elif ggml.ggml_backend_reg_count() == 0:
                 ggml.ggml_backend_load_all_from_path.argtypes = [ctypes.c_char_p]
                 ggml.ggml_backend_load_all_from_path(str(folder).encode())
         llama_cpp.llama_backend_init()
         _ready = True
+
+
+def _loaded_ggml(folder: Path) -> Path:
+    """The libggml file libllama links (its soname, `libggml.so.0`): a wheel holds copies, not
+    links, of libggml.so / .so.0 / .so.0.x, and a backend registered in another copy is one
+    llama.cpp never sees ("no backends are loaded")."""
+    soname = folder / "libggml.so.0"
+    return soname if soname.is_file() else folder / "libggml.so"
+
+
+def chosen_library(folder: Path, variant: str) -> Path:
+    """The library of a variant named by KIRAG_LLAMA_CPU_VARIANT, once checked that the wheel
+    ships it and that this CPU can execute it (its own `ggml_backend_score` is 0 otherwise:
+    loading it anyway would end in an illegal instruction)."""
+    from kirag.errors import SettingsError
+
+    shipped = cpu_variants(folder)
+    if variant not in shipped:
+        raise SettingsError(
+            f"{VARIANT_VARIABLE}={variant}: this llama.cpp wheel ships "
+            f"{', '.join(shipped) or 'no CPU variants (a single build)'}"
+        )
+    path = folder / f"libggml-cpu-{variant}.so"
+    score = ctypes.CDLL(str(path)).ggml_backend_score
+    score.restype = ctypes.c_int
+    if score() == 0:
+        raise SettingsError(f"{VARIANT_VARIABLE}={variant}: this CPU cannot execute that variant")
+    return path
 
 
 def _runtime_detail() -> dict[str, str]:

@@ -14,11 +14,12 @@ from kirag.bench.memory import peak_rss_mb
 
 def main(argv: list[str]) -> None:
     from kirag.llm.factory import load_engine
+    from kirag.llm.llamacpp_backends import loaded_cpu_variant
     from kirag.models import DEFAULT_LLM
     from kirag.rerank.rank1 import Rank1Reranker
 
     spec = json.loads(Path(argv[0]).read_text())
-    engine = load_engine(DEFAULT_LLM, spec["engine"], **spec["options"])
+    engine = load_engine(spec.get("model", DEFAULT_LLM), spec["engine"], **spec["options"])
     pairs = [tuple(p) for p in spec["pairs"]]
     reranker = Rank1Reranker(
         engine=engine, thinking_budget=spec["budget"], batch_size=spec["batch_size"]
@@ -34,6 +35,7 @@ def main(argv: list[str]) -> None:
             "p_true": [s.p_true for s in scores],
             "fallbacks": reranker.fallbacks,
             "thinking_tokens": sum(s.thinking_tokens for s in scores),
+            **({"cpu_variant": loaded_cpu_variant()} if spec["engine"] == "llamacpp" else {}),
         }
     )
 
