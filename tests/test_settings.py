@@ -36,6 +36,7 @@ OTHER_SETTINGS = {
     ("kirag serve", "--model"): "the reranker's model",
     ("kirag bench reproduce", "--model"): "the LLM of every role",
     ("kirag bench quantize", "--model"): "the GGUF quantized",
+    ("kirag bench rerank", "--model"): "the reranker every configuration of the benchmark loads",
     ("kirag quantize", "--context"): "the context the calibration prompts are fitted to",
     ("kirag bench rerank", "--batch-size"): "the benchmark's own grid value",
     ("kirag bench quantize", "--batch-size"): "the benchmark's own grid value",
