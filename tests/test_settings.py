@@ -51,7 +51,6 @@ OTHER_SETTINGS = {
     ("kirag bench rerank", "--candidates"): "BM25 passages per question, not triples",
     ("kirag bench quantize", "--candidates"): "BM25 passages per question, not triples",
     ("kirag bench kirag-cv", "--turns"): "the list of turns the cross-validation tries",
-    ("kirag bench reproduce", "--turns"): "the benchmark's own (CPU-sized) reference turns",
     ("kirag search", "--k"): "hits per query of a search run, not documents per answer",
     ("kirag rerank", "--k"): "the first stage's hits reranked",
     ("kirag quantize", "--k"): "first-stage passages of a calibration query",

@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from kirag.core.settings import add_arguments as add_settings
     from kirag.knowledge.triple_index import TripleIndexSettings
     from kirag.rag.reader import ReaderSettings
+    from kirag.rag.reference import ReferenceSettings
 
     parser.add_argument(
         "--dataset", required=True, help="a prepared dataset folder (kirag data prepare)"
@@ -58,20 +59,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pool section to use (default: the dataset's name with --demonstrations, "
         "else the shipped 'wikipedia')",
     )
-    parser.add_argument("--turns", type=COUNT, default=5, help="KiRAG-reference turns")
-    parser.add_argument(
-        "--num-demonstrations",
-        type=COUNT_OR_ZERO,
-        default=5,
-        help="chain demonstrations per constructor prompt (the reference's 5)",
+    # KiRAG-reference's turns, demonstrations and constructor tokens: the reference's
+    add_settings(
+        parser,
+        ReferenceSettings,
+        only=("max_turns", "num_demonstrations", "max_new_tokens"),
     )
     parser.add_argument("--rounds", type=COUNT, default=3, help="retrieve-read-retrieve rounds")
-    parser.add_argument(
-        "--constructor-max-tokens",
-        type=COUNT,
-        default=64,
-        help="new tokens per constructor step (the reference's 64)",
-    )
     add_settings(parser, ReaderSettings)  # --reader-k, --reader-max-tokens: the reference's
     parser.add_argument(
         "--index",

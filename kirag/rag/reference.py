@@ -60,10 +60,10 @@ class ReferenceSettings:
     )
     max_choices: int = setting(100, "pool triples shown to the constructor", range=COUNT, cli=False)
     max_new_tokens: int = setting(
-        64, "tokens the constructor writes per turn", range=COUNT, cli=False
+        64, "tokens the constructor writes per turn", range=COUNT, flag="--constructor-max-tokens"
     )
     num_demonstrations: int = setting(
-        5, "chain demonstrations in the constructor's prompt", range=COUNT_OR_ZERO, cli=False
+        5, "chain demonstrations in the constructor's prompt", range=COUNT_OR_ZERO
     )
     beam_size: int = setting(
         1, "chains kept per turn (the reference: 1)", range=COUNT, flag="--beam"
