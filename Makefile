@@ -74,7 +74,10 @@ llama-wheel:
 	fi
 
 # Built in the unpacked sdist (a folder that stays: llama-tools builds in the same tree), once.
+# Debian's cmake and ninja build the wheel and, later, the tools in the same tree (installed once,
+# as root, where missing; pip's isolated cmake would be gone by the time llama-tools runs).
 llama-wheel-dispatch:
+	@command -v cmake >/dev/null && command -v ninja >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake ninja-build; }
 	@mkdir -p $(LLAMA_DIR)
 	@if ls $(LLAMA_DIR)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1; then \
 		echo "reusing $$(ls $(LLAMA_DIR)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl)"; \
