@@ -37,3 +37,26 @@ def test_shipped_variants_are_listed_from_the_library_folder(tmp_path):
 def test_the_engine_and_run_configs_name_the_variant_that_ran(llamacpp_engine):
     assert llamacpp_engine.cpu_variant  # this process loaded a CPU backend
     assert runtime_details() == {"llama_cpp_cpu_variant": llamacpp_engine.cpu_variant}
+
+
+@pytest.mark.llamacpp
+def test_checking_other_variants_leaves_the_one_that_runs_named(llamacpp_engine):
+    """KIRAG_LLAMA_CPU_VARIANT's check loads a variant to ask its score: it is closed again, so
+    the memory map and the run record still name only the backend that runs (CI once read a
+    scored variant as the loaded one)."""
+    import contextlib
+
+    import llama_cpp
+
+    from kirag.errors import SettingsError
+    from kirag.llm.llamacpp_backends import chosen_library, library_folder
+
+    folder = library_folder(llama_cpp)
+    variants = cpu_variants(folder)
+    if not variants:
+        pytest.skip("the llama.cpp wheel has no runtime CPU dispatch (make llama-wheel-dispatch)")
+    for variant in variants:
+        with contextlib.suppress(SettingsError):  # one this CPU cannot execute
+            chosen_library(folder, variant)
+    assert loaded_cpu_variant() == llamacpp_engine.cpu_variant
+    assert runtime_details() == {"llama_cpp_cpu_variant": llamacpp_engine.cpu_variant}

@@ -24,7 +24,9 @@ def test_serve_on_ray_answers_search_like_the_python_api(enwiki_bm25, monkeypatc
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     args = ["--index", str(enwiki_bm25), "--ray", "--replicas", "1", "--replica-cpus", "0.5"]
     server = ServerProcess(args).start(timeout=RAY_START_S)
+    serving = "on Ray Serve (1 replica(s), 0.5 CPU each)"
     try:
+        server.wait_for(serving, timeout=RAY_START_S)
         health = httpx.get(f"{server.url}/health", timeout=30).json()
         assert health["search"] is True and health["rerank"] is False
         assert health["indexes"] == [str(enwiki_bm25)]
@@ -39,10 +41,10 @@ def test_serve_on_ray_answers_search_like_the_python_api(enwiki_bm25, monkeypatc
         assert over.status_code == 422 and "k" in over.json()["error"]
     finally:
         code = server.stop(timeout=60)
-        output = server.output()
+        output = server.output(tail=None)
         server.log.close()
-    assert code == 0, output
-    assert "on Ray Serve (1 replica(s), 0.5 CPU each)" in output
+    assert code == 0, output[-4000:]
+    assert serving in output
 
 
 def test_sigterm_while_the_deployment_starts_is_a_clean_exit(enwiki_bm25, monkeypatch):

@@ -70,9 +70,20 @@ class ServerProcess:
         self.kill()
         raise RuntimeError(f"kirag serve did not answer /health in {timeout} s:\n{self.output()}")
 
-    def output(self) -> str:
+    def output(self, tail: int | None = 4000) -> str:
+        """The server's log (its last `tail` characters; None: all of it)."""
         self.log.seek(0)
-        return self.log.read().decode("utf-8", errors="replace")[-4000:]
+        text = self.log.read().decode("utf-8", errors="replace")
+        return text[-tail:] if tail else text
+
+    def wait_for(self, text: str, timeout: float = SERVER_START_S) -> None:
+        """Until the server has printed `text`: /health may answer before the server says it
+        serves (Ray Serve's proxy routes while `serve.run` still waits for the app)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output(tail=None):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"kirag serve did not print {text!r}:\n{self.output()}")
+            time.sleep(0.2)
 
     @property
     def pid(self) -> int:

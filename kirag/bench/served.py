@@ -1,5 +1,6 @@
-"""llama-cpp-python's own OpenAI-compatible server (`python -m llama_cpp.server`, its [server]
-extra) started on a loopback port over a GGUF file: what `kirag bench rerank --remote` measures
+"""llama-cpp-python's own OpenAI-compatible server (llama_cpp.server, its [server] extra, run
+through kirag.llm.llamacpp_server so that kirag's llama.cpp build loads its CPU backend) started
+on a loopback port over a GGUF file: what `kirag bench rerank --remote` measures
 through, and what the openai engine's tests run against."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def free_port() -> int:
 
 
 class LlamaServer:
-    """`python -m llama_cpp.server` on 127.0.0.1:`port`, serving `model` as `alias`."""
+    """llama_cpp.server on 127.0.0.1:`port`, serving `model` as `alias`."""
 
     name = "llama_cpp.server"
 
@@ -44,7 +45,7 @@ class LlamaServer:
     def command(self) -> list[str]:
         """The server's command line."""
         command = [
-            sys.executable, "-m", "llama_cpp.server",
+            sys.executable, "-m", "kirag.llm.llamacpp_server",
             "--model", str(self.model), "--model_alias", self.alias,
             "--host", "127.0.0.1", "--port", str(self.port),
             "--n_ctx", str(self.context), "--n_threads", str(os.cpu_count() or 1),

@@ -27,6 +27,7 @@ VARIANT_VARIABLE = "KIRAG_LLAMA_CPU_VARIANT"
 _VARIANT = re.compile(r"libggml-cpu(?:-([A-Za-z0-9_.]+))?\.so")
 _lock = threading.Lock()
 _ready = False
+_variant: str | None = None  # the CPU backend ensure_backends registered in this process
 
 
 def library_folder(llama_cpp) -> Path:
@@ -45,7 +46,7 @@ def ensure_backends(llama_cpp) -> None:
     wheel ships them as loadable variants (ggml picks the best the CPU supports, or the one
     KIRAG_LLAMA_CPU_VARIANT names), then
     `llama_backend_init` (which loads nothing more once a backend is registered)."""
-    global _ready
+    global _ready, _variant
     with _lock:
         if _ready:
             return
@@ -63,6 +64,7 @@ def ensure_backends(llama_cpp) -> None:
                 ggml.ggml_backend_load_all_from_path.argtypes = [ctypes.c_char_p]
                 ggml.ggml_backend_load_all_from_path(str(folder).encode())
         llama_cpp.llama_backend_init()
+        _variant = loaded_cpu_variant()  # ggml unloaded the variants it scored and did not keep
         _ready = True
 
 
@@ -87,22 +89,40 @@ def chosen_library(folder: Path, variant: str) -> Path:
             f"{', '.join(shipped) or 'no CPU variants (a single build)'}"
         )
     path = folder / f"libggml-cpu-{variant}.so"
-    score = ctypes.CDLL(str(path)).ggml_backend_score
-    score.restype = ctypes.c_int
-    if score() == 0:
+    if _score(path) == 0:
         raise SettingsError(f"{VARIANT_VARIABLE}={variant}: this CPU cannot execute that variant")
     return path
+
+
+def _score(path: Path) -> int:
+    """A variant's own `ggml_backend_score` (0: this CPU cannot execute it), the library closed
+    again after, as ggml's own loader does: one left mapped would be taken for the variant that
+    runs."""
+    import _ctypes
+
+    library = ctypes.CDLL(str(path))
+    try:
+        library.ggml_backend_score.restype = ctypes.c_int
+        return library.ggml_backend_score()
+    finally:
+        _ctypes.dlclose(library._handle)
 
 
 def _runtime_detail() -> dict[str, str]:
     """The run record's "llama_cpp_cpu_variant", when llama.cpp ran in this process."""
     if "llama_cpp" not in sys.modules:
         return {}
-    variant = loaded_cpu_variant()
+    variant = running_cpu_variant()
     return {"llama_cpp_cpu_variant": variant} if variant else {}
 
 
 RUNTIME_HOOKS.append(_runtime_detail)
+
+
+def running_cpu_variant() -> str | None:
+    """The CPU variant llama.cpp runs in this process: the one ensure_backends registered, else
+    (llama.cpp loaded by other code) the one in the memory map."""
+    return _variant or loaded_cpu_variant()
 
 
 def loaded_cpu_variant(maps: str | Path = "/proc/self/maps") -> str | None:
@@ -130,6 +150,6 @@ def describe(llama_cpp=None) -> dict:
     ensure_backends(llama_cpp)
     folder = library_folder(llama_cpp)
     return {
-        "cpu_variant": loaded_cpu_variant(),
+        "cpu_variant": running_cpu_variant(),
         "cpu_variants_shipped": cpu_variants(folder) or [SINGLE_BUILD],
     }

@@ -31,7 +31,7 @@ from kirag.llm.base import (
     shared_prefix,
     single_token_id,
 )
-from kirag.llm.llamacpp_backends import ensure_backends, loaded_cpu_variant
+from kirag.llm.llamacpp_backends import ensure_backends, running_cpu_variant
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class LlamaCppEngine(EngineTokens):
         self._llama_cpp = llama_cpp
         set_verbose(False)
         ensure_backends(llama_cpp)  # the CPU variant this machine runs best (see the module)
-        self.cpu_variant = loaded_cpu_variant()
+        self.cpu_variant = running_cpu_variant()
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = 0
         self._model = _internals.LlamaModel(

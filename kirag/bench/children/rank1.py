@@ -14,7 +14,7 @@ from kirag.bench.memory import peak_rss_mb
 
 def main(argv: list[str]) -> None:
     from kirag.llm.factory import load_engine
-    from kirag.llm.llamacpp_backends import loaded_cpu_variant
+    from kirag.llm.llamacpp_backends import running_cpu_variant
     from kirag.models import DEFAULT_LLM
     from kirag.rerank.rank1 import Rank1Reranker
 
@@ -35,7 +35,7 @@ def main(argv: list[str]) -> None:
             "p_true": [s.p_true for s in scores],
             "fallbacks": reranker.fallbacks,
             "thinking_tokens": sum(s.thinking_tokens for s in scores),
-            **({"cpu_variant": loaded_cpu_variant()} if spec["engine"] == "llamacpp" else {}),
+            **({"cpu_variant": running_cpu_variant()} if spec["engine"] == "llamacpp" else {}),
         }
     )
 
