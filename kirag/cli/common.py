@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,21 @@ from kirag.scale.executors import RayExecutorSettings
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows defaults and keeps the line breaks of descriptions and epilogs."""
+    """Shows each flag's default and keeps the line breaks of descriptions and epilogs; says
+    nothing for a flag without one (None), a switch, or a help text that states its own."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            action.default is None
+            or isinstance(action.default, bool)
+            or _STATES_DEFAULT.search(text)
+        ):
+            return action.help
+        return super()._get_help_string(action)
+
+
+_STATES_DEFAULT = re.compile(r"\bdefault\b|%\(default\)", re.IGNORECASE)
 
 
 def add_command(
