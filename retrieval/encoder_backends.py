@@ -95,16 +95,16 @@ class EncoderBackend:
             raise InputError(
                 f"unknown quantisation {self.quantize!r}; known: {', '.join(QUANTIZATIONS)}"
             )
-        if self.quantize and self.backend == "torch":
-            raise InputError(
-                "int8 quantisation runs on the onnx or openvino encoder backend "
-                "(backend=onnx|openvino with quantize=int8)",
-                parameters=("backend", "quantize"),
-            )
         if self.quantize in OPENVINO_ONLY and self.backend != "openvino":
             raise InputError(
                 f"{self.quantize} runs on the openvino encoder backend "
                 f"(backend=openvino with quantize={self.quantize})",
+                parameters=("backend", "quantize"),
+            )
+        if self.quantize and self.backend == "torch":
+            raise InputError(
+                "int8 quantisation runs on the onnx or openvino encoder backend "
+                "(backend=onnx|openvino with quantize=int8)",
                 parameters=("backend", "quantize"),
             )
 

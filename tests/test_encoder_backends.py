@@ -282,7 +282,7 @@ def test_openvino_int8_mixed_keeps_sensitive_matmuls_float(
     )
     assert np.allclose(again.encode(texts[:4]), vectors[:4], atol=1e-5)
     for backend in ("onnx", "torch"):
-        with pytest.raises(InputError, match="openvino encoder backend") as caught:
+        with pytest.raises(InputError, match="int8-mixed runs on the openvino encoder") as caught:
             EncoderBackend(backend, "int8-mixed")
         assert "\n" not in str(caught.value)
 
