@@ -308,8 +308,9 @@ class DenseSettings:
     quantize: str | None = setting(
         None,
         "int8: int8 weights for --encoder-backend onnx|openvino (faster, agrees less); bf16: "
-        "bfloat16 arithmetic for --encoder-backend openvino on CPUs that have it (see "
-        "docs/retrieval.md)",
+        "bfloat16 arithmetic for --encoder-backend openvino on CPUs that have it; int8-mixed: "
+        "openvino int8 with its most sensitive matrix products kept in bfloat16 (between the "
+        "two; see docs/retrieval.md)",
         choices=QUANTIZATIONS,
     )
 

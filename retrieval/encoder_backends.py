@@ -10,6 +10,10 @@ the ONNX file, and int8 OpenVINO is NNCF's post-training static quantisation wit
 calibration passages (what `export_static_quantized_openvino_model` runs, with kirag's bundled
 passages instead of GLUE from the hub, so it works offline). OpenVINO bf16 is the float32 export
 compiled with `INFERENCE_PRECISION_HINT=bf16` (kirag's own option, not sentence-transformers').
+OpenVINO int8-mixed (kirag's own too) is NNCF's static int8 with the MatMuls that lose most in
+int8 left out (MIXED_KEPT_FLOAT: the feed-forward block and attention's probabilities x values)
+and compiled with the bf16 hint, so those run in bfloat16: between int8 and bf16 in speed and
+agreement (docs/retrieval.md has the measured figures).
 Only the transformer is replaced;
 pooling and normalisation stay sentence-transformers' own modules.
 
@@ -36,12 +40,31 @@ from kirag.core.optional import require
 from kirag.errors import InputError, OutputExistsError
 
 BACKENDS = ("torch", "onnx", "openvino")
-QUANTIZATIONS = ("int8", "bf16")
+QUANTIZATIONS = ("int8", "bf16", "int8-mixed")
 # bf16 is not a separate export: OpenVINO runs the float32 model with bfloat16 arithmetic where
 # the CPU has it (AVX512_BF16 or AMX) and float32 elsewhere
 ARITHMETIC_ONLY = {"bf16"}
+# what only the openvino backend runs; int8-mixed is compiled with bfloat16 arithmetic for the
+# operations it keeps out of int8
+OPENVINO_ONLY = {"bf16", "int8-mixed"}
+BF16_ARITHMETIC = {"bf16", "int8-mixed"}
 EXPORT_VERSION = 1  # bump when the export steps change: old cache folders are then not reused
 CALIBRATION_SAMPLES = 300  # as sentence-transformers' OpenVINO static quantisation
+# int8-mixed: NNCF static int8 with these MatMuls (full-match regular expressions over the names
+# torch.onnx.export gives a BERT encoder's operations) kept in float and run in bfloat16: the
+# feed-forward block's two products and attention's probabilities x values. Measured on MiniLM
+# (held-out passages, mean 1 - cosine to float32 per role left alone in int8, the rest bfloat16:
+# Q.K^T 2.6e-4, attention output 3.3e-4, Q/K/V projections 4.1e-4, feed-forward input 6.9e-4;
+# all int8 3.4e-3, of which the feed-forward output 42% and probabilities x values 22%), int8
+# stays where it costs least: Q/K/V, Q.K^T and the attention output (a third of the products)
+MIXED_KEPT_FLOAT: tuple[str, ...] = (
+    r".*/layer\.\d+/intermediate/dense/MatMul",
+    r".*/layer\.\d+/output/dense/MatMul",
+    r".*/attention/self/MatMul_1",
+)
+# its calibration passages: the bundled sample's passages after the first `skip` (outside the
+# first 2,000 that `kirag bench scale --sections encoding` measures on)
+MIXED_CALIBRATION = {"corpus": "enwiki-sample", "skip": 3500, "samples": 300}
 # the order the exported graph takes its inputs in (the ones the tokenizer produces)
 INPUT_ORDER = ("input_ids", "attention_mask", "token_type_ids")
 MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin")
@@ -52,6 +75,7 @@ EXTRA_MODULES = {
     "openvino": ("onnx", "openvino"),
     "openvino-int8": ("onnx", "openvino", "nncf"),
     "openvino-bf16": ("onnx", "openvino"),
+    "openvino-int8-mixed": ("onnx", "openvino", "nncf"),
 }
 
 
@@ -71,16 +95,16 @@ class EncoderBackend:
             raise InputError(
                 f"unknown quantisation {self.quantize!r}; known: {', '.join(QUANTIZATIONS)}"
             )
+        if self.quantize in OPENVINO_ONLY and self.backend != "openvino":
+            raise InputError(
+                f"{self.quantize} runs on the openvino encoder backend "
+                f"(backend=openvino with quantize={self.quantize})",
+                parameters=("backend", "quantize"),
+            )
         if self.quantize and self.backend == "torch":
             raise InputError(
                 "int8 quantisation runs on the onnx or openvino encoder backend "
                 "(backend=onnx|openvino with quantize=int8)",
-                parameters=("backend", "quantize"),
-            )
-        if self.quantize in ARITHMETIC_ONLY and self.backend != "openvino":
-            raise InputError(
-                f"{self.quantize} arithmetic runs on the openvino encoder backend "
-                f"(backend=openvino with quantize={self.quantize})",
                 parameters=("backend", "quantize"),
             )
 
@@ -126,12 +150,10 @@ def export_folder(location: str, choice: EncoderBackend, root: Path | None = Non
     slug = Path(location).name.replace("/", "--") or "model"
     if not Path(location).exists():  # a hub id
         slug = location.replace("/", "--")
-    return (
-        (root or cache_root())
-        / "encoders"
-        / f"{slug}.{model_stamp(location)}"
-        / f"{choice.backend}-{choice.quantize or 'fp32'}"
-    )
+    name = f"{choice.backend}-{choice.quantize or 'fp32'}"
+    if choice.quantize == "int8-mixed":  # its recipe is part of its name
+        name += f"-{mixed_recipe_key()}"
+    return (root or cache_root()) / "encoders" / f"{slug}.{model_stamp(location)}" / name
 
 
 def _model_file(folder: Path, backend: str) -> Path:
@@ -200,29 +222,52 @@ def _convert_openvino(source: Path, out: Path) -> None:
     ov.save_model(ov.convert_model(str(source)), str(out), compress_to_fp16=False)
 
 
-def calibration_texts(count: int | None = None) -> list[str]:
-    """The first `count` (default CALIBRATION_SAMPLES) passages of the bundled enwiki sample
-    (offline calibration data)."""
+def calibration_texts(count: int | None = None, skip: int = 0) -> list[str]:
+    """`count` (default CALIBRATION_SAMPLES) passages of the bundled enwiki sample after its
+    first `skip` (offline calibration data)."""
     from kirag.io.corpus import read_corpus
 
     count = count or CALIBRATION_SAMPLES
     texts = []
-    for document in read_corpus("enwiki-sample"):
+    for index, document in enumerate(read_corpus("enwiki-sample")):
+        if index < skip:
+            continue
         texts.append(document.contents)
         if len(texts) == count:
             break
     return texts
 
 
-def _quantize_openvino(st_model, source: Path, out: Path) -> None:
+def mixed_recipe_key() -> str:
+    """Names an int8-mixed export: a hash of everything in its recipe (the operations kept out of
+    int8, the calibration passages, the nncf version), so a changed recipe is exported again."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        nncf_version = version("nncf")
+    except PackageNotFoundError:
+        nncf_version = "absent"
+    recipe = json.dumps([MIXED_KEPT_FLOAT, MIXED_CALIBRATION, nncf_version], sort_keys=True)
+    return hashlib.sha256(recipe.encode()).hexdigest()[:8]
+
+
+def _quantize_openvino(st_model, source: Path, out: Path, mixed: bool = False) -> dict:
     """Post-training static int8 quantisation of an OpenVINO IR with NNCF (transformer preset),
-    calibrated on bundled passages tokenized as the model tokenizes them."""
+    calibrated on bundled passages tokenized as the model tokenizes them. `mixed`: the MatMuls
+    named by MIXED_KEPT_FLOAT stay out of int8, and the calibration passages are
+    MIXED_CALIBRATION's. Returns what the export record adds (the operations kept float)."""
+    import re
+
     ov = require("openvino", "openvino", "the OpenVINO encoder backend")
     nncf = require("nncf", "openvino", "int8 OpenVINO quantisation")
     transformer = st_model[0]
     names = _input_names(transformer)
+    if mixed:
+        texts = calibration_texts(MIXED_CALIBRATION["samples"], MIXED_CALIBRATION["skip"])
+    else:
+        texts = calibration_texts()
     items = []
-    for text in calibration_texts():
+    for text in texts:
         encoded = transformer.tokenizer(
             [text],
             truncation=True,
@@ -230,14 +275,38 @@ def _quantize_openvino(st_model, source: Path, out: Path) -> None:
             return_tensors="np",
         )
         items.append({name: encoded[name].astype(np.int64) for name in names})
+    model = ov.Core().read_model(str(source))
+    options: dict[str, Any] = {}
+    record: dict[str, Any] = {"calibration_passages": len(items)}
+    if mixed:
+        matmuls = [
+            op.get_friendly_name() for op in model.get_ops() if op.get_type_name() == "MatMul"
+        ]
+        kept = [n for n in matmuls if any(re.fullmatch(p, n) for p in MIXED_KEPT_FLOAT)]
+        if not kept:
+            warnings.warn(
+                "int8-mixed: no MatMul of this model matches the operations it keeps in float "
+                "(named as torch.onnx.export names a BERT encoder's): every MatMul is int8",
+                stacklevel=2,
+            )
+        else:
+            options["ignored_scope"] = nncf.IgnoredScope(names=kept)
+        record.update(
+            calibration=MIXED_CALIBRATION,
+            matmuls=len(matmuls),
+            matmuls_kept_float=kept,
+            recipe=mixed_recipe_key(),
+        )
     with kept_signal_stack():  # nncf compiles the model to collect its statistics
         quantized = nncf.quantize(
-            ov.Core().read_model(str(source)),
+            model,
             nncf.Dataset(items),
             model_type=nncf.ModelType.TRANSFORMER,
             subset_size=len(items),
+            **options,
         )
     ov.save_model(quantized, str(out), compress_to_fp16=False)
+    return record
 
 
 def cached_export(
@@ -251,6 +320,7 @@ def cached_export(
     if target.is_file():
         return target
     # each step starts from the previous one's cached export: onnx -> int8 / openvino -> int8
+    record: dict[str, Any] = {}
     if choice == EncoderBackend("onnx"):
         source = None
     elif choice.backend == "openvino" and choice.quantize:
@@ -266,7 +336,9 @@ def cached_export(
             elif choice.backend == "onnx":
                 _quantize_onnx(source, out)
             elif choice.quantize:
-                _quantize_openvino(st_model, source, out)
+                record = _quantize_openvino(
+                    st_model, source, out, mixed=choice.quantize == "int8-mixed"
+                )
             else:
                 _convert_openvino(source, out)
             (tmp / "export.json").write_text(
@@ -277,6 +349,7 @@ def cached_export(
                         "quantize": choice.quantize,
                         "from": str(source) if source else "torch.onnx.export",
                         "seconds": round(time.perf_counter() - started, 1),
+                        **record,
                     },
                     indent=1,
                 ),
@@ -356,8 +429,8 @@ class OpenVinoTransformer(ExportedTransformer):
         self.precision = ran.get_type_name() if hasattr(ran, "get_type_name") else str(ran)
         if precision == "bf16" and self.precision != "bf16":
             warnings.warn(
-                "this CPU has no bfloat16 instructions (AVX512_BF16 or AMX): the openvino bf16 "
-                "encoder runs in float32",
+                "this CPU has no bfloat16 instructions (AVX512_BF16 or AMX): the openvino "
+                "encoder's bfloat16 arithmetic runs in float32",
                 stacklevel=2,
             )
 
@@ -401,7 +474,7 @@ def attach_backend(st_model, location: str, choice: EncoderBackend) -> None:
     if choice.backend == "onnx":
         runtime: ExportedTransformer = OnnxTransformer(path, config, names)
     else:
-        precision = "bf16" if choice.quantize == "bf16" else "f32"
+        precision = "bf16" if choice.quantize in BF16_ARITHMETIC else "f32"
         runtime = OpenVinoTransformer(path, config, names, precision)
     transformer.model = _as_module(runtime)
     transformer.model_forward_params = None  # forward takes **inputs

@@ -39,6 +39,11 @@ needs_openvino = pytest.mark.skipif(
 # passage (OpenVINO int8: 0.958, 0.995); the floor leaves room for CPUs whose int8 kernels
 # round differently.
 INT8_RECALL_FLOOR = 0.9
+# int8-mixed on the same 120 passages with 8 calibration passages (the test's, to keep it to
+# seconds): measured recall@10 0.958, cosine >= 0.987 per passage (mean 0.9966); the floors leave
+# room for CPUs whose int8 kernels round differently
+MIXED_RECALL_FLOOR = 0.9
+MIXED_COSINE_FLOOR = 0.98
 MAX_LENGTH = 128  # shorter than MiniLM's 256: the same code paths in half the time
 
 
@@ -231,6 +236,59 @@ def test_openvino_int8_static_quantization(monkeypatch, tmp_path, torch_vectors,
     assert (xml / "openvino_model.xml").is_file()
     cosine = np.sum(encoder.encode(texts[:32]) * torch_vectors[:32], axis=1)
     assert cosine.min() > 0.9 and cosine.max() < 1 - 1e-6
+
+
+@needs_openvino
+@pytest.mark.skipif(not is_available("nncf"), reason="nncf (the openvino extra) is not installed")
+def test_openvino_int8_mixed_keeps_sensitive_matmuls_float(
+    monkeypatch, tmp_path, torch_encoder, torch_vectors, texts, questions
+):
+    from kirag.retrieval import encoder_backends
+
+    default_folder = export_folder(
+        torch_encoder.spec.location, EncoderBackend("openvino", "int8-mixed")
+    )
+    # a small calibration set in a cache of its own keeps this test to seconds; the recipe is
+    # part of the export's name, so the smaller one is a different export
+    monkeypatch.setenv("KIRAG_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(
+        encoder_backends, "MIXED_CALIBRATION", {**encoder_backends.MIXED_CALIBRATION, "samples": 8}
+    )
+    encoder = Encoder(
+        "minilm", device="cpu", backend="openvino", quantize="int8-mixed", max_length=MAX_LENGTH
+    )
+    folder = export_folder(encoder.spec.location, EncoderBackend("openvino", "int8-mixed"))
+    assert folder.name.startswith("openvino-int8-mixed-") and folder.name != default_folder.name
+    record = json.loads((folder / "export.json").read_text("utf-8"))
+    assert record["calibration_passages"] == 8 and record["calibration"]["skip"] > 2000
+    kept = record["matmuls_kept_float"]
+    assert 0 < len(kept) < record["matmuls"]  # some MatMuls int8, the sensitive ones float
+    runtime = encoder.model[0].model.runtime
+    assert runtime.precision == ("bf16" if _cpu_has_bf16() else "f32")
+    vectors = encoder.encode(texts)
+    cosine = np.sum(vectors * torch_vectors, axis=1)
+    assert cosine.min() > MIXED_COSINE_FLOOR and cosine.max() < 1 - 1e-6
+    recall = recall_at_10(
+        torch_vectors,
+        vectors,
+        torch_encoder.encode_queries(questions),
+        encoder.encode_queries(questions),
+    )
+    assert recall >= MIXED_RECALL_FLOOR
+    # the export is cached: a second encoder quantises nothing
+    monkeypatch.setattr(encoder_backends, "_quantize_openvino", _refuse)
+    again = Encoder(
+        "minilm", device="cpu", backend="openvino", quantize="int8-mixed", max_length=MAX_LENGTH
+    )
+    assert np.allclose(again.encode(texts[:4]), vectors[:4], atol=1e-5)
+    for backend in ("onnx", "torch"):
+        with pytest.raises(InputError, match="int8-mixed runs on the openvino encoder") as caught:
+            EncoderBackend(backend, "int8-mixed")
+        assert "\n" not in str(caught.value)
+
+
+def _refuse(*args, **kwargs):
+    raise AssertionError("the export was made again instead of reused")
 
 
 @needs_onnx
