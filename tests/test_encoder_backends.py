@@ -132,19 +132,27 @@ def test_export_is_cached_in_a_fixed_folder_and_reused(onnx_encoder, export_cach
     assert again.config()["backend"] == "onnx"
 
 
-@needs_onnx
-def test_onnx_int8_keeps_recall_at_10(torch_encoder, torch_vectors, texts, questions):
-    int8 = Encoder("minilm", device="cpu", backend="onnx", quantize="int8", max_length=MAX_LENGTH)
-    vectors = int8.encode(texts)
-    cosine = np.sum(vectors * torch_vectors, axis=1)
-    assert cosine.min() > 0.97  # close, but not equal: the weights really are int8
-    assert np.abs(vectors - torch_vectors).max() > 1e-4
+def agreement_with_torch(encoder, torch_encoder, torch_vectors, texts, questions):
+    """`encoder`'s passage vectors, their cosine to torch's, and recall@10 of its search against
+    torch's (the same measures as kirag bench scale --sections encoding)."""
+    vectors = encoder.encode(texts)
     recall = recall_at_10(
         torch_vectors,
         vectors,
         torch_encoder.encode_queries(questions),
-        int8.encode_queries(questions),
+        encoder.encode_queries(questions),
     )
+    return vectors, np.sum(vectors * torch_vectors, axis=1), recall
+
+
+@needs_onnx
+def test_onnx_int8_keeps_recall_at_10(torch_encoder, torch_vectors, texts, questions):
+    int8 = Encoder("minilm", device="cpu", backend="onnx", quantize="int8", max_length=MAX_LENGTH)
+    vectors, cosine, recall = agreement_with_torch(
+        int8, torch_encoder, torch_vectors, texts, questions
+    )
+    assert cosine.min() > 0.97  # close, but not equal: the weights really are int8
+    assert np.abs(vectors - torch_vectors).max() > 1e-4
     assert recall >= INT8_RECALL_FLOOR
 
 
@@ -209,15 +217,10 @@ def test_openvino_bf16_runs_the_fp32_export_in_bfloat16(
     used = export_folder(encoder.spec.location, EncoderBackend("openvino", "bf16").export)
     assert used.name == "openvino-fp32" and (used / "openvino_model.xml").is_file()
     assert not (used.parent / "openvino-bf16").exists()
-    vectors = encoder.encode(texts)
-    cosine = np.sum(vectors * torch_vectors, axis=1)
-    assert cosine.min() > 0.999
-    recall = recall_at_10(
-        torch_vectors,
-        vectors,
-        torch_encoder.encode_queries(questions),
-        encoder.encode_queries(questions),
+    _, cosine, recall = agreement_with_torch(
+        encoder, torch_encoder, torch_vectors, texts, questions
     )
+    assert cosine.min() > 0.999
     assert recall >= 0.97  # measured 0.99+ on 2,000 passages (kirag bench scale, README)
     with pytest.raises(InputError, match="openvino encoder backend"):
         EncoderBackend("onnx", "bf16")
@@ -265,15 +268,10 @@ def test_openvino_int8_mixed_keeps_sensitive_matmuls_float(
     assert 0 < len(kept) < record["matmuls"]  # some MatMuls int8, the sensitive ones float
     runtime = encoder.model[0].model.runtime
     assert runtime.precision == ("bf16" if _cpu_has_bf16() else "f32")
-    vectors = encoder.encode(texts)
-    cosine = np.sum(vectors * torch_vectors, axis=1)
-    assert cosine.min() > MIXED_COSINE_FLOOR and cosine.max() < 1 - 1e-6
-    recall = recall_at_10(
-        torch_vectors,
-        vectors,
-        torch_encoder.encode_queries(questions),
-        encoder.encode_queries(questions),
+    vectors, cosine, recall = agreement_with_torch(
+        encoder, torch_encoder, torch_vectors, texts, questions
     )
+    assert cosine.min() > MIXED_COSINE_FLOOR and cosine.max() < 1 - 1e-6
     assert recall >= MIXED_RECALL_FLOOR
     # the export is cached: a second encoder quantises nothing
     monkeypatch.setattr(encoder_backends, "_quantize_openvino", _refuse)
