@@ -56,10 +56,6 @@ OTHER_SETTINGS = {
     ("kirag quantize", "--k"): "first-stage passages of a calibration query",
     ("kirag submit trec", "--k"): "the documents a TREC run keeps per topic",
     ("kirag submit validate", "--k"): "the documents a TREC run may keep per topic",
-    ("kirag rerank", "--engine"): "the reranker's engine, not the extraction LLM's",
-    ("kirag serve", "--engine"): "the served reranker's engine",
-    ("kirag answer", "--engine"): "the constructor's and reader's engine",
-    ("kirag bench reproduce", "--engine"): "the engine of every LLM role",
 }
 
 # flag -> why classes that declare it under one field name declare it apart (else it is one

@@ -28,6 +28,7 @@ REPRODUCED = {"extractor": ("spacy", "llm")}  # the extractors the benchmark bui
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from kirag.core.settings import add_arguments as add_settings
     from kirag.knowledge.triple_index import TripleIndexSettings
+    from kirag.llm.settings import EngineSettings
     from kirag.rag.reader import ReaderSettings
     from kirag.rag.reference import ReferenceSettings
 
@@ -42,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", default=DEFAULT_LLM, help="LLM of every role (constructor, reader)"
     )
-    parser.add_argument("--engine", default="auto", help="LLM engine (llamacpp, vllm, ...)")
+    add_settings(parser, EngineSettings, only=("engine",), title="LLM engine (every role)")
     # the triple index's extractor and encoder (the encoder also embeds the dense index); the
     # benchmark runs only the extractors it can rebuild an index with
     add_settings(parser, TripleIndexSettings, only=("extractor", "encoder"), restrict=REPRODUCED)

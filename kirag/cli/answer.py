@@ -25,7 +25,7 @@ from kirag.cli.common import (
 from kirag.cli.report import add_html, write_report
 from kirag.core.settings import add_arguments, add_per_mode_arguments, per_mode_options
 from kirag.eval.submission import QA_TARGETS
-from kirag.llm.factory import ENGINES
+from kirag.llm.settings import EngineSettings
 from kirag.rag.answering import AnswerSettings
 from kirag.rag.modes import MODES
 from kirag.rag.reader import ReaderSettings
@@ -75,11 +75,8 @@ def register(subparsers) -> None:
         help="prediction format (auto: the dataset's)",
     )
     add_kirag_models(parser)
-    parser.add_argument(
-        "--engine",
-        default="auto",
-        choices=["auto", *ENGINES],
-        help="LLM engine for constructor and reader",
+    add_arguments(
+        parser, EngineSettings, only=("engine",), title="LLM engine (constructor, reader, --rerank)"
     )
     parser.add_argument(
         "--aligner",

@@ -29,7 +29,6 @@ from kirag.cli.common import (
 from kirag.cli.report import add_html, write_report
 from kirag.core.ranges import COUNT, COUNT_OR_ZERO, FRACTION
 from kirag.core.settings import add_arguments, as_record, from_args, keyed
-from kirag.llm.factory import ENGINES
 from kirag.llm.settings import EngineSettings
 from kirag.models import DEFAULT_LLM
 from kirag.rerank.factory import command_line_rerankers
@@ -140,14 +139,8 @@ def add_reranker_arguments(parser: argparse.ArgumentParser, optional: bool = Fal
         default=DEFAULT_LLM,
         help="model: short name, path (.gguf or folder), hub id, or a preset such as rank1-7b",
     )
-    parser.add_argument(
-        "--engine",
-        default="auto",
-        choices=["auto", *ENGINES],
-        help="LLM engine for rank1",
-    )
     add_arguments(parser, Rank1Settings, title="Rank1")
-    add_arguments(parser, EngineSettings, title="LLM engine")
+    add_arguments(parser, EngineSettings, title="LLM engine")  # --engine and its options
 
 
 def engine_options(args: argparse.Namespace) -> dict:
@@ -279,9 +272,10 @@ INPUT_FLAGS = (
 
 def scoring_settings(args: argparse.Namespace) -> dict:
     """The settings that decide a reranker's scores, as the command line gives them: they key
-    the work folder of a sharded rerank (the choice of reranker, model, engine and depth, and
-    every Rank1 and engine setting that affects results, float rounding included)."""
-    chosen = {name: getattr(args, name) for name in ("reranker", "model", "engine", "k")}
+    the work folder of a sharded rerank (the choice of reranker, model and depth, and every
+    Rank1 and engine setting that affects results, the engine itself and float rounding
+    included)."""
+    chosen = {name: getattr(args, name) for name in ("reranker", "model", "k")}
     return chosen | keyed(from_args(Rank1Settings, args)) | keyed(from_args(EngineSettings, args))
 
 

@@ -11,11 +11,11 @@ from functools import cached_property
 from importlib import resources
 
 from kirag.core.ranges import COUNT, COUNT_OR_ZERO
-from kirag.core.settings import check_settings, setting
+from kirag.core.settings import check_settings, same_as, setting
 from kirag.knowledge.sentences import SentenceSplitter, link_sentence
 from kirag.knowledge.triples import Triple, dedupe_triples, parse_triples
 from kirag.llm.base import LLMEngine, chat_generate, room_for_text
-from kirag.llm.factory import ENGINES
+from kirag.llm.settings import EngineSettings
 from kirag.models import DEFAULT_LLM
 from kirag.types import Document
 
@@ -32,12 +32,7 @@ class LLMExtractorSettings:
         DEFAULT_LLM,
         "LLM for --extractor llm|reference (short name, .gguf or HF folder, hub id)",
     )
-    engine_name: str = setting(
-        "auto",
-        "LLM engine for --extractor llm|reference",
-        choices=("auto", *ENGINES),
-        flag="--engine",
-    )
+    engine_name: str = same_as(EngineSettings, "engine")
     max_tokens: int = setting(256, "new tokens of a document's triples", range=COUNT, cli=False)
     num_examples: int = setting(
         2, "few-shot examples in the prompt", range=COUNT_OR_ZERO, cli=False

@@ -1,6 +1,7 @@
-"""The engine options a user sets (precision, quantization, parallelism, context), declared once:
-the flags of every command that loads an engine, the options passed to `load_engine`, the run
-record and the keys of sharded work are derived from `EngineSettings`."""
+"""The engine a user chooses and the options they set (precision, quantization, parallelism,
+context), declared once: the flags of every command that loads an engine (every `--engine`), the
+options passed to `load_engine`, the run record and the keys of sharded work are derived from
+`EngineSettings`."""
 
 from __future__ import annotations
 
@@ -10,14 +11,24 @@ from typing import Any
 from kirag.core.ranges import COUNT
 from kirag.core.settings import changed_options, check_settings, setting
 from kirag.llm.convert import GGUF_TYPES
+from kirag.llm.factory import ENGINES
 from kirag.llm.transformers_engine import DTYPES
 
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """Options of the LLM engine; only those changed from their defaults reach the engine, which
-    refuses the ones it does not take (e.g. a vLLM quantization on llama.cpp) with a clear error."""
+    """The LLM engine and its options; only the options changed from their defaults reach the
+    engine, which refuses the ones it does not take (e.g. a vLLM quantization on llama.cpp) with
+    a clear error."""
 
+    # the one --engine of every command (the extraction LLM's too: LLMExtractorSettings)
+    engine: str = setting(
+        "auto",
+        "LLM engine; auto: llamacpp for a .gguf (transformers without llama-cpp-python), else "
+        "vllm on a GPU machine that has it, else transformers",
+        choices=("auto", *ENGINES),
+        flag="--engine",
+    )
     dtype: str | None = setting(
         None,
         "precision (transformers, vllm); default: float16 on a GPU (the Rank1 reference's), "
@@ -51,5 +62,8 @@ class EngineSettings:
         check_settings(self)
 
     def options(self) -> dict[str, Any]:
-        """The engine options these settings ask for, by the engines' parameter names."""
-        return changed_options(self)
+        """The engine options these settings ask for, by the engines' parameter names (the
+        engine's name is `load_engine`'s own argument, not an option)."""
+        options = changed_options(self)
+        options.pop("engine", None)
+        return options
