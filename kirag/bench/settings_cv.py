@@ -15,6 +15,7 @@ import argparse
 import itertools
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 KS = (3, 5, 10)
@@ -132,8 +133,12 @@ def run(args: argparse.Namespace) -> dict:
     for setting in grid:
         retriever = pipeline.retriever
         retriever.doc_retriever = first_stages[setting["first_stage"]]
-        retriever.fusion_weights = (setting["chain_weight"], 1.0, 0.0)
-        retriever.max_turns, retriever.beam_size = setting["max_turns"], setting["beam_size"]
+        retriever.settings = replace(
+            retriever.settings,
+            fusion_weights=(setting["chain_weight"], 1.0, 0.0),
+            max_turns=setting["max_turns"],
+            beam_size=setting["beam_size"],
+        )
         scores.append(
             [
                 _recalls(

@@ -130,25 +130,12 @@ class IterativeRetriever:
         """`settings`: a beam-search mode's settings (AlignerModeSettings, the default, or
         LLMModeSettings); `options`: any of its fields by name, over it. Its `first_stage` names
         the `doc_retriever` KiRAG builds; the retriever uses the one it is given."""
-        settings = replace(settings or AlignerModeSettings(), **options)  # checked: frozen
-        self.settings = settings
+        # the one copy, read where used (frozen and checked: dataclasses.replace changes it)
+        self.settings = replace(settings or AlignerModeSettings(), **options)
         self.index = index
         self.constructor = constructor
         self.aligner = aligner if aligner is not None else index.encoder
         self.doc_retriever = doc_retriever
-        self.max_turns = settings.max_turns
-        self.beam_size = settings.beam_size
-        self.num_candidates = settings.num_candidates
-        self.graph_expansion = settings.graph_expansion
-        self.graph_hops = settings.graph_hops
-        self.doc_expansion_k = settings.doc_expansion_k
-        self.pick_bonus = settings.pick_bonus
-        self.min_score = settings.min_score
-        self.new_evidence = settings.new_evidence
-        self.hop_search = settings.hop_search
-        self.passage_weight = settings.passage_weight
-        self.triple_search = settings.triple_search
-        self.fusion_weights = settings.fusion_weights
         self._same_encoder = (
             getattr(self.aligner, "model_name", None) == index.manifest["encoder"]["model"]
         )
@@ -164,7 +151,7 @@ class IterativeRetriever:
         trace: list[TurnTrace] = []
         seen_scores: dict[int, float] = {}
         calls_before = self.constructor.calls if self.constructor else 0
-        for turn in range(1, self.max_turns + 1):
+        for turn in range(1, self.settings.max_turns + 1):
             open_chains = [c for c in chains if not c.finished]
             if not open_chains:
                 break
@@ -180,7 +167,7 @@ class IterativeRetriever:
             ):
                 successors += self._expand(chain, positions, scores, decision, turn, query, trace)
             successors.sort(key=lambda c: -c.score)
-            chains = successors[: self.beam_size]
+            chains = successors[: self.settings.beam_size]
             if self.on_turn is not None:
                 self.on_turn(turn, chains)
         chains = [c for c in chains if c.triples] or chains
@@ -201,32 +188,32 @@ class IterativeRetriever:
         titled by them; the search is added only when `hop_search` is on or that neighbourhood
         is empty.
         """
+        s = self.settings
         query_vectors = np.asarray(self.aligner.encode(list(queries)), dtype=np.float32)
         pools: list[list[tuple[int, Triple]]] = []
         for chain in chains:
             pool: list[int] = []
-            if chain.triples and self.graph_expansion:
+            if chain.triples and s.graph_expansion:
                 bridges = bridge_entities(chain.triples[-1], question)
-                pool += sorted(self.index.neighbours(bridges, hops=self.graph_hops))
+                pool += sorted(self.index.neighbours(bridges, hops=s.graph_hops))
                 pool += self.index.positions_of_titles(bridges)
             pools.append(self._usable(chain, pool))
         need_search = [
             i
             for i, (c, pool) in enumerate(zip(chains, pools, strict=True))
-            if not c.triples or self.hop_search or not pool
+            if not c.triples or s.hop_search or not pool
         ]
         if need_search:
             found = (
-                self.index.search([queries[i] for i in need_search], self.num_candidates)
-                if self.triple_search
+                self.index.search([queries[i] for i in need_search], s.num_candidates)
+                if s.triple_search
                 else [[] for _ in need_search]
             )
             for i, hits in zip(need_search, found, strict=True):
                 searched = [h.position for h in hits]
-                if self.doc_retriever is not None and self.doc_expansion_k > 0:
+                if self.doc_retriever is not None and s.doc_expansion_k > 0:
                     doc_ids = [
-                        h.doc_id
-                        for h in self.doc_retriever.search(queries[i], self.doc_expansion_k)
+                        h.doc_id for h in self.doc_retriever.search(queries[i], s.doc_expansion_k)
                     ]
                     searched += self.index.positions_of_documents(doc_ids)
                 known = {p for p, _ in pools[i]}
@@ -253,12 +240,12 @@ class IterativeRetriever:
         from a sentence or document the chain already used."""
         if any(t.key == triple.key for t in chain.triples):
             return False
-        if self.new_evidence == "sentence":
+        if self.settings.new_evidence == "sentence":
             return all(
                 (t.doc_id, t.sentence_index) != (triple.doc_id, triple.sentence_index)
                 for t in chain.triples
             )
-        if self.new_evidence == "document":
+        if self.settings.new_evidence == "document":
             return all(t.doc_id != triple.doc_id for t in chain.triples)
         return True
 
@@ -269,15 +256,15 @@ class IterativeRetriever:
         the similarity of the passage it comes from (context the short triple text lacks)."""
         if not triples:
             return np.zeros(0, dtype=np.float32)
+        weight = self.settings.passage_weight
         if self._vectors is None:
             scores = self.index.score(query_vector, positions)
-            if self.passage_weight and self.index.has_passage_vectors:
-                passages = self.index.passage_scores(query_vector, triples)
-                scores = scores + self.passage_weight * passages
+            if weight and self.index.has_passage_vectors:
+                scores = scores + weight * self.index.passage_scores(query_vector, triples)
             return scores
         scores = self._vectors.triples(positions, triples) @ query_vector
-        if self.passage_weight:
-            scores = scores + self.passage_weight * (self._vectors.passages(triples) @ query_vector)
+        if weight:
+            scores = scores + weight * (self._vectors.passages(triples) @ query_vector)
         return np.asarray(scores, dtype=np.float32)
 
     def _decide(self, question: str, chains: Sequence[Chain], candidates) -> list:
@@ -323,12 +310,14 @@ class IterativeRetriever:
                 return [done]
         bonus = np.zeros(len(positions), dtype=np.float32)
         if decision is not None and decision.pick is not None:
-            bonus[decision.pick] = self.pick_bonus
+            bonus[decision.pick] = self.settings.pick_bonus
             step.picked = self.index.triples([positions[decision.pick]])[0].text
         adjusted = np.asarray(scores, dtype=np.float32) + bonus
-        order = [i for i in np.argsort(-adjusted, kind="stable") if adjusted[i] >= self.min_score][
-            : self.beam_size
-        ]
+        order = [
+            i
+            for i in np.argsort(-adjusted, kind="stable")
+            if adjusted[i] >= self.settings.min_score
+        ][: self.settings.beam_size]
         if not order:  # no new triple: the chain is done
             return [
                 Chain(
@@ -369,7 +358,9 @@ class IterativeRetriever:
             else [],
             [Hit(d, best_by_doc[d], i) for i, d in enumerate(by_evidence, 1)],
         ]
-        fused = reciprocal_rank_fusion(rankings, weights=list(self.fusion_weights), depth=k)
+        fused = reciprocal_rank_fusion(
+            rankings, weights=list(self.settings.fusion_weights), depth=k
+        )
         documents = self.index.docstore.get_many([h.doc_id for h in fused])
         return [
             Hit(h.doc_id, h.score, h.rank, doc, {"scores": h.metadata["scores"]})
