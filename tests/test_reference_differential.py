@@ -252,7 +252,9 @@ def test_reader(case, fakes):
 # --- G/I/J/H: extraction --------------------------------------------------------------------
 
 
-def _extractor(fakes, pools, outputs=(), context=4096):
+def _extractor(fakes, pools, outputs=(), **options):
+    """The reference extractor over the recorded pools, with the reference's settings but
+    `options` (ReferenceExtractorSettings' fields, or `settings=`)."""
     from kirag.knowledge.demonstrations import DemonstrationEncoder
     from kirag.knowledge.reference_extractor import ReferenceTripleExtractor
 
@@ -261,8 +263,27 @@ def _extractor(fakes, pools, outputs=(), context=4096):
         demonstrations=str(pools[0]),
         dataset="test",
         encoder=DemonstrationEncoder(fakes.HashSentenceModel()),
-        context=context,
+        **options,
     )
+
+
+def test_the_extractor_takes_its_settings_or_their_fields(fakes, pools):
+    """The reference extractor's numbers are ReferenceExtractorSettings' (the reference's): given
+    as settings or field by field, the same extractor and cache id; checked before any engine
+    loads."""
+    from kirag.errors import SettingsError
+    from kirag.knowledge.reference_extractor import (
+        ReferenceExtractorSettings,
+        ReferenceTripleExtractor,
+    )
+
+    by_field = _extractor(fakes, pools, context=2048)
+    given = _extractor(fakes, pools, settings=ReferenceExtractorSettings(context=2048))
+    assert given.settings == by_field.settings and given.id == by_field.id
+    assert by_field.settings.encoder == "HashSentenceModel"  # the loaded ranker, as the id names it
+    assert by_field.id.endswith(":k5:HashSentenceModel:max512:ctx2048:raw")
+    with pytest.raises(SettingsError, match=r"^num_demonstrations must be an integer >= 0"):
+        ReferenceTripleExtractor(num_demonstrations=-1)
 
 
 @pytest.mark.parametrize("case", BY_KIND["extraction"], ids=_ids("extraction"))

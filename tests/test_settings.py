@@ -56,6 +56,8 @@ OTHER_SETTINGS = {
     ("kirag quantize", "--k"): "first-stage passages of a calibration query",
     ("kirag submit trec", "--k"): "the documents a TREC run keeps per topic",
     ("kirag submit validate", "--k"): "the documents a TREC run may keep per topic",
+    ("kirag answer", "--demonstration-encoder"): "ranks the constructor's chain demonstrations "
+    "(default: the index's encoder), not the reference extractor's",
 }
 
 # flag -> why classes that declare it under one field name declare it apart (else it is one

@@ -115,6 +115,7 @@ def _extractor_options(args: argparse.Namespace) -> dict:
 
 def _triples_arguments(parser: argparse.ArgumentParser) -> None:
     from kirag.knowledge.llm_extractor import LLMExtractorSettings
+    from kirag.knowledge.reference_extractor import ReferenceExtractorSettings
     from kirag.knowledge.triple_index import TripleIndexSettings
     from kirag.retrieval.dense import DenseSettings
 
@@ -131,12 +132,7 @@ def _triples_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="the pool's dataset section for --extractor reference (default: wikipedia)",
     )
-    parser.add_argument(
-        "--demonstration-encoder",
-        default="minilm",
-        help="--extractor reference: the model ranking demonstrations with the reference's E5 "
-        "settings ('passage: Title: …', 256 tokens; the reference: intfloat/e5-large-v2)",
-    )
+    add_arguments(parser, ReferenceExtractorSettings, only=("encoder",))  # --demonstration-encoder
     # the triples' encoder runs and is indexed as a dense index's
     add_arguments(parser, DenseSettings, skip=("model", "batch_size", "shard_size", "device"))
     parser.add_argument(

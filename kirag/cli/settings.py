@@ -15,6 +15,9 @@ SETTINGS_CLASSES = {
     "Dense index (kirag index dense)": "kirag.retrieval.dense:DenseSettings",
     "Triple index (kirag index triples)": "kirag.knowledge.triple_index:TripleIndexSettings",
     "LLM triple extractor (--extractor llm)": "kirag.knowledge.llm_extractor:LLMExtractorSettings",
+    "Reference triple extractor (--extractor reference)": (
+        "kirag.knowledge.reference_extractor:ReferenceExtractorSettings"
+    ),
     "Rank1 reranker": "kirag.rerank.rank1:Rank1Settings",
     "LLM engine": "kirag.llm.settings:EngineSettings",
     "Quantization calibration (kirag quantize)": "kirag.llm.quantize:CalibrationSettings",

@@ -37,9 +37,6 @@ NUM_DEMONSTRATIONS = 5
 # The reference's demonstration ranker (retriever/e5.py as models.py and kg_generator.py call it)
 QUERY_PREFIX, QUERY_MAX_LENGTH = "query: ", 128
 PASSAGE_PREFIX, PASSAGE_MAX_LENGTH = "passage: ", 256
-# The reference's context for extraction prompts: demonstrations are dropped until instruction,
-# demonstrations and document fit (kg_generator.py, KGGenerator max_length)
-EXTRACTION_CONTEXT = 4096
 
 
 @dataclass(frozen=True)
@@ -215,7 +212,6 @@ EXTRACTION_INSTRUCTION = (
     "with a head entity, aggregate these tail entities using commas. Format your output in the "
     "form of <head entity; relation; tail entity>."
 )
-EXTRACTION_MAX_TOKENS = 512
 
 
 def extraction_shot(demonstration: ExtractionDemonstration) -> str:
@@ -242,7 +238,7 @@ def fit_extraction_demonstrations(
     title: str,
     text: str,
     count_tokens,
-    max_length: int = EXTRACTION_CONTEXT,
+    max_length: int,
 ) -> list[ExtractionDemonstration]:
     """The reference's fit: the longest run of the chosen demonstrations (best first) with which
     instruction + "\n\n" + demonstrations + "\n\n" + document count at most `max_length`

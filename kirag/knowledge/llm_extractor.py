@@ -24,9 +24,9 @@ PROMPT_FILE = "triple_extraction.json"
 
 @dataclass(frozen=True)
 class LLMExtractorSettings:
-    """How an LLM extracts triples (`--extractor llm`; the reference extractor shares the model,
-    engine, batches and sentence splitting). The extraction cache's id holds the engine, model,
-    prompt version, examples and new tokens (LLMTripleExtractor.id)."""
+    """How an LLM extracts triples (`--extractor llm`; the reference extractor's settings share
+    the model, engine and batches). The extraction cache's id holds the engine, model, prompt
+    version, examples and new tokens (LLMTripleExtractor.id)."""
 
     model: str = setting(
         DEFAULT_LLM,

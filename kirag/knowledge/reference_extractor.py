@@ -12,10 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
+from kirag.core.ranges import COUNT, COUNT_OR_ZERO
+from kirag.core.settings import check_settings, other_default, same_as, setting
 from kirag.knowledge.demonstrations import (
-    EXTRACTION_CONTEXT,
-    EXTRACTION_MAX_TOKENS,
     NUM_DEMONSTRATIONS,
     SHIPPED,
     DemonstrationEncoder,
@@ -25,11 +28,50 @@ from kirag.knowledge.demonstrations import (
     fit_extraction_demonstrations,
     load_pools,
 )
-from kirag.knowledge.llm_extractor import LLM_EXTRACTION, LLMTripleExtractor
+from kirag.knowledge.llm_extractor import LLMExtractorSettings, LLMTripleExtractor
 from kirag.knowledge.sentences import punkt_sentences, reference_sentence_link
 from kirag.knowledge.triples import Triple, raw_triple, raw_triple_texts
 from kirag.llm.base import LLMEngine, chat_generate
 from kirag.types import Document
+
+
+@dataclass(frozen=True)
+class ReferenceExtractorSettings:
+    """How the reference extracts triples (`--extractor reference`): the model, engine and batches
+    are the LLM extractor's settings, the numbers the reference's. The extraction cache's id
+    holds the engine, model, pool, demonstrations, their ranker, new tokens and context
+    (ReferenceTripleExtractor.id)."""
+
+    model: str = same_as(LLMExtractorSettings, "model")
+    engine_name: str = same_as(LLMExtractorSettings, "engine_name")
+    max_tokens: int = other_default(LLMExtractorSettings, "max_tokens", 512)
+    batch_size: int = same_as(LLMExtractorSettings, "batch_size")
+    num_demonstrations: int = setting(
+        NUM_DEMONSTRATIONS,
+        "demonstrations chosen per document by similarity from the pool",
+        range=COUNT_OR_ZERO,
+        cli=False,
+    )
+    encoder: str = setting(
+        "minilm",
+        "--extractor reference: the model ranking demonstrations with the reference's E5 "
+        "settings ('passage: Title: …', 256 tokens; the reference: intfloat/e5-large-v2)",
+        flag="--demonstration-encoder",
+    )
+    # kg_generator.py, KGGenerator max_length
+    context: int = setting(
+        4096,
+        "tokens the prompt fits in: demonstrations are dropped until instruction, demonstrations "
+        "and document fit",
+        range=COUNT,
+        cli=False,
+    )
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+REFERENCE_EXTRACTION = ReferenceExtractorSettings()
 
 
 def document_text(document: Document) -> str:
@@ -68,10 +110,8 @@ def reference_token_count(engine: LLMEngine, text: str) -> int:
 
 
 class ReferenceTripleExtractor(LLMTripleExtractor):
-    """The reference's few-shot extractor over adaptive demonstrations (`--extractor reference`).
-    `encoder` ranks the demonstrations with the reference's E5 settings: a model name/path or a
-    loaded sentence-transformers model object (the reference uses an untrained
-    intfloat/e5-large-v2)."""
+    """The reference's few-shot extractor over adaptive demonstrations (`--extractor reference`),
+    as its settings (ReferenceExtractorSettings) say."""
 
     name = "reference"
     loose_parsing = False  # the reference's parser: `<([^>]*)>` only
@@ -79,34 +119,48 @@ class ReferenceTripleExtractor(LLMTripleExtractor):
     def __init__(
         self,
         engine: LLMEngine | None = None,
-        model: str = LLM_EXTRACTION.model,
-        engine_name: str = LLM_EXTRACTION.engine_name,
-        max_tokens: int = EXTRACTION_MAX_TOKENS,
-        batch_size: int = LLM_EXTRACTION.batch_size,
-        sentence_pipeline: str = LLM_EXTRACTION.sentence_pipeline,
+        *,
+        settings: ReferenceExtractorSettings | None = None,
         demonstrations: str | None = None,
         dataset: str = SHIPPED,
-        encoder="minilm",
-        num_demonstrations: int = NUM_DEMONSTRATIONS,
-        context: int = EXTRACTION_CONTEXT,
+        encoder: Any = None,
         engine_options: Mapping | None = None,
+        **options: Any,
     ):
+        """`settings` (the reference's by default), with `options`: any of its fields by name,
+        over it. `demonstrations`: a pool file (default: the shipped pool), `dataset` its
+        section. `encoder` ranks the demonstrations with the reference's E5 settings: a model
+        name or path (the `encoder` setting) or a loaded sentence-transformers model or ranker
+        object (the settings then name it as the id does)."""
+        if isinstance(encoder, str | Path):
+            options["encoder"], encoder = str(encoder), None
+        settings = replace(settings or REFERENCE_EXTRACTION, **options)  # checked: frozen
         super().__init__(
-            engine, model, engine_name, max_tokens, 0, batch_size, sentence_pipeline, engine_options
+            engine,
+            settings.model,
+            settings.engine_name,
+            settings.max_tokens,
+            0,
+            settings.batch_size,
+            engine_options=engine_options,
         )
         pool = load_pools(demonstrations).documents(dataset)
+        if encoder is None:
+            encoder = settings.encoder
         ranker = encoder if hasattr(encoder, "encode_passages") else DemonstrationEncoder(encoder)
-        self.selector = ExtractionDemonstrationSelector(pool, ranker, num_demonstrations)
-        self.context = context
+        self.settings = settings = replace(
+            settings, encoder=getattr(ranker, "model_name", type(ranker).__name__)
+        )
+        self.selector = ExtractionDemonstrationSelector(pool, ranker, settings.num_demonstrations)
         self._demonstrations: list[ExtractionDemonstration] = []
         digest = hashlib.sha256(
             json.dumps([d.document() + "\n" + "\n".join(d.triples) for d in pool]).encode()
         ).hexdigest()[:12]
         model_id = getattr(self.engine, "model_id", getattr(self.engine, "name", "engine"))
-        encoder_name = getattr(ranker, "model_name", type(ranker).__name__)
         self.id = (
             f"reference:{getattr(self.engine, 'name', 'engine')}:{model_id}:{dataset}:{digest}"
-            f":k{num_demonstrations}:{encoder_name}:max{max_tokens}:ctx{context}:raw"
+            f":k{settings.num_demonstrations}:{settings.encoder}:max{settings.max_tokens}"
+            f":ctx{settings.context}:raw"
         )
 
     def messages(
@@ -124,7 +178,7 @@ class ReferenceTripleExtractor(LLMTripleExtractor):
                 d.title or "",
                 d.text,
                 lambda text: reference_token_count(self.engine, text),
-                self.context,
+                self.settings.context,
             )
             for d, demos in zip(documents, chosen, strict=True)
         ]
