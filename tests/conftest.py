@@ -10,6 +10,28 @@ import pytest
 
 os.environ.setdefault("KIRAG_PROGRESS", "0")
 
+
+def share_cpus_among_workers() -> None:
+    """Under pytest-xdist (`make test`: -n 2), give each worker its own share of the CPUs
+    (its affinity mask, inherited by the processes it starts), before torch or llama.cpp size
+    their thread pools. Without it each worker's torch and llama.cpp ran one thread per CPU of
+    the machine: 2 workers on 2 cores ran 4 spinning threads, and -n 2 was no faster than one
+    process."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker.startswith("gw") or workers < 2 or not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < workers:
+        return
+    share = cpus[int(worker.removeprefix("gw")) % workers :: workers]
+    os.sched_setaffinity(0, share)
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[variable] = str(len(share))
+
+
+share_cpus_among_workers()
+
 DATA = Path(__file__).parent / "data"
 
 

@@ -19,8 +19,8 @@ API_KEY = "kirag-test-key"  # the servers' key; the tests pass it through an env
 class LlamaServer(_LlamaServer):
     """The server with the tests' API key."""
 
-    def __init__(self, model: Path, alias: str, port: int | None = None):
-        super().__init__(model, alias, port, api_key=API_KEY)
+    def __init__(self, model: Path, alias: str, port: int | None = None, **options):
+        super().__init__(model, alias, port, api_key=API_KEY, **options)
 
 
 class StormProxy:

@@ -129,6 +129,6 @@ def test_answer_per_mode_defaults_are_what_kirag_builds(slice_triple_index, smol
     }
     settings = KiRAG(slice_triple_index, mode="reference").retriever.settings
     for flag, per_mode in answer_help_per_mode().items():
-        actual = {mode: getattr(r, generic[flag]) for mode, r in built.items()}
+        actual = {mode: getattr(r.settings, generic[flag]) for mode, r in built.items()}
         actual["reference"] = getattr(settings, generic[flag])  # one name in every mode
         assert per_mode == actual, flag

@@ -22,18 +22,18 @@ ALIAS = "smollm2-135m"
 KEY_ENV = "KIRAG_TEST_API_KEY"
 BUDGET = 24  # a small thinking budget: the mechanics, quickly
 
-# The server reuses the KV prefix of its previous request and evaluates the rest of a prompt in
-# another batch, which moves llama.cpp's quantized arithmetic enough to flip a greedy near-tie
-# (measured: 4-5 of 8 reader prompts). So the greedy-text equality tests send their requests one
-# at a time, in a fixed order, and one worker runs this file's tests in file order: the server
-# sees the same sequence of requests in every run (requests in flight at once reached it in an
-# order that changed with the machine's load: a flake under xdist).
+# The binding's server reuses the KV prefix of its previous request and evaluates the rest of a
+# prompt in other batches, which moves llama.cpp's quantized arithmetic enough to flip a greedy
+# near-tie (measured: 4-5 of 8 reader prompts): with it, a greedy text depended on the requests
+# before. The tests' server runs with --no-prefix-reuse (every prompt from an empty cache, as
+# the in-process exact_llamacpp_engine); the equality tests also send their requests one at a
+# time, and one worker runs this file in file order.
 pytestmark = pytest.mark.xdist_group("openai_server")
 
 
 @pytest.fixture(scope="session")
 def llama_server(smollm2_gguf):
-    server = LlamaServer(smollm2_gguf, ALIAS).start()
+    server = LlamaServer(smollm2_gguf, ALIAS, prefix_reuse=False).start()
     yield server
     server.stop()
 
@@ -213,7 +213,7 @@ def test_rerank_resumes_after_the_server_is_killed_mid_run(
 ):
     from kirag.eval.runs import read_run_scores
 
-    server = LlamaServer(smollm2_gguf, ALIAS).start()
+    server = LlamaServer(smollm2_gguf, ALIAS, prefix_reuse=False).start()
     proxy = StormProxy(server.url.removesuffix("/v1"))
     try:
         full = tmp_path / "full.trec"

@@ -14,6 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from kirag.core.cpus import usable_cpus
+from kirag.llm.llamacpp_server import NO_PREFIX_REUSE
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -22,7 +25,9 @@ def free_port() -> int:
 
 
 class LlamaServer:
-    """llama_cpp.server on 127.0.0.1:`port`, serving `model` as `alias`."""
+    """llama_cpp.server on 127.0.0.1:`port`, serving `model` as `alias`; without
+    `prefix_reuse` every request is evaluated from an empty cache (kirag.llm.llamacpp_server's
+    --no-prefix-reuse: greedy answers that do not depend on the requests before)."""
 
     name = "llama_cpp.server"
 
@@ -33,8 +38,10 @@ class LlamaServer:
         port: int | None = None,
         context: int = 4096,
         api_key: str | None = None,
+        prefix_reuse: bool = True,
     ):
         self.model, self.alias, self.context, self.api_key = model, alias, context, api_key
+        self.prefix_reuse = prefix_reuse
         self.port = port or free_port()
         self.process: subprocess.Popen | None = None
 
@@ -48,10 +55,12 @@ class LlamaServer:
             sys.executable, "-m", "kirag.llm.llamacpp_server",
             "--model", str(self.model), "--model_alias", self.alias,
             "--host", "127.0.0.1", "--port", str(self.port),
-            "--n_ctx", str(self.context), "--n_threads", str(os.cpu_count() or 1),
+            "--n_ctx", str(self.context), "--n_threads", str(usable_cpus()),
             "--flash_attn", "true",  # as kirag's llama.cpp engine
             "--verbose", "false",
         ]  # fmt: skip
+        if not self.prefix_reuse:
+            command.append(NO_PREFIX_REUSE)
         if self.api_key:  # on the command line: a test key, never a real one
             command += ["--api_key", self.api_key]
         return command

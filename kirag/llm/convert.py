@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 from kirag.core.atomic import atomic_directory
+from kirag.core.cpus import usable_cpus
 from kirag.core.optional import require
 from kirag.errors import OutputExistsError
 from kirag.models import hub_offline
@@ -83,7 +84,7 @@ def requantize_gguf(
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype
     params.allow_requantize = True
-    params.nthread = threads or os.cpu_count() or 1
+    params.nthread = threads or usable_cpus()
     from llama_cpp._logger import set_verbose
 
     set_verbose(False)  # llama.cpp logs every tensor it converts

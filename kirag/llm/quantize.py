@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from kirag.core.cpus import usable_cpus
 from kirag.core.ranges import COUNT, SEED, Range
 from kirag.core.settings import check_settings, setting
 from kirag.errors import KiragError, SettingsError
@@ -352,7 +353,7 @@ def quantize_gguf(
             "with llama.cpp's convert_hf_to_gguf.py first)"
         )
     tools = tools or LlamaTools.find()
-    threads = threads or os.cpu_count() or 1
+    threads = threads or usable_cpus()
     base, base_note = unquantized_base(source)
     with atomic_directory(output, overwrite=overwrite, check_replace=_check_quantized) as tmp:
         texts: dict = {}
