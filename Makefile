@@ -154,7 +154,7 @@ test: install browser
 # The development lane (under 3 minutes here): the tests that load no LLM, build no triple index
 # and are not marked slow (tests/conftest.py marks them by the fixtures they use). CI runs
 # `make test`, everything.
-FAST_LANE := not slow and not llm and not triple_index
+FAST_LANE := not slow and not llm and not triple_index and not ray and not export
 test-fast: install
 	$(PY) -m pytest $(PYTEST_PARALLEL) -m "$(FAST_LANE)" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; \

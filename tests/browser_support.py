@@ -28,26 +28,22 @@ FLAGS = [
 SCREENSHOTS = os.environ.get("KIRAG_SCREENSHOTS")
 
 
-_SHARED: dict = {}  # one Playwright and one browser per process: the sync API allows one
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """The shared browser; the first test module asking for it closes it at the session end."""
+    """A browser for one module's tests, closed when they end: while Playwright's sync API is
+    started it runs its event loop in the main thread, and an asyncio test run in the same
+    process meanwhile fails ("Runner.run() cannot be called from a running event loop")."""
     playwright = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} missing: the Makefile's browser target installs chromium")
         pytest.skip(f"{CHROMIUM} missing (apt-get install -y chromium)")
-    if _SHARED:
-        yield _SHARED["browser"]
-        return
     driver = playwright.sync_playwright().start()
-    _SHARED["browser"] = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
     try:
-        yield _SHARED["browser"]
+        launched = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield launched
+        launched.close()
     finally:
-        _SHARED.pop("browser").close()
         driver.stop()
 
 

@@ -206,6 +206,8 @@ MARKING_FIXTURES = {
 GROUPED_MARKERS = ("triple_index",)
 
 
+# before pytest-xdist's own hook, which reads the xdist_group markers given here
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         used = set(getattr(item, "fixturenames", ()))

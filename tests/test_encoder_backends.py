@@ -25,6 +25,9 @@ from kirag.cli import main
 from kirag.core.optional import is_available
 from kirag.errors import IndexLoadError, InputError, MissingExtraError
 
+# real exports and quantizations (seconds each): left out of the fast lane
+pytestmark = pytest.mark.export
+
 needs_onnx = pytest.mark.skipif(
     not (is_available("onnx") and is_available("onnxruntime")),
     reason="the onnx extra (onnx + onnxruntime) is not installed",

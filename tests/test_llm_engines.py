@@ -156,22 +156,28 @@ def test_int8_dynamic_quantization_runs_and_is_flagged(smollm2_gguf, caplog):
 
 
 @pytest.mark.slow
-def test_gguf_converts_to_an_hf_folder_with_the_same_numbers(
-    tmp_path, smollm2_gguf, transformers_engine
+def test_a_small_gguf_is_dequantized_once_into_the_cache_with_the_same_numbers(
+    tmp_path, monkeypatch, smollm2_gguf
 ):
-    from kirag.llm.convert import gguf_to_hf
+    """The transformers engine loads a small GGUF from gguf_to_hf's folder (what vLLM loads too),
+    made once in kirag's cache; it computes what transformers' own GGUF loader computes, which
+    still loads a file over the cache's size limit."""
+    from kirag.llm import convert
     from kirag.llm.transformers_engine import TransformersEngine
 
-    folder = gguf_to_hf(smollm2_gguf, tmp_path / "smollm2-hf")
-    assert (folder / "config.json").exists() and not list(folder.glob("*.gguf"))
-    config = (folder / "config.json").read_text()
-    assert "quantization_config" not in config
-    converted = TransformersEngine(str(folder))
-    a = converted.next_token_logprobs([PROMPT], [" true", " false"])[0]
-    b = transformers_engine.next_token_logprobs([PROMPT], [" true", " false"])[0]
-    assert a[" true"] == pytest.approx(b[" true"], abs=1e-4) and a[" false"] == pytest.approx(
-        b[" false"], abs=1e-4
-    )
+    monkeypatch.setenv("KIRAG_CACHE_DIR", str(tmp_path))
+    cached = TransformersEngine(str(smollm2_gguf))
+    made = list((tmp_path / "hf").iterdir())
+    assert len(made) == 1 and (made[0] / "config.json").exists()
+    assert not list(made[0].glob("*.gguf"))
+    assert "quantization_config" not in (made[0] / "config.json").read_text()
+    assert convert.dequantized_folder(smollm2_gguf) == made[0]  # found, not made again
+    monkeypatch.setattr(convert, "DEQUANTIZED_CACHE_MAX_BYTES", 0)
+    assert convert.dequantized_folder(smollm2_gguf) is None
+    direct = TransformersEngine(str(smollm2_gguf))  # transformers' GGUF loader, in memory
+    a = cached.next_token_logprobs([PROMPT], [" true", " false"])[0]
+    b = direct.next_token_logprobs([PROMPT], [" true", " false"])[0]
+    assert a == pytest.approx(b, abs=1e-5)
 
 
 def test_llamacpp_requantizes_a_gguf_once_into_the_cache(

@@ -1,5 +1,6 @@
 """The transformers engine: HF folders, hub ids and GGUF files (dequantized by transformers'
-GGUF loader), on CPU or GPU, fp32 / bf16 / fp16, optionally with dynamic int8 quantization of
+GGUF loader; a small one once, into kirag's cache: kirag.llm.convert.dequantized_folder), on CPU
+or GPU, fp32 / bf16 / fp16, optionally with dynamic int8 quantization of
 the Linear layers on CPU.
 
 Decoding is a batched greedy loop with a KV cache (left padding, explicit position ids), so stop
@@ -27,6 +28,7 @@ from kirag.llm.base import (
     shared_prefix,
     single_token_id,
 )
+from kirag.llm.convert import dequantized_folder
 from kirag.models import hub_offline
 
 log = logging.getLogger(__name__)
@@ -95,15 +97,20 @@ class TransformersEngine(HFTokenizerTokens):
             )
         path = Path(model_path)
         load_args: dict = {"trust_remote_code": trust_remote_code}
-        source = str(model_path)
+        source = model_source = str(model_path)
+        model_args = load_args
         if path.suffix.lower() == ".gguf":
-            source, load_args["gguf_file"] = str(path.parent), path.name
+            source, load_args = str(path.parent), {**load_args, "gguf_file": path.name}
+            # the same fp32 weights, dequantized once into kirag's cache where the file is small;
+            # the tokenizer is always the GGUF's (a saved copy tokenizes "\n\n" as one token)
+            folder = dequantized_folder(path)
+            model_source, model_args = (str(folder), model_args) if folder else (source, load_args)
         context = hub_offline() if local else contextlib.nullcontext()
         with context, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.tokenizer = AutoTokenizer.from_pretrained(source, **load_args)
             self.model = AutoModelForCausalLM.from_pretrained(
-                source, dtype=getattr(torch, dtype), **load_args
+                model_source, dtype=getattr(torch, dtype), **model_args
             )
         self.model.to(self.device).eval()
         if quantize == "int8":
