@@ -173,7 +173,9 @@ class _CountingEncoder:
 def test_streaming_build_equals_one_encode_and_resumes(index, tmp_path):
     """The streamed build (triples to SQLite, texts to .npy shards, FAISS fed from memory maps)
     finds what encoding every triple text in one call into one Flat index finds (the previous
-    build); a crash while encoding resumes with only the missing shards."""
+    build); a crash while encoding resumes with only the missing shards. On the index's first 90
+    documents (~1,000 triples, 4 shards): the same code paths as the whole slice in a third of
+    the time."""
     import itertools
 
     import faiss
@@ -181,20 +183,22 @@ def test_streaming_build_equals_one_encode_and_resumes(index, tmp_path):
 
     from kirag.knowledge.triple_index import build_triple_index, triple_embedding_text
 
-    triples = index.triples(range(len(index)))
+    documents = list(index.docstore)[:90]
+    every = index.triples(range(len(index)))
+    triples = every[: sum(1 for t in every if t.doc_id in {d.id for d in documents})]
+    assert {t.doc_id for t in triples} <= {d.id for d in documents}  # the first documents' own
     by_doc = {d: list(ts) for d, ts in itertools.groupby(triples, key=lambda t: t.doc_id)}
-    documents = list(index.docstore)
     pairs = [(doc, by_doc.get(doc.id, [])) for doc in documents]
     encoder = index.encoder
     vectors = encoder.encode([triple_embedding_text(t) for t in triples], batch_size=256)
     flat = faiss.IndexFlatIP(vectors.shape[1])
     flat.add(vectors)
-    queries = ["premier of Alberta", "Aristotle taught Alexander", "independence of Angola"]
+    queries = ["Aristotle taught Alexander", "anarchism opposes the state", "Alabama state capital"]
     expected_scores, expected = flat.search(encoder.encode(queries), 10)
 
     out = tmp_path / "streamed"
     shards = -(-len(triples) // 300)
-    assert shards >= 3
+    assert shards >= 4
     crashing = _CountingEncoder(encoder, crash_at=3)
     with pytest.raises(RuntimeError, match="killed"):
         build_triple_index(documents, pairs, out, crashing, "spacy", shard_size=300, with_bm25=False, with_dense=False)  # fmt: skip
@@ -209,7 +213,9 @@ def test_streaming_build_equals_one_encode_and_resumes(index, tmp_path):
     hits = streamed.search(queries, 10)
     assert [[h.position for h in row] for row in hits] == expected.tolist()
     np.testing.assert_allclose([[h.score for h in row] for row in hits], expected_scores, atol=1e-5)
-    assert streamed.neighbours(["Alberta"]) == index.neighbours(["Alberta"])
+    # the same positions as in the whole index: Aristotle's triples among the first documents'
+    whole = {p for p in index.neighbours(["Aristotle"]) if p < len(triples)}
+    assert whole and streamed.neighbours(["Aristotle"]) == whole
 
 
 def test_aligner_chains_bridge_two_articles(index):

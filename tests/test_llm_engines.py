@@ -157,21 +157,23 @@ def test_int8_dynamic_quantization_runs_and_is_flagged(smollm2_gguf, caplog):
 
 @pytest.mark.slow
 def test_a_small_gguf_is_dequantized_once_into_the_cache_with_the_same_numbers(
-    tmp_path, monkeypatch, smollm2_gguf
+    monkeypatch, smollm2_gguf
 ):
-    """The transformers engine loads a small GGUF from gguf_to_hf's folder (what vLLM loads too),
-    made once in kirag's cache; it computes what transformers' own GGUF loader computes, which
-    still loads a file over the cache's size limit."""
+    """The transformers engine loads a small GGUF's weights from gguf_to_hf's folder (what vLLM
+    loads too), made once in kirag's cache (the suite's: another test's load may have made it);
+    it computes what transformers' own GGUF loader computes, which still loads a file over the
+    cache's size limit."""
     from kirag.llm import convert
     from kirag.llm.transformers_engine import TransformersEngine
 
-    monkeypatch.setenv("KIRAG_CACHE_DIR", str(tmp_path))
     cached = TransformersEngine(str(smollm2_gguf))
-    made = list((tmp_path / "hf").iterdir())
-    assert len(made) == 1 and (made[0] / "config.json").exists()
-    assert not list(made[0].glob("*.gguf"))
-    assert "quantization_config" not in (made[0] / "config.json").read_text()
-    assert convert.dequantized_folder(smollm2_gguf) == made[0]  # found, not made again
+    made = convert.dequantized_folder(smollm2_gguf)
+    assert made is not None and (made / "config.json").exists()
+    assert made.parent.name == "hf" and not list(made.glob("*.gguf"))
+    assert "quantization_config" not in (made / "config.json").read_text()
+    stamp = (made / "config.json").stat().st_mtime_ns
+    assert convert.dequantized_folder(smollm2_gguf) == made  # found, not made again
+    assert (made / "config.json").stat().st_mtime_ns == stamp
     monkeypatch.setattr(convert, "DEQUANTIZED_CACHE_MAX_BYTES", 0)
     assert convert.dequantized_folder(smollm2_gguf) is None
     direct = TransformersEngine(str(smollm2_gguf))  # transformers' GGUF loader, in memory

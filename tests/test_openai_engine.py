@@ -213,7 +213,7 @@ def test_rerank_resumes_after_the_server_is_killed_mid_run(
 ):
     from kirag.eval.runs import read_run_scores
 
-    server = LlamaServer(smollm2_gguf, ALIAS, prefix_reuse=False).start()
+    server = LlamaServer(smollm2_gguf, ALIAS).start()  # with prefix reuse: the noise below
     proxy = StormProxy(server.url.removesuffix("/v1"))
     try:
         full = tmp_path / "full.trec"

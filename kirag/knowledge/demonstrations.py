@@ -337,7 +337,9 @@ class ChainDemonstrationSelector:
     question are encoded as queries (the reference: E5 "query: ", 128 tokens) and the `k` most
     similar kept."""
 
-    def __init__(self, demonstrations: Sequence[ChainDemonstration], aligner, k: int = 5):
+    def __init__(
+        self, demonstrations: Sequence[ChainDemonstration], aligner, k: int = NUM_DEMONSTRATIONS
+    ):
         self.demonstrations = list(demonstrations)
         self.aligner = aligner
         self.k = k
@@ -358,7 +360,12 @@ class ExtractionDemonstrationSelector:
     """Chooses extraction demonstrations per document: "Title: …\\nText: …" of the document and of
     the pool encoded as passages (the reference: E5 "passage: ", 256 tokens), `k` most similar."""
 
-    def __init__(self, demonstrations: Sequence[ExtractionDemonstration], aligner, k: int = 5):
+    def __init__(
+        self,
+        demonstrations: Sequence[ExtractionDemonstration],
+        aligner,
+        k: int = NUM_DEMONSTRATIONS,
+    ):
         self.demonstrations = list(demonstrations)
         self.aligner = aligner
         self.k = k
