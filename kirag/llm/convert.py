@@ -9,7 +9,7 @@ from pathlib import Path
 from kirag.core.atomic import atomic_directory
 from kirag.core.cpus import usable_cpus
 from kirag.core.optional import require
-from kirag.errors import OutputExistsError
+from kirag.errors import KiragError, OutputExistsError
 from kirag.models import hub_offline
 
 
@@ -62,7 +62,6 @@ def requantize_gguf(
     import os
 
     from kirag.core.atomic import TMP_MARK
-    from kirag.errors import KiragError
 
     llama_cpp = require("llama_cpp", "llamacpp", "requantizing a GGUF")
     key = weight_type.lower()
@@ -124,8 +123,6 @@ def dequantized_folder(gguf_path: str | Path, cache_dir: str | Path | None = Non
     names its files: loading it takes a second where dequantizing the GGUF again takes ~15.
     None for a file over DEQUANTIZED_CACHE_MAX_BYTES, or while another process makes it (the
     caller then dequantizes in memory)."""
-    from kirag.errors import KiragError
-
     gguf_path = Path(gguf_path).resolve()
     if gguf_path.stat().st_size > DEQUANTIZED_CACHE_MAX_BYTES:
         return None

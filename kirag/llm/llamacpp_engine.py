@@ -92,8 +92,8 @@ def _context_params(
 ):
     """llama.cpp context parameters: one unified KV cache of `kv_cells` shared by `n_parallel`
     sequences."""
-    # llama-cpp-python decodes on half the cores by default; all it may run on decode 1.6x faster
-    # here (SmolLM2-135M on 2 cores: 91 vs 58 tokens/s)
+    # llama-cpp-python decodes on half the cores by default; on every CPU it may use it decodes
+    # 1.6x faster here (SmolLM2-135M on 2 cores: 91 vs 58 tokens/s)
     n_threads = n_threads or usable_cpus()
     params = llama_cpp.llama_context_default_params()
     params.n_ctx = kv_cells

@@ -1,7 +1,6 @@
-"""The transformers engine: HF folders, hub ids and GGUF files (dequantized by transformers'
-GGUF loader; a small one once, into kirag's cache: kirag.llm.convert.dequantized_folder), on CPU
-or GPU, fp32 / bf16 / fp16, optionally with dynamic int8 quantization of
-the Linear layers on CPU.
+"""The transformers engine: HF folders, hub ids and GGUF files (dequantized by transformers' GGUF
+loader; a small one once, into kirag's cache: kirag.llm.convert.dequantized_folder), on CPU or
+GPU, fp32 / bf16 / fp16, optionally with dynamic int8 quantization of the Linear layers on CPU.
 
 Decoding is a batched greedy loop with a KV cache (left padding, explicit position ids), so stop
 strings and the final position's log-probabilities are handled exactly like vLLM does. When all
