@@ -121,8 +121,9 @@ def dequantized_folder(gguf_path: str | Path, cache_dir: str | Path | None = Non
     """The HF folder of a GGUF file's fp32 dequantization (gguf_to_hf), made once and kept in
     kirag's cache (`$KIRAG_CACHE_DIR`, default ~/.cache/kirag/hf), named as requantized_gguf
     names its files: loading it takes a second where dequantizing the GGUF again takes ~15.
-    None for a file over DEQUANTIZED_CACHE_MAX_BYTES, or while another process makes it (the
-    caller then dequantizes in memory)."""
+    None for a file over DEQUANTIZED_CACHE_MAX_BYTES, while another process makes it, or where
+    the cache cannot be written (read-only, full): the caller then dequantizes in memory, as
+    before the cache existed."""
     gguf_path = Path(gguf_path).resolve()
     if gguf_path.stat().st_size > DEQUANTIZED_CACHE_MAX_BYTES:
         return None
@@ -131,7 +132,7 @@ def dequantized_folder(gguf_path: str | Path, cache_dir: str | Path | None = Non
         return out
     try:
         return gguf_to_hf(gguf_path, out)
-    except KiragError:  # another process holds its build lock
+    except (KiragError, OSError):  # another process holds its build lock; or no room to write
         return None
 
 
